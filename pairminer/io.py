@@ -1,0 +1,175 @@
+"""Atomic, schema-checked reads and writes of Parquet and JSON, on local paths or fsspec URLs.
+
+Local writes go to a temporary name in the destination folder and are renamed into place, so a
+killed run never leaves a half-written file under the final name. Remote object stores (s3://,
+gs://) publish an object only when its upload completes, which gives the same guarantee.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError, OutputError
+from .schemas import json_schema, table_schema
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """Join path parts for local paths and URLs alike."""
+    base = str(base)
+    if is_url(base):
+        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+    return str(Path(base, *parts))
+
+
+def exists(path: str | os.PathLike) -> bool:
+    if is_url(path):
+        import fsspec
+
+        fs, p = fsspec.core.url_to_fs(str(path))
+        return fs.exists(p)
+    return Path(path).exists()
+
+
+def ensure_dir(path: str | os.PathLike) -> None:
+    """Create an output folder, turning permission and disk errors into OutputError."""
+    if is_url(path):
+        return
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {path}: {exc.strerror}; choose a writable -o folder") from exc
+    if not os.access(path, os.W_OK):
+        raise OutputError(f"output folder {path} is not writable; choose another -o folder or fix its permissions")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
+    """Yield a temporary local path next to `path`; rename it onto `path` when the block succeeds."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{suffix}.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+            raise OutputError(f"cannot write {path}: {exc.strerror}; free disk space or choose another -o") from exc
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    if is_url(path):
+        import fsspec
+
+        with fsspec.open(str(path), "wb") as f:
+            f.write(data)
+        return
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _clean_floats(obj: Any) -> Any:
+    """JSON has no NaN/inf; write them as null so every reader can parse the file."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike, doc: dict, schema: str | None = None) -> None:
+    """Write a JSON document atomically, validating it first against `schemas/<schema>.schema.json`."""
+    doc = json.loads(json.dumps(_clean_floats(doc), default=_json_default))
+    if schema:
+        json_schema(schema).validate(doc)
+    write_bytes(path, (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    try:
+        if is_url(path):
+            import fsspec
+
+            with fsspec.open(str(path), "rb") as f:
+                return json.loads(f.read())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} does not exist") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); delete it and rerun the stage that writes it") from exc
+
+
+def write_table(path: str | os.PathLike, data: Any, schema: str) -> pa.Table:
+    """Conform `data` (DataFrame or Table) to `schemas/<schema>`, then write Parquet atomically.
+
+    The Parquet metadata carries the schema name and version. Returns the written table.
+    """
+    table = table_schema(schema).conform(data)
+    if is_url(path):
+        import fsspec
+
+        with fsspec.open(str(path), "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+        return table
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table
+
+
+def read_table(path: str | os.PathLike, schema: str | None = None) -> pa.Table:
+    """Read a Parquet file written by pairminer; with `schema`, validate it (every problem at once)."""
+    try:
+        if is_url(path):
+            import fsspec
+
+            with fsspec.open(str(path), "rb") as f:
+                table = pq.read_table(f)
+        else:
+            if Path(path).is_dir():
+                raise InputError(f"{path} is a folder; give the path of a .parquet file")
+            table = pq.read_table(path)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} does not exist; run the stage that writes it first") from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path} is not a readable Parquet file ({exc}); rerun the stage that writes it") from exc
+    if schema:
+        table_schema(schema).validate(table)
+    return table
