@@ -47,7 +47,8 @@ class _Group(click.Group):
 
 def setup_logging(verbose: int, quiet: bool) -> None:
     VERBOSITY["level"] = max(VERBOSITY["level"], verbose)
-    level = logging.WARNING if quiet else (logging.DEBUG if VERBOSITY["level"] > 1 else logging.INFO)
+    lvl = VERBOSITY["level"]
+    level = logging.WARNING if (quiet or lvl == 0) else (logging.DEBUG if lvl > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     for noisy in ("distributed", "numba", "matplotlib", "fsspec", "asyncio", "tornado", "bokeh"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

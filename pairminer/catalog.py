@@ -1,0 +1,377 @@
+"""Read and validate a catalog (CSV or Parquet, local or fsspec URL) into usable rows + rejects.
+
+The expected columns come from `schemas/catalog.schema.json`. Values are read as text and validated
+with vectorised Arrow kernels, so a malformed value rejects one row, never the whole file. A file
+that is not a catalog at all (empty, wrong columns, binary garbage, unreadable path) raises
+CatalogError with a one-line message.
+
+`row_number` identifies a row in the input: for CSV the 1-based line number in the file (the header is
+line 1; quoted values may not span lines, so one line is one record); for Parquet the 1-based row
+index.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .errors import CatalogError
+from .schemas import table_schema
+
+log = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ("track_id", "artist", "title", "duration")
+
+
+@dataclass
+class Catalog:
+    """A validated catalog.
+
+    Attributes:
+        table: usable rows; columns track_id, artist, title (str), duration_s (float64, seconds),
+            row_number (int64), and the optional columns present (genre, audio_path, artist_id, album,
+            isrc) as strings.
+        rejects: one row per unusable input row (schema `rejects`).
+        rows_read: rows in the input (= len(table) + len(rejects)).
+        fmt: "csv" or "parquet".
+        base_dir: the catalog's folder (relative audio paths resolve against it), or a URL prefix.
+    """
+
+    table: pa.Table
+    rejects: pa.Table
+    rows_read: int
+    fmt: str
+    base_dir: str
+
+
+def _columns_spec() -> tuple[list[str], list[str]]:
+    schema = table_schema("catalog")
+    required = [c.name for c in schema.columns if c.required]
+    optional = [c.name for c in schema.columns if not c.required]
+    return required, optional
+
+
+def _open_bytes(path: str) -> bytes:
+    """Read the whole input. Local paths are checked first so the error says exactly what is wrong."""
+    if "://" in path and not path.startswith("file://"):
+        import fsspec
+
+        try:
+            with fsspec.open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError as exc:
+            raise CatalogError(f"catalog {path} does not exist") from exc
+        except Exception as exc:  # fsspec backends raise many types
+            raise CatalogError(f"cannot read catalog {path}: {exc}") from exc
+    p = Path(path.removeprefix("file://"))
+    if not p.exists():
+        raise CatalogError(f"catalog {path} does not exist; check the path")
+    if p.is_dir():
+        raise CatalogError(f"catalog {path} is a folder; give a .csv or .parquet file")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from exc
+
+
+def _detect_format(path: str, data: bytes) -> str:
+    if data[:4] == b"PAR1":
+        return "parquet"
+    suffix = Path(path.split("?")[0]).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        raise CatalogError(f"catalog {path} has a .parquet name but is not a Parquet file")
+    return "csv"
+
+
+def _decode_header(data: bytes) -> tuple[list[str], int]:
+    """Column names from the first line, and the offset where data rows start."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    end = data.find(b"\n", start)
+    line = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
+    if not line.strip():
+        raise CatalogError("catalog is empty: the first line should be a header such as track_id,artist,title,duration")
+    if b"\x00" in line:
+        raise CatalogError("catalog is not a text CSV file (it holds binary data); give a UTF-8 CSV or a Parquet file")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = line.decode("latin-1")
+    import csv
+
+    try:
+        names = next(csv.reader([text]))
+    except csv.Error as exc:
+        raise CatalogError(f"catalog header cannot be parsed: {exc}") from exc
+    return [n.strip() for n in names], start
+
+
+def _check_columns(names: list[str], mapping: Mapping[str, str], path: str) -> dict[str, str]:
+    """Map schema column -> input column name; raise CatalogError if a required one is missing."""
+    required, optional = _columns_spec()
+    unknown = sorted(set(mapping) - set(required) - set(optional))
+    if unknown:
+        raise CatalogError(
+            f"--column maps unknown catalog column(s) {unknown}; known: {', '.join(required + optional)}"
+        )
+    lower = {n.lower(): n for n in names}
+    resolved: dict[str, str] = {}
+    for col in required + optional:
+        src = mapping.get(col, col)
+        if src in names:
+            resolved[col] = src
+        elif src.lower() in lower:
+            resolved[col] = lower[src.lower()]
+        elif col in mapping:
+            raise CatalogError(f"--column {col}={src}: the catalog has no column {src!r}; it has {names}")
+    missing = [c for c in required if c not in resolved]
+    if missing:
+        shown = ", ".join(repr(n) for n in names[:12]) + (" ..." if len(names) > 12 else "")
+        raise CatalogError(
+            f"catalog {path} lacks required column(s) {', '.join(missing)} (found {shown}); "
+            f"rename them or map them with --column {missing[0]}=YOUR_COLUMN"
+        )
+    return resolved
+
+
+def _read_csv_fast(data: bytes, names: list[str], use_cols: list[str]) -> pa.Table | None:
+    """Multi-threaded Arrow parse of a clean file; None when the file needs the careful path.
+
+    The careful path is taken when any line does not parse, when there are blank lines, or when the
+    record count differs from the line count (a quoted value spanning lines).
+    """
+    if b"\n\n" in data or b"\n\r\n" in data:
+        return None
+    read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True, block_size=16 << 20)
+    parse_opts = pacsv.ParseOptions(newlines_in_values=False)
+    convert_opts = pacsv.ConvertOptions(
+        column_types={n: pa.binary() for n in use_cols}, include_columns=use_cols, strings_can_be_null=False,
+        quoted_strings_can_be_null=False, null_values=[],
+    )
+    try:
+        table = pacsv.read_csv(pa.py_buffer(data), read_options=read_opts, parse_options=parse_opts,
+                               convert_options=convert_opts)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
+    return table if table.num_rows == n_lines else None
+
+
+def _read_csv_careful(data: bytes, offset: int, names: list[str], use_cols: list[str]):
+    """Line-by-line parse: one physical line is one record. Slower, exact about every bad line."""
+    import csv
+
+    idx = [names.index(c) for c in use_cols]
+    cols: list[list] = [[] for _ in use_cols]
+    row_numbers: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    lines = data[offset:].split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    expected = len(names)
+    for number, raw in enumerate(lines[1:], start=2):
+        text = _decode_mixed(raw.rstrip(b"\r"))
+        if not text.strip():
+            continue  # blank lines are not records
+        try:
+            fields = next(csv.reader([text], strict=True))
+        except (csv.Error, StopIteration):
+            fields = None
+        if fields is None or len(fields) != expected:
+            why = "unbalanced quotes" if fields is None else f"{len(fields)} fields, the header has {expected}"
+            bad.append((number, why, text[:2000]))
+            continue
+        row_numbers.append(number)
+        for out, i in zip(cols, idx):
+            out.append(fields[i])
+    table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(use_cols, cols)})
+    return table, np.asarray(row_numbers, dtype=np.int64), bad
+
+
+def _to_utf8(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Binary -> string. Invalid UTF-8 values (e.g. Latin-1 bytes in a UTF-8 file) decode as Latin-1."""
+    try:
+        return col.cast(pa.string())
+    except pa.ArrowInvalid:
+        values = [None if v is None else _decode_mixed(v) for v in col.to_pylist()]
+        return pa.chunked_array([pa.array(values, pa.string())])
+
+
+def _decode_mixed(b: bytes) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("cp1252", errors="replace")
+
+
+def read_csv(data: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa.Table, list[dict], int]:
+    names, offset = _decode_header(data)
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise CatalogError(f"catalog header repeats column name(s) {dup}; make column names unique")
+    resolved = _check_columns(names, mapping, path)
+    use_cols = sorted(set(resolved.values()), key=names.index)
+    fast = _read_csv_fast(data[offset:] if offset else data, names, use_cols)
+    if fast is not None:
+        table = pa.table({col: _to_utf8(fast.column(src)) for col, src in resolved.items()})
+        row_numbers = np.arange(2, 2 + table.num_rows, dtype=np.int64)
+        bad: list[tuple[int, str, str]] = []
+    else:
+        log.info("catalog %s needs the line-by-line parser (bad or blank lines)", path)
+        raw, row_numbers, bad = _read_csv_careful(data, offset, names, use_cols)
+        table = pa.table({col: raw.column(src) for col, src in resolved.items()})
+    table = table.append_column("row_number", pa.array(row_numbers, pa.int64()))
+    rejects = [
+        {"row_number": n, "reason_code": "unparsable", "raw": text,
+         "reason": f"line {n}: unparsable CSV record ({why}); fix its quotes and delimiters"}
+        for n, why, text in bad
+    ]
+    return table, rejects, table.num_rows + len(bad)
+
+
+def read_parquet(data: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa.Table, list[dict], int]:
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        names = pf.schema_arrow.names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CatalogError(f"catalog {path} is not a readable Parquet file: {exc}") from exc
+    resolved = _check_columns(names, mapping, path)
+    raw = pf.read(columns=sorted(set(resolved.values())))
+    cols = {}
+    for col, src in resolved.items():
+        c = raw.column(src)
+        if col == "duration":
+            if not (pa.types.is_integer(c.type) or pa.types.is_floating(c.type) or pa.types.is_string(c.type)
+                    or pa.types.is_large_string(c.type) or pa.types.is_decimal(c.type)):
+                raise CatalogError(
+                    f"catalog column {src!r} has type {c.type}; duration must be numeric seconds "
+                    "(or milliseconds with --duration-unit ms)"
+                )
+            cols[col] = c.cast(pa.float64()) if not pa.types.is_string(c.type) else c
+            continue
+        try:
+            cols[col] = c.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise CatalogError(f"catalog column {src!r} has type {c.type}, which cannot be read as text") from exc
+    table = pa.table(cols)
+    table = table.append_column("row_number", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+    return table, [], table.num_rows
+
+
+def _blank(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    trimmed = pc.utf8_trim_whitespace(col)
+    return pc.or_(pc.is_null(col), pc.equal(pc.utf8_length(trimmed), 0))
+
+
+def _parse_duration(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_floating(col.type):
+        return col
+    trimmed = pc.utf8_trim_whitespace(col)
+    try:
+        return trimmed.cast(pa.float64())
+    except pa.ArrowInvalid:
+        import pandas as pd
+
+        values = pd.to_numeric(pd.Series(trimmed.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
+        return pa.chunked_array([pa.array(values.to_numpy(dtype=np.float64), pa.float64())])
+
+
+def validate(table: pa.Table, duration_unit: str) -> tuple[pa.Table, pa.Table]:
+    """Split rows into usable rows and rejects, vectorised. Returns (good, rejects_table)."""
+    n = table.num_rows
+    reasons = np.full(n, "", dtype=object)
+    codes = np.full(n, "", dtype=object)
+
+    def mark(mask: np.ndarray, code: str, reason: str) -> None:
+        sel = mask & (codes == "")
+        codes[sel] = code
+        reasons[sel] = reason
+
+    mark(_blank(table.column("track_id")).to_numpy(zero_copy_only=False), "missing_track_id",
+         "empty track_id; every row needs a unique id")
+    mark(_blank(table.column("title")).to_numpy(zero_copy_only=False), "missing_title", "empty title")
+    mark(_blank(table.column("artist")).to_numpy(zero_copy_only=False), "missing_artist", "empty artist")
+    dur = _parse_duration(table.column("duration"))
+    scale = 1000.0 if duration_unit == "ms" else 1.0
+    dur_s = pc.divide(dur, scale)
+    d = dur_s.to_numpy(zero_copy_only=False).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        bad_dur = ~np.isfinite(d) | ~(d > 0)
+    unit = "milliseconds" if duration_unit == "ms" else "seconds"
+    mark(bad_dur, "bad_duration", f"duration is not a positive finite number of {unit}")
+    # Duplicates: the first occurrence of a track_id wins; later ones are rejected.
+    ids = pc.utf8_trim_whitespace(table.column("track_id"))
+    codes_arr = pc.dictionary_encode(ids).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    ok_so_far = codes == ""
+    first = np.zeros(len(codes_arr), dtype=bool)
+    idx = np.flatnonzero(ok_so_far)
+    _, first_pos = np.unique(codes_arr[idx], return_index=True)
+    first[idx[first_pos]] = True
+    mark(ok_so_far & ~first, "duplicate_track_id", "duplicate track_id; the first row with this id is kept")
+    good_mask = codes == ""
+    good = table.filter(pa.array(good_mask))
+    good = good.set_column(good.schema.get_field_index("duration"), "duration_s", dur_s.filter(pa.array(good_mask)))
+    good = good.set_column(good.schema.get_field_index("track_id"), "track_id", ids.filter(pa.array(good_mask)))
+    bad_idx = np.flatnonzero(~good_mask)
+    rej = table.take(pa.array(bad_idx, pa.int64()))
+    rejects = pa.table({
+        "row_number": rej.column("row_number"),
+        "reason_code": pa.array(codes[bad_idx].tolist(), pa.string()),
+        "reason": pa.array(
+            [f"row {r}: {m}" for r, m in zip(rej.column("row_number").to_pylist(), reasons[bad_idx].tolist())],
+            pa.string(),
+        ),
+        **{c: rej.column(c).cast(pa.string()) for c in REJECT_COLUMNS},
+        "raw": pa.nulls(len(bad_idx), pa.string()),
+    })
+    return good, rejects
+
+
+def read_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None = None,
+                 duration_unit: str = "s") -> Catalog:
+    """Read and validate a catalog.
+
+    Args:
+        path: CSV or Parquet file, local or fsspec URL.
+        columns: schema column -> input column name, e.g. {"title": "track_name"}.
+        duration_unit: "s" (default) or "ms".
+
+    Raises:
+        CatalogError: when the file is not a usable catalog at all.
+    """
+    path = str(path)
+    if duration_unit not in ("s", "ms"):
+        raise CatalogError(f"--duration-unit must be s or ms, not {duration_unit!r}")
+    data = _open_bytes(path)
+    if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+        raise CatalogError(f"catalog {path} is empty; it needs a header line and at least one row")
+    fmt = _detect_format(path, data)
+    mapping = dict(columns or {})
+    if fmt == "parquet":
+        table, parse_rejects, rows_read = read_parquet(data, path, mapping)
+    else:
+        table, parse_rejects, rows_read = read_csv(data, path, mapping)
+    if rows_read == 0:
+        raise CatalogError(f"catalog {path} has a header but no data rows")
+    good, rejects = validate(table, duration_unit)
+    if parse_rejects:
+        extra = pa.Table.from_pylist(
+            [{**{c: None for c in REJECT_COLUMNS}, **r} for r in parse_rejects],
+            schema=rejects.schema,
+        )
+        rejects = pa.concat_tables([extra, rejects]).sort_by("row_number")
+    if good.num_rows == 0 and rejects.num_rows > 0 and rejects.num_rows == rows_read and rows_read > 20 \
+            and set(rejects.column("reason_code").to_pylist()) == {"unparsable"}:
+        raise CatalogError(f"catalog {path} is not a CSV catalog: none of its {rows_read} lines parse")
+    base = path.rsplit("/", 1)[0] if "://" in path else str(Path(path.removeprefix("file://")).resolve().parent)
+    log.info("catalog %s: %d rows read, %d usable, %d rejected", path, rows_read, good.num_rows, rejects.num_rows)
+    return Catalog(table=good, rejects=rejects, rows_read=rows_read, fmt=fmt, base_dir=base)

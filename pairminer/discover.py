@@ -1,0 +1,406 @@
+"""The discover stage: catalog in, candidate (mix, version) pairs out.
+
+Dask graph, one task per catalog partition and step:
+
+    read (client, multi-threaded Arrow)                 -> partitions of validated rows
+    detect[i]   = split(partition i)                    -> versions of i (small) + originals mask
+    versions    = concat(detect[*])                      -> every version (~1% of the catalog)
+    pairs[i]    = block_window_score(partition i, versions)   (versions broadcast to every task)
+    best        = best_match(concat(pairs[*]))           (client; small)
+
+Blocking joins the small version side against each partition's originals on artist key x duration
+bucket (the version's bucket and its two neighbours, bucket width = max_delta), so there is no shuffle
+and a block costs (versions in it) x (originals within +-2 buckets), never (block size)^2.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import io as pio
+from .catalog import Catalog, read_catalog
+from .config import StageConfig
+from .errors import AudioError, ConfigError
+from .runinfo import Timings, versions
+from .text import DEFAULT_KEYWORDS, VersionDetector, artist_key, match_key
+
+log = logging.getLogger(__name__)
+
+SCORERS = ("ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio", "WRatio")
+OPTIONAL = ("genre", "audio_path", "artist_id", "album", "isrc")
+
+
+@dataclass(frozen=True)
+class DiscoverConfig(StageConfig):
+    """Options of `pairminer discover` (the same keys as a workflow's `discover:` section).
+
+    Attributes:
+        kinds: version kinds to look for, in priority order (instrumental, acapella, karaoke, off-vocal).
+        keywords: extra or replacement keyword lists per kind, e.g. {"instrumental": ["instru"]};
+            a kind listed here uses exactly these words plus the defaults unless `replace_keywords`.
+        replace_keywords: use `keywords` instead of the default lists for the kinds it names.
+        max_delta: keep pairs whose durations differ by strictly less than this, in seconds.
+        min_score: minimum title similarity (0-100, rapidfuzz) to keep a pair.
+        scorer: rapidfuzz.fuzz scorer used on the match titles.
+        ambiguity_margin: originals within this many points of the best score count as near-best.
+        duration_unit: unit of the catalog's duration column, "s" or "ms".
+        columns: schema column -> catalog column, e.g. {"title": "track_name"}.
+        audio_root: folder that relative audio paths resolve against (default: the catalog's folder).
+        partition_rows: rows per Dask partition.
+    """
+
+    stage: ClassVar[str] = "discover"
+
+    kinds: tuple[str, ...] = ("instrumental",)
+    keywords: dict | None = None
+    replace_keywords: bool = False
+    max_delta: float = 1.0
+    min_score: float = 90.0
+    scorer: str = "ratio"
+    ambiguity_margin: float = 2.0
+    duration_unit: str = "s"
+    columns: dict | None = None
+    audio_root: str | None = None
+    partition_rows: int = 500_000
+
+    def check(self) -> None:
+        if not self.kinds:
+            raise ConfigError("discover.kinds is empty; give at least one kind, e.g. instrumental")
+        for k in self.kinds:
+            if k not in DEFAULT_KEYWORDS and not (self.keywords or {}).get(k):
+                raise ConfigError(
+                    f"discover.kinds: unknown kind {k!r}; known kinds are {', '.join(DEFAULT_KEYWORDS)}, "
+                    "or give its words in discover.keywords"
+                )
+        if not (self.max_delta > 0 and math.isfinite(self.max_delta)):
+            raise ConfigError("discover.max_delta must be a positive number of seconds")
+        if not 0 <= self.min_score <= 100:
+            raise ConfigError("discover.min_score must be between 0 and 100")
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"discover.scorer must be one of {', '.join(SCORERS)}")
+        if self.duration_unit not in ("s", "ms"):
+            raise ConfigError("discover.duration_unit must be s or ms")
+        if self.partition_rows < 1000:
+            raise ConfigError("discover.partition_rows must be at least 1000")
+
+    def detector(self) -> VersionDetector:
+        words: dict[str, tuple[str, ...]] = {}
+        for kind in self.kinds:
+            extra = tuple((self.keywords or {}).get(kind) or ())
+            base = () if (self.replace_keywords and extra) else DEFAULT_KEYWORDS.get(kind, ())
+            words[kind] = tuple(dict.fromkeys(base + extra))
+        return VersionDetector(kinds=tuple(self.kinds), keywords=words)
+
+
+@dataclass
+class DiscoverResult:
+    out_dir: str
+    candidates_path: str
+    rejects_path: str
+    report_path: str
+    counts: dict[str, Any]
+    hours: dict[str, float]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        c = self.counts
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(c["versions_by_kind"].items())) or "none"
+        return (
+            f"discover: {c['rows_read']:,} rows read, {c['rows_rejected']:,} rejected; "
+            f"{c['originals']:,} originals, versions: {kinds}\n"
+            f"  {c['blocked_pairs']:,} pairs blocked -> {c['within_window']:,} within the duration window -> "
+            f"{c['above_score']:,} above the title score -> {c['kept']:,} candidates "
+            f"({c['ambiguous']:,} ambiguous), {self.hours['kept_mix'] + self.hours['kept_version']:.2f} h of audio\n"
+            f"  wrote {self.candidates_path}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Dask tasks (module-level functions so dask.distributed workers can import them)
+
+
+def split_partition(part: pa.Table, detector: VersionDetector) -> dict[str, Any]:
+    """Find the versions in one partition.
+
+    Returns:
+        {"versions": DataFrame of version rows with kind/match_title/artist_key,
+         "is_version": bool ndarray (len(part),)}
+    """
+    titles = part.column("title")
+    lowered = pc.utf8_lower(titles)
+    mask = pc.invert(pc.string_is_ascii(titles))
+    tokens = detector.prefilter_tokens()
+    tokens = [t for t in tokens if not any(o != t and o in t for o in tokens)]  # substrings suffice
+    for tok in tokens:
+        mask = pc.or_(mask, pc.match_substring(lowered, tok))
+    cand_idx = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    is_version = np.zeros(part.num_rows, dtype=bool)
+    rows = []
+    cand_titles = titles.take(pa.array(cand_idx, pa.int64())).to_pylist()
+    for i, t in zip(cand_idx, cand_titles):
+        m = detector.analyse(t)
+        if m.kind:
+            is_version[i] = True
+            rows.append((int(i), m.kind, m.match_title))
+    idx = np.array([r[0] for r in rows], dtype=np.int64)
+    sub = part.take(pa.array(idx, pa.int64())).to_pandas(types_mapper=None)
+    sub["kind"] = [r[1] for r in rows]
+    sub["match_title"] = [r[2] for r in rows]
+    ids = sub["artist_id"] if "artist_id" in sub else pd.Series([None] * len(sub))
+    sub["artist_key"] = [artist_key(a, i or None) for a, i in zip(sub["artist"], ids)]
+    return {"versions": sub, "is_version": is_version}
+
+
+def concat_versions(detected: list[dict[str, Any]]) -> pd.DataFrame:
+    frames = [d["versions"] for d in detected if len(d["versions"])]
+    if not frames:
+        return pd.DataFrame(columns=["row_number", "kind", "match_title", "artist_key", "duration_s"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _artist_keys(part: pa.Table) -> np.ndarray:
+    """Artist key per row, normalising each distinct (artist, artist_id) string only once."""
+    artist = part.column("artist").combine_chunks()
+    if "artist_id" in part.column_names:
+        ids = pc.utf8_trim_whitespace(part.column("artist_id").combine_chunks())
+        has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0)).to_numpy(zero_copy_only=False)
+    else:
+        ids, has_id = None, np.zeros(part.num_rows, dtype=bool)
+    enc = pc.dictionary_encode(artist)
+    uniq_keys = np.array([artist_key(a) for a in enc.dictionary.to_pylist()], dtype=object)
+    keys = uniq_keys[enc.indices.to_numpy(zero_copy_only=False)] if len(uniq_keys) else np.array([], dtype=object)
+    if has_id.any():
+        keys = keys.copy()
+        keys[has_id] = ["id:" + v for v in ids.filter(pa.array(has_id)).to_pylist()]
+    return keys
+
+
+def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.DataFrame,
+                       cfg: DiscoverConfig) -> dict[str, Any]:
+    """Join one partition's originals against all versions, apply the window and the title score.
+
+    Returns:
+        {"pairs": DataFrame (version_row, mix fields..., title_score, duration_delta_s),
+         "originals": int, "blocked": int, "within": int, "above": int}
+    """
+    from rapidfuzz import fuzz, process
+
+    is_orig = ~detected["is_version"]
+    n_orig = int(is_orig.sum())
+    empty = {"pairs": pd.DataFrame(), "originals": n_orig, "blocked": 0, "within": 0, "above": 0}
+    if versions.empty or n_orig == 0:
+        return empty
+    orig = part.filter(pa.array(is_orig))
+    keys = _artist_keys(orig)
+    vkeys = pd.unique(versions["artist_key"].to_numpy(dtype=object))
+    in_block = pd.Index(vkeys).get_indexer(keys) >= 0
+    if not in_block.any():
+        return empty
+    sel = np.flatnonzero(in_block)
+    width = cfg.max_delta
+    o = pd.DataFrame({
+        "o_pos": sel,
+        "artist_key": keys[sel],
+        "o_dur": orig.column("duration_s").take(pa.array(sel)).to_numpy(zero_copy_only=False),
+    })
+    o["bucket"] = np.floor(o["o_dur"].to_numpy() / width).astype(np.int64)
+    v = versions[["row_number", "artist_key", "duration_s", "match_title"]].rename(
+        columns={"row_number": "version_row", "duration_s": "v_dur", "match_title": "v_match"})
+    v = v[v["v_match"].str.len() > 0]
+    vb = np.floor(v["v_dur"].to_numpy() / width).astype(np.int64)
+    # |delta| < width spans at most the version's bucket and its two neighbours.
+    v = pd.concat([v.assign(bucket=vb + d) for d in (-1, 0, 1)], ignore_index=True)
+    m = v.merge(o, on=["artist_key", "bucket"], how="inner", sort=False)
+    blocked = len(m)
+    delta = m["v_dur"].to_numpy() - m["o_dur"].to_numpy()
+    m = m[np.abs(delta) < width].copy()
+    m["duration_delta_s"] = delta[np.abs(delta) < width]
+    within = len(m)
+    if within == 0:
+        return {**empty, "blocked": blocked}
+    uniq_pos = np.unique(m["o_pos"].to_numpy())
+    titles = orig.column("title").take(pa.array(uniq_pos)).to_pylist()
+    key_of = dict(zip(uniq_pos.tolist(), (match_key(t) for t in titles)))
+    m["o_match"] = [key_of[p] for p in m["o_pos"].tolist()]
+    scorer = getattr(fuzz, cfg.scorer)
+    m["title_score"] = process.cpdist(m["v_match"].tolist(), m["o_match"].tolist(), scorer=scorer, workers=1)
+    m = m[m["title_score"] >= cfg.min_score]
+    above = len(m)
+    cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in orig.column_names]
+    mix = orig.select(cols).take(pa.array(m["o_pos"].to_numpy(), pa.int64())).to_pandas()
+    mix.columns = ["mix_" + c for c in mix.columns]
+    pairs = pd.concat([m[["version_row", "o_match", "title_score", "duration_delta_s", "artist_key"]]
+                      .reset_index(drop=True), mix.reset_index(drop=True)], axis=1)
+    return {"pairs": pairs, "originals": n_orig, "blocked": blocked, "within": within, "above": above}
+
+
+def best_match(pairs: pd.DataFrame, versions: pd.DataFrame, cfg: DiscoverConfig) -> pd.DataFrame:
+    """Each version keeps its best original: highest score, then smallest |delta|, then lowest mix id."""
+    if pairs.empty:
+        return pairs
+    p = pairs.assign(abs_delta=pairs["duration_delta_s"].abs())
+    p = p.sort_values(["version_row", "title_score", "abs_delta", "mix_track_id"],
+                      ascending=[True, False, True, True], kind="mergesort")
+    best_score = p.groupby("version_row", sort=False)["title_score"].transform("max")
+    near = (p["title_score"] >= best_score - cfg.ambiguity_margin).groupby(p["version_row"]).transform("sum")
+    p["n_near_best"] = near.astype(np.int32)
+    best = p.drop_duplicates("version_row", keep="first")
+    vcols = ["row_number", "track_id", "artist", "title", "duration_s", "kind", "match_title"] + [
+        c for c in OPTIONAL if c in versions.columns]
+    v = versions[vcols].add_prefix("v_")
+    return best.merge(v, left_on="version_row", right_on="v_row_number", how="left")
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _resolve(paths: pd.Series, base_dir: str, audio_root: str | None) -> tuple[list, int]:
+    from .audio import resolve_audio_path
+
+    out, refused = [], 0
+    for p in paths.tolist():
+        if p is None or (isinstance(p, float) and math.isnan(p)) or not str(p).strip():
+            out.append(None)
+            continue
+        try:
+            out.append(resolve_audio_path(str(p).strip(), base_dir=base_dir, audio_root=audio_root))
+        except AudioError as exc:
+            log.warning("%s", exc)
+            refused += 1
+            out.append(None)
+    return out, refused
+
+
+def _candidates_frame(best: pd.DataFrame, cat: Catalog, cfg: DiscoverConfig) -> tuple[pd.DataFrame, int]:
+    def col(name: str) -> pd.Series:
+        return best[name] if name in best.columns else pd.Series([None] * len(best), index=best.index)
+
+    genre = col("mix_genre").where(col("mix_genre").notna() & (col("mix_genre").astype(str).str.strip() != ""),
+                                   col("v_genre"))
+    mix_audio, r1 = _resolve(col("mix_audio_path"), cat.base_dir, cfg.audio_root)
+    ver_audio, r2 = _resolve(col("v_audio_path"), cat.base_dir, cfg.audio_root)
+    df = pd.DataFrame({
+        "pair_id": best["mix_track_id"].astype(str) + "__" + best["v_track_id"].astype(str),
+        "mix_track_id": best["mix_track_id"].astype(str),
+        "version_track_id": best["v_track_id"].astype(str),
+        "version_kind": best["v_kind"],
+        "artist": best["mix_artist"],
+        "artist_key": best["artist_key"],
+        "mix_title": best["mix_title"],
+        "version_title": best["v_title"],
+        "mix_match_title": best["o_match"],
+        "version_match_title": best["v_match_title"],
+        "genre": genre.where(genre.notna(), None),
+        "mix_duration_s": best["mix_duration_s"].astype(float),
+        "version_duration_s": best["v_duration_s"].astype(float),
+        "duration_delta_s": best["duration_delta_s"].astype(float),
+        "title_score": best["title_score"].astype(float).round(4),
+        "n_near_best": best["n_near_best"].astype(np.int32),
+        "mix_audio_path": mix_audio,
+        "version_audio_path": ver_audio,
+        "mix_row": best["mix_row_number"].astype(np.int64),
+        "version_row": best["version_row"].astype(np.int64),
+    })
+    df = df.sort_values(["version_track_id", "mix_track_id"], kind="mergesort").reset_index(drop=True)
+    return df, r1 + r2
+
+
+def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfig | None = None, *,
+                 scheduler: str = "threads", progress: bool = True) -> DiscoverResult:
+    """Find candidate (mix, version) pairs in a catalog.
+
+    Args:
+        catalog: CSV or Parquet catalog, local path or fsspec URL.
+        out_dir: output folder; receives candidates.parquet, rejects.parquet, discover-report.json.
+        config: stage options (defaults if None).
+        scheduler: threads | processes | synchronous | tcp://host:port.
+        progress: show a progress bar while the Dask graph runs.
+
+    Returns:
+        DiscoverResult with output paths, funnel counts and hours.
+    """
+    import dask
+
+    from .parallel import dask_runner
+
+    cfg = config or DiscoverConfig()
+    out_dir = str(out_dir)
+    pio.ensure_dir(out_dir)
+    timings = Timings()
+    with timings.step("read"):
+        cat = read_catalog(catalog, columns=cfg.columns, duration_unit=cfg.duration_unit)
+    table = cat.table
+    n = table.num_rows
+    step = cfg.partition_rows
+    parts = [table.slice(i, step) for i in range(0, n, step)] or [table]
+    detector = cfg.detector()
+    with timings.step("match"), dask_runner(scheduler, progress=progress) as runner:
+        split = dask.delayed(split_partition, pure=True)
+        score = dask.delayed(block_window_score, pure=True)
+        det = [split(p, detector, dask_key_name=f"split-{i}") for i, p in enumerate(parts)]
+        versions_d = dask.delayed(concat_versions, pure=True)(det, dask_key_name="versions")
+        scored = [score(p, d, versions_d, cfg, dask_key_name=f"score-{i}") for i, (p, d) in enumerate(zip(parts, det))]
+        versions_df, results = runner.compute(versions_d, scored, label="discover")
+    with timings.step("best_match"):
+        frames = [r["pairs"] for r in results if len(r["pairs"])]
+        pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        best = best_match(pairs, versions_df, cfg)
+        cands, refused = (_candidates_frame(best, cat, cfg) if len(best) else (None, 0))
+        if cands is None:
+            from .schemas import table_schema
+
+            cands = table_schema("candidates").arrow_schema().empty_table().to_pandas()
+    by_kind = versions_df["kind"].value_counts().sort_index().to_dict() if len(versions_df) else {}
+    counts = {
+        "rows_read": cat.rows_read,
+        "rows_rejected": cat.rejects.num_rows,
+        "rows_used": n,
+        "rejected_by_reason": dict(sorted(pd.Series(cat.rejects.column("reason_code").to_pylist(), dtype=object)
+                                          .value_counts().to_dict().items())),
+        "originals": sum(r["originals"] for r in results),
+        "versions": int(len(versions_df)),
+        "versions_by_kind": {str(k): int(v) for k, v in by_kind.items()},
+        "versions_without_title": int((versions_df["match_title"].str.len() == 0).sum()) if len(versions_df) else 0,
+        "blocked_pairs": sum(r["blocked"] for r in results),
+        "within_window": sum(r["within"] for r in results),
+        "above_score": sum(r["above"] for r in results),
+        "kept": int(len(cands)),
+        "ambiguous": int((cands["n_near_best"] > 1).sum()) if len(cands) else 0,
+        "audio_paths_refused": refused,
+    }
+    assert counts["rows_read"] == counts["rows_used"] + counts["rows_rejected"]
+    hours = {
+        "catalog": round(float(pc.sum(table.column("duration_s")).as_py() or 0.0) / 3600, 4),
+        "kept_mix": round(float(cands["mix_duration_s"].sum()) / 3600, 4) if len(cands) else 0.0,
+        "kept_version": round(float(cands["version_duration_s"].sum()) / 3600, 4) if len(cands) else 0.0,
+    }
+    cand_path = pio.join(out_dir, "candidates.parquet")
+    rej_path = pio.join(out_dir, "rejects.parquet")
+    rep_path = pio.join(out_dir, "discover-report.json")
+    with timings.step("write"):
+        pio.write_table(rej_path, cat.rejects, "rejects")
+        pio.write_table(cand_path, cands, "candidates")
+        result = DiscoverResult(out_dir, cand_path, rej_path, rep_path, counts, hours)
+        result.timings_s = timings.to_dict()
+        pio.write_json(rep_path, {
+            "stage": "discover",
+            "config": cfg.to_dict(),
+            "versions": versions(),
+            "input": {"path": str(catalog), "format": cat.fmt},
+            "scheduler": scheduler,
+            "counts": counts,
+            "hours": hours,
+            "timings_s": result.timings_s,
+            "outputs": {"candidates": "candidates.parquet", "rejects": "rejects.parquet"},
+        }, schema="discover-report")
+    result.timings_s = timings.to_dict()
+    return result
