@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -136,12 +137,10 @@ def split_partition(part: pa.Table, detector: VersionDetector) -> dict[str, Any]
          "is_version": bool ndarray (len(part),)}
     """
     titles = part.column("title")
-    lowered = pc.utf8_lower(titles)
-    mask = pc.invert(pc.string_is_ascii(titles))
     tokens = detector.prefilter_tokens()
     tokens = [t for t in tokens if not any(o != t and o in t for o in tokens)]  # substrings suffice
-    for tok in tokens:
-        mask = pc.or_(mask, pc.match_substring(lowered, tok))
+    pattern = "[^\\x00-\\x7f]|" + "|".join(re.escape(t) for t in tokens)
+    mask = pc.match_substring_regex(titles, pattern, ignore_case=True)
     cand_idx = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
     is_version = np.zeros(part.num_rows, dtype=bool)
     rows = []
@@ -167,20 +166,48 @@ def concat_versions(detected: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# Titles/artists that are ASCII and carry no decoration or separator fold with Arrow kernels alone;
+# the rest go through the Python normal form. Both paths give identical keys.
+_TITLE_NEEDS_PY = r"[^\x00-\x7f]|[-~(\[{]|(?i)\b(?:feat|ft|featuring)\b"
+_ARTIST_NEEDS_PY = r"[^\x00-\x7f]|[&,;/+(]|(?i)\s(?:feat\.?|ft\.?|featuring|with|x|vs\.?|versus)\s"
+
+
+def _fold_ascii(col: pa.Array) -> pa.Array:
+    low = pc.utf8_lower(col)
+    return pc.utf8_trim(pc.replace_substring_regex(low, r"[^a-z0-9]+", " "), " ")
+
+
+def _keys_hybrid(col: pa.Array, needs_py_pattern: str, py_fn, post=None) -> np.ndarray:
+    """Vectorised keys for simple strings, `py_fn` for the others (each distinct string once)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    needs_py = pc.match_substring_regex(col, needs_py_pattern).to_numpy(zero_copy_only=False)
+    fast = _fold_ascii(col)
+    if post is not None:
+        fast = post(fast)
+    keys = np.asarray(fast.to_numpy(zero_copy_only=False), dtype=object)
+    idx = np.flatnonzero(needs_py)
+    if len(idx):
+        sub = pc.dictionary_encode(col.take(pa.array(idx)))
+        uniq = np.array([py_fn(v) for v in sub.dictionary.to_pylist()], dtype=object)
+        keys[idx] = uniq[sub.indices.to_numpy(zero_copy_only=False)]
+    return keys
+
+
+def _strip_the(arr: pa.Array) -> pa.Array:
+    stripped = pc.replace_substring_regex(arr, r"^the ", "")
+    # artist_key falls back to the plain fold when stripping leaves nothing
+    return pc.if_else(pc.equal(pc.utf8_length(stripped), 0), arr, stripped)
+
+
 def _artist_keys(part: pa.Table) -> np.ndarray:
-    """Artist key per row, normalising each distinct (artist, artist_id) string only once."""
-    artist = part.column("artist").combine_chunks()
+    """Artist key per row (see text.artist_key), vectorised where possible."""
+    keys = _keys_hybrid(part.column("artist"), _ARTIST_NEEDS_PY, artist_key, post=_strip_the)
     if "artist_id" in part.column_names:
         ids = pc.utf8_trim_whitespace(part.column("artist_id").combine_chunks())
-        has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0)).to_numpy(zero_copy_only=False)
-    else:
-        ids, has_id = None, np.zeros(part.num_rows, dtype=bool)
-    enc = pc.dictionary_encode(artist)
-    uniq_keys = np.array([artist_key(a) for a in enc.dictionary.to_pylist()], dtype=object)
-    keys = uniq_keys[enc.indices.to_numpy(zero_copy_only=False)] if len(uniq_keys) else np.array([], dtype=object)
-    if has_id.any():
-        keys = keys.copy()
-        keys[has_id] = ["id:" + v for v in ids.filter(pa.array(has_id)).to_pylist()]
+        has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0))
+        has_id = has_id.fill_null(False).to_numpy(zero_copy_only=False)
+        if has_id.any():
+            keys[has_id] = ["id:" + v for v in ids.filter(pa.array(has_id)).to_pylist()]
     return keys
 
 
@@ -228,9 +255,8 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     if within == 0:
         return {**empty, "blocked": blocked}
     uniq_pos = np.unique(m["o_pos"].to_numpy())
-    titles = orig.column("title").take(pa.array(uniq_pos)).to_pylist()
-    key_of = dict(zip(uniq_pos.tolist(), (match_key(t) for t in titles)))
-    m["o_match"] = [key_of[p] for p in m["o_pos"].tolist()]
+    uniq_keys = _keys_hybrid(orig.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
+    m["o_match"] = uniq_keys[np.searchsorted(uniq_pos, m["o_pos"].to_numpy())]
     scorer = getattr(fuzz, cfg.scorer)
     m["title_score"] = process.cpdist(m["v_match"].tolist(), m["o_match"].tolist(), scorer=scorer, workers=1)
     m = m[m["title_score"] >= cfg.min_score]

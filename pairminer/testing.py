@@ -58,7 +58,8 @@ def _name(idx: np.ndarray, n_syl: int, base: np.ndarray) -> list[str]:
 
 
 def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, version_rate: float = 0.01,
-                 near_miss_rate: float = 0.004, other_kinds: bool = True) -> GeneratedCatalog:
+                 near_miss_rate: float = 0.004, other_kinds: bool = True,
+                 max_artist_tracks: int = 5000) -> GeneratedCatalog:
     """A catalog of about `n_rows` rows with planted (mix, version) pairs.
 
     Args:
@@ -68,6 +69,7 @@ def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, ve
         version_rate: share of rows that are true versions.
         near_miss_rate: share of rows that are versions which must NOT pair.
         other_kinds: also plant acapella, karaoke and off-vocal versions.
+        max_artist_tracks: cap on the size of one artist's discography (Various Artists excepted).
     """
     rng = np.random.default_rng(seed)
     n_versions = int(n_rows * version_rate)
@@ -76,8 +78,10 @@ def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, ve
     va = min(200_000, max(0, int(n_rows * 0.02))) if va_tracks is None else va_tracks
     n_artists = max(20, n_orig // 25)
     artist_names = np.array(_name(rng.permutation(40 ** 4)[:n_artists], 4, _SYLLABLES), dtype=object)
-    # Heavy-tailed artist sizes (Zipf-like), plus the Various Artists block.
+    # Heavy-tailed artist sizes (Zipf-like, the largest discographies capped at `max_artist_tracks`),
+    # plus the Various Artists block.
     w = 1.0 / np.arange(1, n_artists + 1) ** 1.05
+    w = np.minimum(w / w.sum(), max_artist_tracks / max(n_orig, 1))
     art = rng.choice(n_artists, size=n_orig, p=w / w.sum())
     is_va = np.zeros(n_orig, dtype=bool)
     is_va[rng.choice(n_orig, size=min(va, n_orig), replace=False)] = True

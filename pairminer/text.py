@@ -67,6 +67,9 @@ def fold(s: str) -> str:
     """
     if not s:
         return ""
+    if s.isascii():
+        # ASCII fast path: NFKC and accent folding change nothing, casefold is lower().
+        return _NON_WORD_RE.sub(" ", s.lower()).strip()
     s = _CONTROL_RE.sub(" ", s)
     s = unicodedata.normalize("NFKC", s).casefold()
     s = _strip_accents(s)
@@ -168,8 +171,13 @@ class VersionDetector:
         return out
 
 
+_MAYBE_DECORATED = re.compile(r"[-–—~(\[{（【「〔『]|\s(?:feat|ft|featuring)\b", re.IGNORECASE)
+
+
 def _strip_neutral(title: str) -> str:
     """Remove decorations that do not change the recording: remasters, featured artists, explicit..."""
+    if not _MAYBE_DECORATED.search(title):
+        return title
     out = title
     for g in _GROUP_RE.findall(out):
         if _NEUTRAL_DECORATION.match(fold(g[1:-1])):

@@ -1,0 +1,490 @@
+"""The `targets` stage: verified pairs -> aligned STFT magnitude targets in shards + manifest.parquet.
+
+For every row of verified.parquet with ``status == "verified"``:
+
+1. decode the mix and the version once (mono, soxr to `sr`), see `pairminer.audio.load_audio`;
+2. refine the fingerprint offset to the sample (GCC-PHAT, `pairminer.align.refine_offset`) and put
+   the version on the mix's timeline, zero-padded where it is missing;
+3. STFT both (`librosa.stft`, centred), estimate the gain g with `pairminer.align.estimate_gain`;
+4. channels: 0 = |mix|, 1 = g|instrumental|, 2 = max(|mix| - g|instrumental|, 0); for acapella pairs
+   2 = g|acapella| and 1 = max(|mix| - g|acapella|, 0);
+5. append the pair's frames (float16, (frames, 3, n_fft // 2 + 1)) to the current shard
+   (`pairminer.shards.ShardWriter`).
+
+Commit protocol (resumability): shards are sealed atomically (temp name + rename) and, right after
+each seal, manifest.parquet is rewritten atomically with the pairs of that shard added. The manifest
+therefore only names complete shards; a killed run loses at most the pairs of the unsealed shard,
+and the rerun skips every pair in the manifest, deletes shard files the manifest does not name and
+makes the rest. Pairs that fail are listed with their reason in targets-report.json and retried by a
+rerun.
+
+Memory: pairs are computed in Dask batches of about one shard's worth of frames, so the stage holds
+at most ~2 x shard_mb of targets (one batch of results and one shard buffer) plus the per-task
+working set of the running workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from . import shards as shardlib
+from .config import StageConfig
+from .errors import AudioError, ConfigError, InputError, OutputError, PairminerError
+from .io import ensure_dir, is_url, read_table, write_json, write_table
+from .parallel import check_scheduler, dask_runner
+from .runinfo import Timings, versions
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "targets-report.json"
+SPLIT_NAMES = ("train", "valid", "test")
+REQUIRED_COLUMNS = ("pair_id", "mix_track_id", "version_track_id", "version_kind", "artist", "status",
+                    "offset_s", "mix_audio_path", "version_audio_path")
+# Length assumed for planning batches when the input has no mix_duration_s.
+_DEFAULT_DURATION_S = 240.0
+
+
+@dataclass(frozen=True)
+class TargetsConfig(StageConfig):
+    """Options of `pairminer targets` (the `targets:` section of a workflow file).
+
+    Attributes:
+        sr: sample rate (Hz) the audio is resampled to before the STFT.
+        n_fft: STFT size in samples; a frame has n_fft // 2 + 1 bins.
+        hop: STFT hop in samples.
+        window: STFT window name (as librosa/scipy spell it).
+        shard_mb: size of a shard in MiB (a pair longer than that gets a shard of its own).
+        audio_root: resolve relative audio paths against this folder and refuse paths outside it.
+        search_window_s: the offset is refined within +-this of the fingerprint offset (s).
+        splits: train, valid and test fractions (sum 1), assigned per artist.
+        split_seed: changes which artists land in which split.
+        min_frames: pairs with fewer STFT frames fail as too short.
+        max_duration_s: mixes longer than this fail instead of being decoded (bounds memory).
+        vocal_frame_db: a frame counts as having vocals (for vocal_frame_share) when the vocal target's
+            energy is at least this many dB relative to the mix's in that frame.
+    """
+
+    stage: ClassVar[str] = "targets"
+
+    sr: int = 8192
+    n_fft: int = 1024
+    hop: int = 768
+    window: str = "hann"
+    shard_mb: float = 256.0
+    audio_root: str | None = None
+    search_window_s: float = 0.5
+    splits: tuple[float, ...] = (0.8, 0.1, 0.1)
+    split_seed: int = 0
+    min_frames: int = 16
+    max_duration_s: float = 1800.0
+    vocal_frame_db: float = -15.0
+
+    def check(self) -> None:
+        if self.sr < 1000:
+            raise ConfigError(f"targets.sr: {self.sr} Hz is too low; use at least 1000 (default 8192)")
+        if self.n_fft < 16 or self.n_fft % 2:
+            raise ConfigError(f"targets.n_fft: {self.n_fft} must be an even number >= 16 (default 1024)")
+        if not 0 < self.hop <= self.n_fft:
+            raise ConfigError(f"targets.hop: {self.hop} must be between 1 and n_fft ({self.n_fft})")
+        if self.shard_mb <= 0:
+            raise ConfigError(f"targets.shard_mb: {self.shard_mb} must be positive (default 256)")
+        if self.search_window_s <= 0:
+            raise ConfigError(f"targets.search_window_s: {self.search_window_s} must be positive (default 0.5)")
+        if len(self.splits) != 3 or any(f < 0 for f in self.splits) or not math.isclose(sum(self.splits), 1.0,
+                                                                                          abs_tol=1e-6):
+            raise ConfigError(f"targets.splits: {list(self.splits)} must be three fractions (train, valid, test) "
+                              "that are >= 0 and sum to 1, e.g. 0.8,0.1,0.1")
+        if self.min_frames < 1:
+            raise ConfigError(f"targets.min_frames: {self.min_frames} must be >= 1")
+        if self.max_duration_s <= 0:
+            raise ConfigError(f"targets.max_duration_s: {self.max_duration_s} must be positive")
+        try:
+            import scipy.signal
+
+            scipy.signal.get_window(self.window, 16)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"targets.window: {self.window!r} is not a known window ({exc}); use e.g. hann") from exc
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+
+@dataclass
+class TargetsResult:
+    """What `run_targets` made.
+
+    Attributes:
+        out_dir: the targets folder.
+        manifest_path: its manifest.parquet.
+        report_path: its targets-report.json.
+        shards: relative paths of every shard the manifest names.
+        counts: verified_in, written, skipped_existing, failed (verified_in = the other three summed).
+        hours: hours of mix audio in the manifest (all runs).
+        frames: frames in the manifest.
+        bytes: bytes of the shards the manifest names.
+        failures: ``{"pair_id", "reason"}`` per failed pair of this run.
+    """
+
+    out_dir: str
+    manifest_path: str
+    report_path: str
+    shards: list[str]
+    counts: dict[str, int]
+    hours: float
+    frames: int
+    bytes: int
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def assign_split(artist_key: str, fractions: tuple[float, ...] = (0.8, 0.1, 0.1), seed: int = 0) -> str:
+    """Deterministic split of an artist: a hash of (seed, artist_key) mapped onto the cumulative fractions."""
+    digest = hashlib.blake2b(f"{seed}\x1f{artist_key}".encode("utf-8"), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2.0**64
+    acc = 0.0
+    for name, frac in zip(SPLIT_NAMES, fractions):
+        acc += frac
+        if u < acc:
+            return name
+    return next(n for n, f in zip(reversed(SPLIT_NAMES), reversed(fractions)) if f > 0)
+
+
+def _artist_key(row: dict) -> str:
+    key = row.get("artist_key")
+    if isinstance(key, str) and key:
+        return key
+    return " ".join(str(row.get("artist") or "").casefold().split())
+
+
+@dataclass
+class _PairOutput:
+    frames: np.ndarray | None = None
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def compute_pair(row: dict, config: TargetsConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode, align, gain-match and STFT one pair.
+
+    Args:
+        row: a verified.parquet row (dict) with the REQUIRED_COLUMNS.
+        config: the stage config.
+
+    Returns:
+        (frames, stats): frames is float16 of shape (n_frames, 3, n_fft // 2 + 1) on the mix's timeline
+        (frame i centred on mix sample i * hop); stats holds offset_s, gain_db and the quality figures.
+
+    Raises:
+        AudioError: a file cannot be decoded, or the pair is unusable (too short, no overlap).
+    """
+    import librosa
+
+    from .align import estimate_gain, refine_offset, shift_onto
+    from .audio import load_audio, resolve_audio_path
+
+    dur = row.get("mix_duration_s")
+    if dur is not None and np.isfinite(dur) and dur > config.max_duration_s:
+        raise AudioError(f"mix is {dur:.0f} s long, over max_duration_s={config.max_duration_s:.0f}; raise it to keep it")
+    sr = config.sr
+    mix, _ = load_audio(resolve_audio_path(row["mix_audio_path"], audio_root=config.audio_root), sr,
+                        max_seconds=config.max_duration_s + 1.0)
+    ver, _ = load_audio(resolve_audio_path(row["version_audio_path"], audio_root=config.audio_root), sr,
+                        max_seconds=config.max_duration_s + 1.0)
+    if len(mix) > config.max_duration_s * sr:
+        raise AudioError(f"mix is over max_duration_s={config.max_duration_s:.0f} s long; raise it to keep it")
+    coarse_s = float(row["offset_s"]) if row.get("offset_s") is not None and np.isfinite(row["offset_s"]) else 0.0
+    al = refine_offset(mix, ver, sr, coarse_s, config.search_window_s)
+    d = al.offset_samples
+    covered = max(0, min(len(mix), len(ver) - d) - max(0, -d))
+    if covered <= 0:
+        raise AudioError(f"the version does not overlap the mix at offset {al.offset_s:.3f} s")
+    aligned = shift_onto(ver, d, len(mix))
+    del ver
+    stft = dict(n_fft=config.n_fft, hop_length=config.hop, window=config.window, center=True)
+    mix_mag = np.abs(librosa.stft(mix, **stft))
+    ver_mag = np.abs(librosa.stft(aligned, **stft))
+    del aligned
+    n_frames = mix_mag.shape[1]
+    if n_frames < config.min_frames:
+        raise AudioError(f"too short: {n_frames} STFT frames, need min_frames={config.min_frames}")
+    g = estimate_gain(mix_mag, ver_mag)
+    if not np.isfinite(g) or g <= 0:
+        raise AudioError("cannot estimate a gain: the aligned version or the mix is silent where they overlap")
+    ver_mag *= np.float32(g)
+    rest = np.maximum(mix_mag - ver_mag, 0.0)
+    acapella = str(row.get("version_kind", "")).strip().lower() == "acapella"
+    inst, vocal = (rest, ver_mag) if acapella else (ver_mag, rest)
+
+    frames = np.empty((n_frames, shardlib.N_CHANNELS, config.bins), dtype=shardlib.SHARD_DTYPE)
+    for ch, mag in enumerate((mix_mag, inst, vocal)):
+        frames[:, ch, :] = mag.T
+    mix_e = np.square(mix_mag, dtype=np.float64).sum(axis=0)
+    voc_e = np.square(vocal, dtype=np.float64).sum(axis=0)
+    active = mix_e > mix_e.max() * 1e-8
+    has_voc = active & (voc_e >= mix_e * 10 ** (config.vocal_frame_db / 10))
+    stats = {
+        "duration_s": len(mix) / sr,
+        "offset_s": al.offset_s,
+        "fingerprint_offset_s": coarse_s,
+        "gain_db": 20.0 * math.log10(g),
+        "align_peak_ratio": al.peak_ratio if np.isfinite(al.peak_ratio) else 1e9,
+        "align_at_edge": bool(al.at_edge),
+        "version_coverage": covered / len(mix),
+        "vocal_energy_ratio": float(voc_e.sum() / mix_e.sum()) if mix_e.sum() > 0 else 0.0,
+        "vocal_frame_share": float(has_voc.sum() / max(1, active.sum())),
+        "n_frames": n_frames,
+    }
+    if al.at_edge:
+        log.warning("pair %s: offset peak at the edge of the +-%.2f s search window; the alignment may be wrong",
+                    row["pair_id"], config.search_window_s)
+    return frames, stats
+
+
+def _pair_task(row: dict, config: TargetsConfig) -> _PairOutput:
+    """Dask task: compute_pair with every expected failure turned into a reason."""
+    try:
+        frames, stats = compute_pair(row, config)
+        return _PairOutput(frames=frames, stats=stats)
+    except PairminerError as exc:
+        return _PairOutput(error=str(exc))
+    except (ValueError, RuntimeError, MemoryError, OSError) as exc:
+        log.debug("pair %s failed", row.get("pair_id"), exc_info=True)
+        return _PairOutput(error=f"{type(exc).__name__}: {exc}")
+
+
+def _load_verified(verified_path: str) -> tuple[pd.DataFrame, int]:
+    table = read_table(verified_path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(f"{verified_path} lacks column(s) {', '.join(missing)}; give the verified.parquet written "
+                         "by `pairminer verify`")
+    df = table.to_pandas()
+    rows_in = len(df)
+    df = df[df["status"].astype(str) == "verified"].reset_index(drop=True)
+    return df, rows_in
+
+
+def _row_dict(row: pd.Series) -> dict:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, float) and math.isnan(v):
+            v = None
+        elif v is pd.NA or v is pd.NaT:
+            v = None
+        elif hasattr(v, "item"):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def _load_existing_manifest(out_dir: Path, config: TargetsConfig) -> pd.DataFrame | None:
+    if not (out_dir / shardlib.MANIFEST_NAME).exists():
+        return None
+    manifest = read_table(out_dir / shardlib.MANIFEST_NAME, "manifest").to_pandas()
+    if len(manifest):
+        for col, want in (("sr_hz", config.sr), ("n_fft", config.n_fft), ("hop", config.hop),
+                          ("window", config.window)):
+            have = set(manifest[col].unique())
+            if have != {want}:
+                raise ConfigError(
+                    f"{out_dir} already holds targets made with {col}={sorted(have)}, not {want}; use another "
+                    "-o folder, or delete that one to remake it"
+                )
+    return manifest
+
+
+def _plan_batches(rows: list[dict], config: TargetsConfig, capacity_frames: int) -> list[list[dict]]:
+    """Group pending pairs into batches of about one shard of frames (bounds the memory of a batch)."""
+    batches, cur, cur_frames = [], [], 0
+    for row in rows:
+        dur = row.get("mix_duration_s")
+        dur = float(dur) if dur is not None and np.isfinite(dur) else _DEFAULT_DURATION_S
+        est = int(min(dur, config.max_duration_s) * config.sr / config.hop) + 1
+        if cur and cur_frames + est > capacity_frames:
+            batches.append(cur)
+            cur, cur_frames = [], 0
+        cur.append(row)
+        cur_frames += est
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _manifest_row(row: dict, stats: dict, shard: str, start: int, config: TargetsConfig) -> dict:
+    key = _artist_key(row)
+    return {
+        "pair_id": row["pair_id"],
+        "mix_track_id": str(row["mix_track_id"]),
+        "version_track_id": str(row["version_track_id"]),
+        "version_kind": row["version_kind"],
+        "artist": row["artist"],
+        "artist_key": key,
+        "genre": row.get("genre"),
+        "split": assign_split(key, tuple(config.splits), config.split_seed),
+        "shard": shard,
+        "start_frame": start,
+        "n_frames": stats["n_frames"],
+        "sr_hz": config.sr,
+        "n_fft": config.n_fft,
+        "hop": config.hop,
+        "window": config.window,
+        "duration_s": stats["duration_s"],
+        "offset_s": stats["offset_s"],
+        "fingerprint_offset_s": stats["fingerprint_offset_s"],
+        "gain_db": stats["gain_db"],
+        "align_peak_ratio": stats["align_peak_ratio"],
+        "version_coverage": stats["version_coverage"],
+        "vocal_energy_ratio": stats["vocal_energy_ratio"],
+        "vocal_frame_share": stats["vocal_frame_share"],
+        "mix_audio_path": row.get("mix_audio_path"),
+        "version_audio_path": row.get("version_audio_path"),
+    }
+
+
+def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, config: TargetsConfig | None = None, *,
+                scheduler: str = "threads", progress: bool = True) -> TargetsResult:
+    """Make STFT targets for every verified pair: shards/, manifest.parquet and targets-report.json in `out_dir`.
+
+    Args:
+        verified_path: verified.parquet from `pairminer verify` (local path or fsspec URL).
+        out_dir: the targets folder (local). A rerun on the same folder skips pairs already in its manifest.
+        config: stage options (defaults: TargetsConfig()).
+        scheduler: Dask scheduler (threads, processes, synchronous or tcp://host:port).
+        progress: show a progress bar per batch.
+
+    Returns:
+        TargetsResult with the paths and counts.
+
+    Raises:
+        InputError: verified.parquet is missing or lacks columns.
+        ConfigError: bad options, or out_dir holds targets made with other STFT parameters.
+        OutputError: out_dir cannot be written.
+    """
+    config = config or TargetsConfig()
+    config.check()
+    check_scheduler(scheduler)
+    if is_url(out_dir):
+        raise OutputError(f"{out_dir}: targets writes memory-mappable shards and needs a local -o folder")
+    out = Path(out_dir)
+    ensure_dir(out)
+    timings = Timings()
+    with timings.step("read_input"):
+        verified, rows_in = _load_verified(str(verified_path))
+        existing = _load_existing_manifest(out, config)
+    done_ids = set(existing["pair_id"]) if existing is not None else set()
+    manifest_parts: list[pd.DataFrame] = [existing] if existing is not None and len(existing) else []
+    referenced = sorted(set(existing["shard"])) if existing is not None else []
+    shardlib.remove_unreferenced(out, referenced)
+
+    failures: list[dict[str, str]] = []
+    pending: list[dict] = []
+    skipped = 0
+    seen: set[str] = set()
+    for _, r in verified.iterrows():
+        row = _row_dict(r)
+        pid = str(row["pair_id"])
+        if pid in done_ids:
+            skipped += 1
+        elif pid in seen:
+            failures.append({"pair_id": pid, "reason": "duplicate pair_id in the input; only its first row is used"})
+        else:
+            seen.add(pid)
+            pending.append(row)
+    log.info("targets: %d verified pairs, %d already done, %d to make", len(verified), skipped, len(pending))
+
+    capacity = shardlib.shard_capacity_frames(config.shard_mb, config.n_fft)
+    first_index = max((shardlib.shard_index(s) for s in referenced), default=-1) + 1
+    waiting: dict[str, tuple[dict, dict]] = {}
+    written_stats: list[dict] = []
+
+    def commit(relpath: str, entries: list[tuple[Any, int, int]]) -> None:
+        rows = []
+        for pid, start, _n in entries:
+            row, stats = waiting.pop(pid)
+            rows.append(_manifest_row(row, stats, relpath, start, config))
+            written_stats.append(stats)
+        manifest_parts.append(pd.DataFrame(rows))
+        write_table(out / shardlib.MANIFEST_NAME, pd.concat(manifest_parts, ignore_index=True), "manifest")
+
+    writer = shardlib.ShardWriter(out, config.bins, capacity, first_index=first_index, on_seal=commit)
+    with timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner:
+        import dask
+
+        for batch in _plan_batches(pending, config, capacity):
+            tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
+            results = runner.compute(*tasks, label=f"{len(batch)} pair(s)")
+            for row, res in zip(batch, results):
+                if res.error is not None:
+                    log.warning("pair %s failed: %s", row["pair_id"], res.error)
+                    failures.append({"pair_id": str(row["pair_id"]), "reason": res.error})
+                    continue
+                waiting[row["pair_id"]] = (row, res.stats)
+                writer.add(row["pair_id"], res.frames)
+            del results, tasks
+        writer.close()
+    if not manifest_parts:  # nothing ever written: still leave an empty, schema-valid manifest
+        write_table(out / shardlib.MANIFEST_NAME, pd.DataFrame([], columns=_manifest_columns()), "manifest")
+
+    manifest = shardlib.read_manifest(out)
+    splits = [assign_split(k, tuple(config.splits), config.split_seed) for k in manifest["artist_key"]]
+    if splits != manifest["split"].tolist():  # splits or split_seed changed since those pairs were written
+        manifest["split"] = splits
+        write_table(out / shardlib.MANIFEST_NAME, manifest, "manifest")
+    shard_list = sorted(set(manifest["shard"]))
+    total_bytes = sum((out / s).stat().st_size for s in shard_list)
+    processed_s = float(sum(s["duration_s"] for s in written_stats))
+    counts = {"verified_in": len(verified), "written": len(written_stats), "skipped_existing": skipped,
+              "failed": len(failures)}
+    assert counts["verified_in"] == counts["written"] + counts["skipped_existing"] + counts["failed"], counts
+    wall = timings.steps.get("compute_and_write", 0.0)
+    cores = _n_cores(scheduler)
+    rtf = processed_s / wall if processed_s > 0 and wall > 0 else None
+    report = {
+        "stage": "targets",
+        "config": config.to_dict(),
+        "versions": versions(),
+        "inputs": {"verified": str(verified_path), "rows_in": rows_in, "not_verified": rows_in - len(verified)},
+        "counts": counts,
+        "failures": failures,
+        "hours": float(manifest["duration_s"].sum()) / 3600.0 if len(manifest) else 0.0,
+        "hours_written": processed_s / 3600.0,
+        "frames": int(manifest["n_frames"].sum()) if len(manifest) else 0,
+        "bytes": int(total_bytes),
+        "shards": len(shard_list),
+        "splits": {k: int(v) for k, v in manifest["split"].value_counts().items()} if len(manifest) else {},
+        "timings_s": timings.to_dict(),
+        "realtime_factor": rtf,
+        "realtime_factor_per_core": rtf / cores if rtf is not None else None,
+        "cores": cores,
+    }
+    report_path = out / REPORT_NAME
+    write_json(report_path, report, "targets-report")
+    log.info("targets: %d written, %d skipped, %d failed; %.2f h in %d shard(s)", counts["written"], skipped,
+             len(failures), report["hours"], len(shard_list))
+    return TargetsResult(out_dir=str(out), manifest_path=str(out / shardlib.MANIFEST_NAME),
+                         report_path=str(report_path), shards=shard_list, counts=counts, hours=report["hours"],
+                         frames=report["frames"], bytes=report["bytes"], failures=failures)
+
+
+def _n_cores(scheduler: str) -> int:
+    if scheduler == "synchronous":
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _manifest_columns() -> list[str]:
+    from .schemas import table_schema
+
+    return table_schema("manifest").names

@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write CSV text (str or bytes) to tmp_path and return its path."""
+
+    def _write(text, name="catalog.csv"):
+        p = tmp_path / name
+        p.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+        return str(p)
+
+    return _write

@@ -1,0 +1,123 @@
+import math
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pairminer.catalog import read_catalog
+from pairminer.errors import CatalogError
+from pairminer.schemas import table_schema
+
+HEADER = "track_id,artist,title,duration,genre\n"
+
+
+def _codes(cat):
+    return dict(zip(cat.rejects.column("row_number").to_pylist(), cat.rejects.column("reason_code").to_pylist()))
+
+
+def test_good_rows_and_counts(write_csv):
+    cat = read_catalog(write_csv(HEADER + "a,X,Song,200.5,Pop\nb,Y,Other,100,\n"))
+    assert cat.table.num_rows == 2 and cat.rejects.num_rows == 0 and cat.rows_read == 2
+    assert cat.table.column("duration_s").to_pylist() == [200.5, 100.0]
+    assert cat.table.column("row_number").to_pylist() == [2, 3]
+
+
+def test_bad_values_are_rejected_with_reasons(write_csv):
+    text = HEADER + "\n".join([
+        "a,X,Song,200,Pop",        # 2 ok
+        "b,X,Song2,abc,Pop",       # 3 non-numeric
+        "c,X,Song3,-1,Pop",        # 4 negative
+        "d,X,Song4,0,Pop",         # 5 zero
+        "e,X,Song5,nan,Pop",       # 6 NaN
+        "f,X,Song6,inf,Pop",       # 7 inf
+        "g,,Song7,100,Pop",        # 8 empty artist
+        "h,X,  ,100,Pop",          # 9 blank title
+        "a,X,Dup,100,Pop",         # 10 duplicate id
+        ",X,NoId,100,Pop",         # 11 missing id
+    ]) + "\n"
+    cat = read_catalog(write_csv(text))
+    assert cat.table.column("track_id").to_pylist() == ["a"]
+    assert _codes(cat) == {3: "bad_duration", 4: "bad_duration", 5: "bad_duration", 6: "bad_duration",
+                           7: "bad_duration", 8: "missing_artist", 9: "missing_title", 10: "duplicate_track_id",
+                           11: "missing_track_id"}
+    assert cat.rows_read == cat.table.num_rows + cat.rejects.num_rows == 10
+    assert all(r.startswith("row ") for r in cat.rejects.column("reason").to_pylist())
+    table_schema("rejects").conform(cat.rejects)
+
+
+def test_unparsable_lines_keep_line_numbers(write_csv):
+    text = HEADER + 'a,X,Song,200,Pop\nb,X,"unterminated,5,Pop\n\nc,X,Too,1,Pop,extra\nd,X,"Quoted, comma",3,Rap\n'
+    cat = read_catalog(write_csv(text))
+    assert cat.table.column("track_id").to_pylist() == ["a", "d"]
+    assert cat.table.column("row_number").to_pylist() == [2, 6]
+    assert cat.table.column("title").to_pylist() == ["Song", "Quoted, comma"]
+    assert _codes(cat) == {3: "unparsable", 5: "unparsable"}
+    raws = cat.rejects.column("raw").to_pylist()
+    assert raws[0].startswith('b,X,"unterminated') and raws[1].endswith("extra")
+    assert cat.rows_read == 4
+
+
+def test_bom_crlf_and_latin1_bytes(write_csv):
+    data = b"\xef\xbb\xbf" + HEADER.replace("\n", "\r\n").encode() + "a,Café,Déjà,3,Pop\r\n".encode() + \
+        b"b,Caf\xe9,Latin1,4,Pop\r\n"
+    cat = read_catalog(write_csv(data))
+    assert cat.table.column_names[0] == "track_id"
+    assert cat.table.column("artist").to_pylist() == ["Café", "Café"]
+    assert cat.table.column("genre").to_pylist() == ["Pop", "Pop"]
+
+
+def test_column_mapping_and_ms(write_csv):
+    path = write_csv("id,performer,track_name,length_ms\n1,X,Song,200500\n")
+    cat = read_catalog(path, columns={"track_id": "id", "artist": "performer", "title": "track_name",
+                                      "duration": "length_ms"}, duration_unit="ms")
+    assert cat.table.column("duration_s").to_pylist() == [200.5]
+
+
+def test_parquet_input(tmp_path):
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"track_id": [1, 2], "artist": ["X", "Y"], "title": ["A", "B"],
+                             "duration": [100.0, math.nan]}), p)
+    cat = read_catalog(str(p))
+    assert cat.fmt == "parquet"
+    assert cat.table.column("track_id").to_pylist() == ["1"]
+    assert _codes(cat) == {2: "bad_duration"}
+
+
+def test_parquet_with_wrong_types_is_a_clean_error(tmp_path):
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"track_id": ["1"], "artist": ["X"], "title": ["A"], "duration": [[1, 2]]}), p)
+    with pytest.raises(CatalogError, match="duration must be numeric"):
+        read_catalog(str(p))
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "empty"),
+    (b"\n\n", "empty"),
+    (HEADER.encode(), "no data rows"),
+    (b"name,foo\nx,y\n", "lacks required column"),
+    (bytes(range(256)) * 20, "binary|lacks required"),
+])
+def test_not_a_catalog(write_csv, content, match):
+    with pytest.raises(CatalogError, match=match):
+        read_catalog(write_csv(content))
+
+
+def test_missing_path_and_folder(tmp_path):
+    with pytest.raises(CatalogError, match="does not exist"):
+        read_catalog(str(tmp_path / "nope.csv"))
+    with pytest.raises(CatalogError, match="folder"):
+        read_catalog(str(tmp_path))
+
+
+def test_unknown_mapping_is_an_error(write_csv):
+    with pytest.raises(CatalogError, match="unknown catalog column"):
+        read_catalog(write_csv(HEADER + "a,X,S,1,P\n"), columns={"titel": "x"})
+
+
+def test_long_titles_control_chars_rtl_cjk(write_csv):
+    long = "x" * 10_000
+    text = HEADER + f"a,X,{long},100,Pop\nb,ﻣﺤﻤﺪ,أغنية,100,Pop\nc,Y,夜に駆ける,100,\nd,Z,Bell\x07Song,100,Pop\n"
+    cat = read_catalog(write_csv(text))
+    assert cat.table.num_rows == 4
+    assert len(cat.table.column("title")[0].as_py()) == 10_000

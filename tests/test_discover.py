@@ -1,0 +1,178 @@
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pairminer import io as pio
+from pairminer.discover import DiscoverConfig, run_discover
+from pairminer.errors import ConfigError
+from pairminer.testing import make_catalog, precision_recall, write_catalog_csv
+
+HEADER = "track_id,artist,title,duration,genre,audio_path\n"
+
+
+def _run(path, tmp_path, **cfg):
+    res = run_discover(path, tmp_path / "out", DiscoverConfig(**cfg), progress=False)
+    return res, pd.read_parquet(res.candidates_path)
+
+
+def _pairs(df):
+    return set(zip(df["mix_track_id"], df["version_track_id"]))
+
+
+def test_true_pairs_and_traps(write_csv, tmp_path):
+    rows = [
+        "m1,Daft Punk,Get Lucky,248.0,Dance,a/m1.flac",
+        "v1,Daft Punk feat. Pharrell,Get Lucky (Instrumental),248.5,,a/v1.flac",  # pair
+        "m2,Adele,Hello - Remastered 2009,295.0,Pop,",
+        "v2,ADELE,Hello (Instrumental) - Remastered 2009,294.2,Pop,",               # pair
+        "m3,Rosalía,Canción,180.0,Latin,",
+        "v3,Rosalia,Canción [Instrumental Version],180.3,Latin,",                  # pair, accents
+        "m4,YOASOBI,夜に駆ける,261.0,J-Pop,",
+        "v4,YOASOBI,夜に駆ける (Instrumental),261.4,J-Pop,",                        # pair, CJK
+        "m5,Band,Far Away,200.0,Rock,",
+        "v5,Band,Far Away - Instrumental,201.0,Rock,",                             # trap: delta exactly 1.0
+        "v6,Band,Far Away (Instrumental),205.0,Rock,",                             # trap: 5 s apart
+        "v7,Other Band,Far Away (Instrumental),200.2,Rock,",                      # trap: other artist
+        "v8,Band,Completely Different (Instrumental),200.1,Rock,",                # trap: other song
+        "m9,Band,Far Away (Live),200.3,Rock,",                                     # a live original
+    ]
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert _pairs(c) == {("m1", "v1"), ("m2", "v2"), ("m3", "v3"), ("m4", "v4")}
+    got = c.set_index("version_track_id")
+    assert got.loc["v1", "genre"] == "Dance"
+    assert got.loc["v1", "duration_delta_s"] == pytest.approx(0.5)
+    assert got.loc["v1", "mix_audio_path"].endswith("a/m1.flac")
+    assert got.loc["v1", "mix_audio_path"].startswith(str(tmp_path))  # resolved against the catalog folder
+    assert got.loc["v2", "title_score"] == 100.0
+    assert res.counts["versions"] == 8 and res.counts["originals"] == 6
+
+
+def test_funnel_counts_add_up(write_csv, tmp_path):
+    rows = ["a,X,Song,200,Pop,", "b,X,Song (Instrumental),200.4,Pop,", "c,X,Bad,abc,Pop,", "a,X,Dup,3,Pop,",
+            "d,,NoArtist,3,Pop,"]
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    k = res.counts
+    assert k["rows_read"] == 5 == k["rows_used"] + k["rows_rejected"]
+    assert k["rows_rejected"] == 3
+    assert k["originals"] + k["versions"] == k["rows_used"]
+    assert k["rejected_by_reason"] == {"bad_duration": 1, "duplicate_track_id": 1, "missing_artist": 1}
+    assert k["blocked_pairs"] >= k["within_window"] >= k["above_score"] >= k["kept"] == 1
+    rej = pd.read_parquet(res.rejects_path)
+    assert sorted(rej["row_number"]) == [4, 5, 6]
+    report = json.loads(open(res.report_path).read())
+    assert report["counts"] == k
+    assert report["hours"]["kept_mix"] == pytest.approx(200 / 3600, abs=1e-4)
+
+
+def test_best_match_and_ambiguity(write_csv, tmp_path):
+    rows = ["a,X,Love Song,200.0,,", "b,X,Love Song,200.6,,", "c,X,Love Songs,200.1,,",
+            "v,X,Love Song (Instrumental),200.2,,"]
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert len(c) == 1
+    row = c.iloc[0]
+    assert row["mix_track_id"] == "a"  # best score 100, then the smaller |delta| (0.2 < 0.4)
+    assert row["n_near_best"] == 2  # a and b both score 100
+    assert res.counts["ambiguous"] == 1
+
+
+def test_other_kinds_only_when_asked(write_csv, tmp_path):
+    rows = ["a,X,Song,200,,", "b,X,Song (Acapella),200.2,,", "c,X,Song (Karaoke Version),200.3,,"]
+    _, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert c.empty
+    _, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path, kinds=("acapella", "karaoke"))
+    assert sorted(c["version_kind"]) == ["acapella", "karaoke"]
+
+
+def test_generated_catalog_precision_recall(tmp_path):
+    g = make_catalog(20_000, seed=3)
+    path = tmp_path / "cat.csv"
+    write_catalog_csv(g.catalog, str(path))
+    res, c = _run(str(path), tmp_path, kinds=("instrumental", "acapella", "karaoke", "off-vocal"),
+                  partition_rows=4000)
+    p, r = precision_recall(c, g.truth)
+    assert p >= 0.995 and r >= 0.99, (p, r)
+    assert not set(c["version_track_id"]) & set(g.near_misses["version_track_id"])
+
+
+def test_various_artists_block_is_bounded(tmp_path):
+    """Blocking by artist x duration bucket: a huge block costs versions x neighbours, not size^2."""
+    g = make_catalog(20_000, seed=5, va_tracks=8000)
+    path = tmp_path / "cat.csv"
+    write_catalog_csv(g.catalog, str(path))
+    res, _ = _run(str(path), tmp_path)
+    n_va = (g.catalog["artist"] == "Various Artists").sum()
+    assert n_va >= 7000
+    # An artist-only join would compare every VA version with all ~8000 VA originals.
+    va_versions = g.catalog["title"].str.contains("Instrumental")[g.catalog["artist"] == "Various Artists"].sum()
+    assert res.counts["blocked_pairs"] < 0.25 * max(va_versions, 1) * n_va
+
+
+def test_deterministic_output(tmp_path):
+    g = make_catalog(5000, seed=11)
+    path = tmp_path / "cat.csv"
+    write_catalog_csv(g.catalog, str(path))
+    a = run_discover(str(path), tmp_path / "a", DiscoverConfig(partition_rows=1000), progress=False)
+    b = run_discover(str(path), tmp_path / "b", DiscoverConfig(partition_rows=3000), progress=False,
+                     scheduler="synchronous")
+    ta, tb = pq.read_table(a.candidates_path), pq.read_table(b.candidates_path)
+    assert ta.num_rows > 0 and ta.equals(tb)
+
+
+def test_outputs_match_their_schemas(write_csv, tmp_path):
+    res, _ = _run(write_csv(HEADER + "a,X,Song,200,Pop,\nb,X,Song (Instrumental),200.4,Pop,\nc,X,x,-1,,\n"),
+                  tmp_path)
+    for path, name in [(res.candidates_path, "candidates"), (res.rejects_path, "rejects")]:
+        t = pio.read_table(path, schema=name)
+        assert t.schema.metadata[b"pairminer.schema"] == name.encode()
+    from pairminer.schemas import json_schema
+
+    json_schema("discover-report").validate(json.loads(open(res.report_path).read()))
+
+
+def test_empty_result_still_writes_valid_outputs(write_csv, tmp_path):
+    res, c = _run(write_csv(HEADER + "a,X,Song,200,Pop,\n"), tmp_path)
+    assert c.empty and list(c.columns)[:3] == ["pair_id", "mix_track_id", "version_track_id"]
+    assert res.counts["kept"] == 0
+
+
+def test_audio_root_refuses_escapes(write_csv, tmp_path):
+    root = tmp_path / "audio"
+    root.mkdir()
+    rows = ["a,X,Song,200,Pop,../../etc/passwd", "b,X,Song (Instrumental),200.4,Pop,inside/b.flac"]
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path, audio_root=str(root))
+    assert pd.isna(c.iloc[0]["mix_audio_path"])
+    assert c.iloc[0]["version_audio_path"] == str(root / "inside" / "b.flac")
+    assert res.counts["audio_paths_refused"] == 1
+
+
+@pytest.mark.parametrize("bad", [{"max_delta": 0}, {"min_score": 120}, {"kinds": ("nope",)}, {"scorer": "x"}])
+def test_bad_config(bad):
+    with pytest.raises(ConfigError):
+        DiscoverConfig.from_dict(bad)
+
+
+def test_unknown_config_key_names_the_nearest():
+    with pytest.raises(ConfigError, match="did you mean 'min_score'"):
+        DiscoverConfig.from_dict({"min_scor": 80})
+
+
+def test_config_yaml_round_trip():
+    cfg = DiscoverConfig(kinds=("instrumental", "acapella"), min_score=85.0, keywords={"instrumental": ["instru"]})
+    assert DiscoverConfig.from_yaml(cfg.to_yaml()) == cfg
+
+
+@pytest.mark.slow
+def test_local_cluster_matches_default_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    g = make_catalog(6000, seed=2)
+    path = tmp_path / "cat.csv"
+    write_catalog_csv(g.catalog, str(path))
+    cfg = DiscoverConfig(partition_rows=1500, kinds=("instrumental", "acapella"))
+    a = run_discover(str(path), tmp_path / "local", cfg, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        b = run_discover(str(path), tmp_path / "cluster", cfg, progress=False, scheduler=lc.scheduler_address)
+    ta, tb = pq.read_table(a.candidates_path), pq.read_table(b.candidates_path)
+    assert ta.num_rows > 0 and ta.equals(tb)
+    assert a.counts == b.counts
