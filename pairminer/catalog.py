@@ -61,27 +61,51 @@ def _columns_spec() -> tuple[list[str], list[str]]:
     return required, optional
 
 
-def _open_bytes(path: str) -> bytes:
-    """Read the whole input. Local paths are checked first so the error says exactly what is wrong."""
-    if "://" in path and not path.startswith("file://"):
-        import fsspec
+class _Source:
+    """The catalog file: local path or fsspec URL, opened as often as needed, never read whole
+    unless the careful parser needs it."""
 
+    def __init__(self, path: str):
+        self.path = path
+        self.is_url = "://" in path and not path.startswith("file://")
+        if not self.is_url:
+            p = Path(path.removeprefix("file://"))
+            if not p.exists():
+                raise CatalogError(f"catalog {path} does not exist; check the path")
+            if p.is_dir():
+                raise CatalogError(f"catalog {path} is a folder; give a .csv or .parquet file")
+            self.local = p
+
+    def open(self):
         try:
-            with fsspec.open(path, "rb") as f:
-                return f.read()
+            if self.is_url:
+                import fsspec
+
+                return fsspec.open(self.path, "rb").open()
+            return open(self.local, "rb")
         except FileNotFoundError as exc:
-            raise CatalogError(f"catalog {path} does not exist") from exc
+            raise CatalogError(f"catalog {self.path} does not exist") from exc
+        except OSError as exc:
+            raise CatalogError(f"cannot read catalog {self.path}: {exc.strerror or exc}") from exc
         except Exception as exc:  # fsspec backends raise many types
-            raise CatalogError(f"cannot read catalog {path}: {exc}") from exc
-    p = Path(path.removeprefix("file://"))
-    if not p.exists():
-        raise CatalogError(f"catalog {path} does not exist; check the path")
-    if p.is_dir():
-        raise CatalogError(f"catalog {path} is a folder; give a .csv or .parquet file")
-    try:
-        return p.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from exc
+            raise CatalogError(f"cannot read catalog {self.path}: {exc}") from exc
+
+    def head(self, n: int = 1 << 16) -> bytes:
+        with self.open() as f:
+            return f.read(n)
+
+    def read_all(self) -> bytes:
+        with self.open() as f:
+            return f.read()
+
+    def count_lines(self) -> int:
+        """Number of lines (a last line without a newline counts)."""
+        n, last = 0, b"\n"
+        with self.open() as f:
+            while chunk := f.read(16 << 20):
+                n += chunk.count(b"\n")
+                last = chunk[-1:]
+        return n + (0 if last == b"\n" else 1)
 
 
 def _detect_format(path: str, data: bytes) -> str:
@@ -143,27 +167,33 @@ def _check_columns(names: list[str], mapping: Mapping[str, str], path: str) -> d
     return resolved
 
 
-def _read_csv_fast(data: bytes, names: list[str], use_cols: list[str]) -> pa.Table | None:
+def _read_csv_fast(src: "_Source", names: list[str], use_cols: list[str]) -> pa.Table | None:
     """Multi-threaded Arrow parse of a clean file; None when the file needs the careful path.
 
     The careful path is taken when any line does not parse, when there are blank lines, or when the
     record count differs from the line count (a quoted value spanning lines).
     """
-    if b"\n\n" in data or b"\n\r\n" in data:
-        return None
     read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True, block_size=16 << 20)
     parse_opts = pacsv.ParseOptions(newlines_in_values=False)
-    convert_opts = pacsv.ConvertOptions(
-        column_types={n: pa.binary() for n in use_cols}, include_columns=use_cols, strings_can_be_null=False,
-        quoted_strings_can_be_null=False, null_values=[],
-    )
-    try:
-        table = pacsv.read_csv(pa.py_buffer(data), read_options=read_opts, parse_options=parse_opts,
-                               convert_options=convert_opts)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
+    table = None
+    # Strings first (Arrow validates UTF-8 while parsing); binary only for files with invalid UTF-8.
+    for text_type in (pa.string(), pa.binary()):
+        convert_opts = pacsv.ConvertOptions(
+            column_types={n: text_type for n in use_cols}, include_columns=use_cols, strings_can_be_null=False,
+            quoted_strings_can_be_null=False, null_values=[],
+        )
+        try:
+            with src.open() as f:
+                table = pacsv.read_csv(f, read_options=read_opts, parse_options=parse_opts,
+                                       convert_options=convert_opts)
+            break
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if "UTF8" not in str(exc) and "utf8" not in str(exc).lower():
+                return None
+    if table is None:
         return None
-    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - 1
-    return table if table.num_rows == n_lines else None
+    # Blank lines (skipped by Arrow) or a quoted value spanning lines make the counts differ.
+    return table if table.num_rows == src.count_lines() - 1 else None
 
 
 def _read_csv_careful(data: bytes, offset: int, names: list[str], use_cols: list[str]):
@@ -213,21 +243,23 @@ def _decode_mixed(b: bytes) -> str:
         return b.decode("cp1252", errors="replace")
 
 
-def read_csv(data: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa.Table, list[dict], int]:
-    names, offset = _decode_header(data)
+def read_csv(src: "_Source", head: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa.Table, list[dict], int]:
+    if b"\n" not in head:
+        head = src.read_all()
+    names, offset = _decode_header(head)
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise CatalogError(f"catalog header repeats column name(s) {dup}; make column names unique")
     resolved = _check_columns(names, mapping, path)
     use_cols = sorted(set(resolved.values()), key=names.index)
-    fast = _read_csv_fast(data[offset:] if offset else data, names, use_cols)
+    fast = _read_csv_fast(src, names, use_cols)
     if fast is not None:
         table = pa.table({col: _to_utf8(fast.column(src)) for col, src in resolved.items()})
         row_numbers = np.arange(2, 2 + table.num_rows, dtype=np.int64)
         bad: list[tuple[int, str, str]] = []
     else:
         log.info("catalog %s needs the line-by-line parser (bad or blank lines)", path)
-        raw, row_numbers, bad = _read_csv_careful(data, offset, names, use_cols)
+        raw, row_numbers, bad = _read_csv_careful(src.read_all(), offset, names, use_cols)
         table = pa.table({col: raw.column(src) for col, src in resolved.items()})
     table = table.append_column("row_number", pa.array(row_numbers, pa.int64()))
     rejects = [
@@ -238,9 +270,9 @@ def read_csv(data: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa.Tab
     return table, rejects, table.num_rows + len(bad)
 
 
-def read_parquet(data: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa.Table, list[dict], int]:
+def read_parquet(src: "_Source", path: str, mapping: Mapping[str, str]) -> tuple[pa.Table, list[dict], int]:
     try:
-        pf = pq.ParquetFile(pa.BufferReader(data))
+        pf = pq.ParquetFile(src.open())
         names = pf.schema_arrow.names
     except (pa.ArrowInvalid, OSError) as exc:
         raise CatalogError(f"catalog {path} is not a readable Parquet file: {exc}") from exc
@@ -267,69 +299,137 @@ def read_parquet(data: bytes, path: str, mapping: Mapping[str, str]) -> tuple[pa
     return table, [], table.num_rows
 
 
-def _blank(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    trimmed = pc.utf8_trim_whitespace(col)
-    return pc.or_(pc.is_null(col), pc.equal(pc.utf8_length(trimmed), 0))
+def _blank(col: pa.ChunkedArray) -> np.ndarray:
+    """True where the value is null, empty or only whitespace."""
+    blank = pc.or_(pc.equal(pc.utf8_length(col), 0), pc.utf8_is_space(col))
+    return blank.fill_null(True).to_numpy(zero_copy_only=False)
 
 
 def _parse_duration(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_floating(col.type):
         return col
-    trimmed = pc.utf8_trim_whitespace(col)
-    try:
-        return trimmed.cast(pa.float64())
-    except pa.ArrowInvalid:
-        import pandas as pd
+    for candidate in (col, pc.utf8_trim_whitespace(col)):
+        try:
+            return candidate.cast(pa.float64())
+        except pa.ArrowInvalid:
+            continue
+    import pandas as pd
 
-        values = pd.to_numeric(pd.Series(trimmed.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
-        return pa.chunked_array([pa.array(values.to_numpy(dtype=np.float64), pa.float64())])
+    trimmed = pc.utf8_trim_whitespace(col)
+    values = pd.to_numeric(pd.Series(trimmed.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
+    return pa.chunked_array([pa.array(values.to_numpy(dtype=np.float64), pa.float64())])
+
+
+def _string_hashes(arr: pa.Array) -> np.ndarray | None:
+    """A 64-bit hash of each string, vectorised over Arrow's buffers 8 bytes at a time.
+
+    Returns None for inputs it does not handle (nulls, ids longer than 256 bytes).
+    """
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if arr.null_count or not pa.types.is_string(arr.type) or len(arr) == 0:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
+    lengths = np.diff(offsets).astype(np.int64)
+    maxlen = int(lengths.max())
+    if maxlen > 256:
+        return None
+    raw = arr.buffers()[2]
+    nbytes = int(offsets[-1])
+    pad = np.zeros(nbytes + 16, dtype=np.uint8)
+    if raw is not None and nbytes:
+        pad[:nbytes] = np.frombuffer(raw, dtype=np.uint8)[:nbytes]
+    # A little-endian uint64 starting at every byte offset (an unaligned, overlapping view).
+    words = np.ndarray(shape=(nbytes + 8,), dtype="<u8", buffer=pad, strides=(1,))
+    starts = offsets[:-1].astype(np.int64)
+    h = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    prime = np.uint64(0xFF51AFD7ED558CCD)
+    with np.errstate(over="ignore"):
+        for j in range(0, maxlen, 8):
+            rem = np.clip(lengths - j, 0, 8).astype(np.uint64)
+            mask = np.where(rem >= 8, np.uint64(0xFFFFFFFFFFFFFFFF),
+                            (np.uint64(1) << (rem * np.uint64(8))) - np.uint64(1))
+            w = words[np.minimum(starts + j, nbytes)] & mask
+            h = (h ^ w) * prime
+            h ^= h >> np.uint64(33)
+    return h
+
+
+def _duplicate_mask(ids: pa.ChunkedArray, usable: np.ndarray) -> np.ndarray:
+    """True for usable rows whose id already appeared on an earlier usable row (exact)."""
+    import pandas as pd
+
+    dup = np.zeros(len(usable), dtype=bool)
+    idx = np.flatnonzero(usable)
+    h = _string_hashes(ids)
+    if h is not None:
+        hs = np.sort(h[idx])
+        if not (hs[1:] == hs[:-1]).any():  # the common case: every id is distinct
+            return dup
+        key = pd.Series(h)
+    else:
+        key = pd.Series(pc.dictionary_encode(ids).combine_chunks().indices.to_numpy(zero_copy_only=False))
+    cand = key.iloc[idx].duplicated(keep=False).to_numpy()
+    if not cand.any():
+        return dup
+    # Confirm on the strings themselves (hash collisions are possible, if unlikely).
+    rows = idx[cand]
+    seen: set = set()
+    for r, v in zip(rows.tolist(), ids.take(pa.array(rows)).to_pylist()):
+        if v in seen:
+            dup[r] = True
+        seen.add(v)
+    return dup
+
+
+_REASONS = {  # code -> (reason_code, message)
+    1: ("missing_track_id", "empty track_id; every row needs a unique id"),
+    2: ("missing_title", "empty title"),
+    3: ("missing_artist", "empty artist"),
+    4: ("bad_duration", "duration is not a positive finite number of {unit}"),
+    5: ("duplicate_track_id", "duplicate track_id; the first row with this id is kept"),
+}
 
 
 def validate(table: pa.Table, duration_unit: str) -> tuple[pa.Table, pa.Table]:
     """Split rows into usable rows and rejects, vectorised. Returns (good, rejects_table)."""
     n = table.num_rows
-    reasons = np.full(n, "", dtype=object)
-    codes = np.full(n, "", dtype=object)
+    codes = np.zeros(n, dtype=np.uint8)  # 0 = usable, else the first problem found (see _REASONS)
 
-    def mark(mask: np.ndarray, code: str, reason: str) -> None:
-        sel = mask & (codes == "")
-        codes[sel] = code
-        reasons[sel] = reason
+    def mark(mask: np.ndarray, code: int) -> None:
+        codes[mask & (codes == 0)] = code
 
-    mark(_blank(table.column("track_id")).to_numpy(zero_copy_only=False), "missing_track_id",
-         "empty track_id; every row needs a unique id")
-    mark(_blank(table.column("title")).to_numpy(zero_copy_only=False), "missing_title", "empty title")
-    mark(_blank(table.column("artist")).to_numpy(zero_copy_only=False), "missing_artist", "empty artist")
-    dur = _parse_duration(table.column("duration"))
-    scale = 1000.0 if duration_unit == "ms" else 1.0
-    dur_s = pc.divide(dur, scale)
-    d = dur_s.to_numpy(zero_copy_only=False).astype(np.float64)
+    mark(_blank(table.column("track_id")), 1)
+    mark(_blank(table.column("title")), 2)
+    mark(_blank(table.column("artist")), 3)
+    dur_s = _parse_duration(table.column("duration"))
+    if duration_unit == "ms":
+        dur_s = pc.divide(dur_s, 1000.0)
+    d = dur_s.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     with np.errstate(invalid="ignore"):
-        bad_dur = ~np.isfinite(d) | ~(d > 0)
-    unit = "milliseconds" if duration_unit == "ms" else "seconds"
-    mark(bad_dur, "bad_duration", f"duration is not a positive finite number of {unit}")
-    # Duplicates: the first occurrence of a track_id wins; later ones are rejected.
-    ids = pc.utf8_trim_whitespace(table.column("track_id"))
-    codes_arr = pc.dictionary_encode(ids).combine_chunks().indices.to_numpy(zero_copy_only=False)
-    ok_so_far = codes == ""
-    first = np.zeros(len(codes_arr), dtype=bool)
-    idx = np.flatnonzero(ok_so_far)
-    _, first_pos = np.unique(codes_arr[idx], return_index=True)
-    first[idx[first_pos]] = True
-    mark(ok_so_far & ~first, "duplicate_track_id", "duplicate track_id; the first row with this id is kept")
-    good_mask = codes == ""
-    good = table.filter(pa.array(good_mask))
-    good = good.set_column(good.schema.get_field_index("duration"), "duration_s", dur_s.filter(pa.array(good_mask)))
-    good = good.set_column(good.schema.get_field_index("track_id"), "track_id", ids.filter(pa.array(good_mask)))
+        mark(~(np.isfinite(d) & (d > 0)), 4)
+    ids = table.column("track_id")
+    if pc.any(pc.match_substring_regex(ids, r"^\s|\s$")).as_py():
+        ids = pc.utf8_trim_whitespace(ids)
+    mark(_duplicate_mask(ids, codes == 0), 5)  # the first usable row with an id is kept
+    good_mask = codes == 0
+    if good_mask.all():  # the common case: no copy
+        good = table.set_column(table.schema.get_field_index("duration"), "duration_s", dur_s)
+        good = good.set_column(good.schema.get_field_index("track_id"), "track_id", ids)
+    else:
+        keep = pa.array(good_mask)
+        good = table.filter(keep)
+        good = good.set_column(good.schema.get_field_index("duration"), "duration_s", dur_s.filter(keep))
+        good = good.set_column(good.schema.get_field_index("track_id"), "track_id", ids.filter(keep))
     bad_idx = np.flatnonzero(~good_mask)
     rej = table.take(pa.array(bad_idx, pa.int64()))
+    unit = "milliseconds" if duration_unit == "ms" else "seconds"
+    row_nums = rej.column("row_number").to_pylist()
+    bad_codes = codes[bad_idx].tolist()
     rejects = pa.table({
         "row_number": rej.column("row_number"),
-        "reason_code": pa.array(codes[bad_idx].tolist(), pa.string()),
-        "reason": pa.array(
-            [f"row {r}: {m}" for r, m in zip(rej.column("row_number").to_pylist(), reasons[bad_idx].tolist())],
-            pa.string(),
-        ),
+        "reason_code": pa.array([_REASONS[c][0] for c in bad_codes], pa.string()),
+        "reason": pa.array([f"row {r}: " + _REASONS[c][1].format(unit=unit) for r, c in zip(row_nums, bad_codes)],
+                           pa.string()),
         **{c: rej.column(c).cast(pa.string()) for c in REJECT_COLUMNS},
         "raw": pa.nulls(len(bad_idx), pa.string()),
     })
@@ -351,15 +451,16 @@ def read_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None =
     path = str(path)
     if duration_unit not in ("s", "ms"):
         raise CatalogError(f"--duration-unit must be s or ms, not {duration_unit!r}")
-    data = _open_bytes(path)
-    if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+    src = _Source(path)
+    head = src.head()
+    if len(head) < 4096 and not head.strip(b"\xef\xbb\xbf \t\r\n"):
         raise CatalogError(f"catalog {path} is empty; it needs a header line and at least one row")
-    fmt = _detect_format(path, data)
+    fmt = _detect_format(path, head)
     mapping = dict(columns or {})
     if fmt == "parquet":
-        table, parse_rejects, rows_read = read_parquet(data, path, mapping)
+        table, parse_rejects, rows_read = read_parquet(src, path, mapping)
     else:
-        table, parse_rejects, rows_read = read_csv(data, path, mapping)
+        table, parse_rejects, rows_read = read_csv(src, head, path, mapping)
     if rows_read == 0:
         raise CatalogError(f"catalog {path} has a header but no data rows")
     good, rejects = validate(table, duration_unit)
