@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..report import ReportConfig, format_funnel, format_genre_table, run_report
 from . import main
 from ._options import init_logging, quiet_verbose_options
 
@@ -35,6 +34,8 @@ def report(out, report_dir, top_n, genre_mode, examples_per_status, config_path,
       open OUT/report/report.html
     """
     init_logging(verbose, quiet)
+    from ..report import ReportConfig, format_funnel, format_genre_table, run_report
+
     base = ReportConfig()
     if config_path:
         with open(config_path, encoding="utf-8") as f:

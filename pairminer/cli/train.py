@@ -172,7 +172,8 @@ def separate_files(audio_paths: list[str], run_dirs: list[str], out_dir: str, *,
 @click.option("-m", "--model", "run_dirs", multiple=True, required=True,
               help="Run folder of `pairminer train` (repeat for a vocals and an instrumental model).")
 @click.option("-o", "--out", "out_dir", required=True, help="Folder for OUT/<track>/vocals.wav, instrumental.wav.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the network runs: auto (CUDA when present), cpu or cuda.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Patches per forward pass.")
 @click.option("--overwrite", is_flag=True, help="Redo tracks whose outputs exist.")
 @quiet_verbose_options
