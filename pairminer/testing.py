@@ -59,7 +59,7 @@ def _name(idx: np.ndarray, n_syl: int, base: np.ndarray) -> list[str]:
 
 def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, version_rate: float = 0.01,
                  near_miss_rate: float = 0.004, other_kinds: bool = True,
-                 max_artist_tracks: int = 5000) -> GeneratedCatalog:
+                 max_artist_tracks: int = 5000, typo_rate: float = 0.05) -> GeneratedCatalog:
     """A catalog of about `n_rows` rows with planted (mix, version) pairs.
 
     Args:
@@ -70,6 +70,7 @@ def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, ve
         near_miss_rate: share of rows that are versions which must NOT pair.
         other_kinds: also plant acapella, karaoke and off-vocal versions.
         max_artist_tracks: cap on the size of one artist's discography (Various Artists excepted).
+        typo_rate: share of true versions whose title carries a one-character typo.
     """
     rng = np.random.default_rng(seed)
     n_versions = int(n_rows * version_rate)
@@ -130,7 +131,11 @@ def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, ve
         o = orig.iloc[s]
         forms = _INSTRUMENTAL_FORMS if kind == "instrumental" else _OTHER_FORMS[kind]
         form = forms[rng.integers(len(forms))]
-        title = form.format(t=o["base_title"], T=o["base_title"].upper())
+        base = o["base_title"]
+        if rng.random() < typo_rate:  # real catalogs misspell: one character dropped or swapped
+            i = int(rng.integers(1, len(base) - 1))
+            base = base[:i] + base[i + 1:] if rng.random() < 0.5 else base[:i - 1] + base[i] + base[i - 1] + base[i + 1:]
+        title = form.format(t=base, T=base.upper())
         primary = o["artist"].split(" feat. ")[0]
         artist = primary if rng.random() < 0.9 else primary.lower()
         d = round(float(o["duration"] + rng.uniform(-0.95, 0.95)), 3)
