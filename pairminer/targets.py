@@ -145,6 +145,14 @@ class TargetsResult:
     bytes: int
     failures: list[dict[str, str]] = field(default_factory=list)
 
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"targets: {c['written']} pair(s) written, {c['skipped_existing']} already done, {c['failed']} failed "
+            f"(of {c['verified_in']} verified); {self.hours:.2f} h, {self.frames} frames in {len(self.shards)} "
+            f"shard(s), {self.bytes / 2**20:.1f} MiB -> {self.manifest_path}"
+        )
+
 
 def assign_split(artist_key: str, fractions: tuple[float, ...] = (0.8, 0.1, 0.1), seed: int = 0) -> str:
     """Deterministic split of an artist: a hash of (seed, artist_key) mapped onto the cumulative fractions."""

@@ -32,11 +32,6 @@ def targets(verified, out_dir, sr, n_fft, hop, shard_mb, audio_root, scheduler, 
     init_logging(verbose, quiet)
     config = TargetsConfig().replace(sr=sr, n_fft=n_fft, hop=hop, shard_mb=shard_mb, audio_root=audio_root)
     res = run_targets(verified, out_dir, config, scheduler=scheduler, progress=not quiet)
-    c = res.counts
-    click.echo(
-        f"targets: {c['written']} pair(s) written, {c['skipped_existing']} already done, {c['failed']} failed "
-        f"(of {c['verified_in']} verified); {res.hours:.2f} h, {res.frames} frames in {len(res.shards)} shard(s), "
-        f"{res.bytes / 2**20:.1f} MiB -> {res.manifest_path}"
-    )
+    click.echo(res.summary())
     if res.failures:
         click.echo(f"failures are listed with their reasons in {res.report_path}", err=True)
