@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/pairminer discover data/sample/catalog.csv -o pairminer-out
+	$(BIN)/pairminer run workflows/demo.yaml
 
 test: install
 	$(BIN)/python -m pytest -q

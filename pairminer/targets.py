@@ -388,6 +388,15 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
     with timings.step("read_input"):
         verified, rows_in = _load_verified(str(verified_path))
         existing = _load_existing_manifest(out, config)
+    dropped_stale = 0
+    if existing is not None and len(existing):
+        # A pair that is no longer verified upstream must not stay in the training data.
+        stale = ~existing["pair_id"].isin(set(verified["pair_id"].astype(str)))
+        dropped_stale = int(stale.sum())
+        if dropped_stale:
+            log.warning("targets: dropping %d manifest row(s) whose pair is no longer verified", dropped_stale)
+            existing = existing[~stale].reset_index(drop=True)
+            write_table(out / shardlib.MANIFEST_NAME, existing, "manifest")
     done_ids = set(existing["pair_id"]) if existing is not None else set()
     manifest_parts: list[pd.DataFrame] = [existing] if existing is not None and len(existing) else []
     referenced = sorted(set(existing["shard"])) if existing is not None else []
@@ -460,7 +469,8 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
         "stage": "targets",
         "config": config.to_dict(),
         "versions": versions(),
-        "inputs": {"verified": str(verified_path), "rows_in": rows_in, "not_verified": rows_in - len(verified)},
+        "inputs": {"verified": str(verified_path), "rows_in": rows_in, "not_verified": rows_in - len(verified),
+                   "dropped_stale": dropped_stale},
         "counts": counts,
         "failures": failures,
         "hours": float(manifest["duration_s"].sum()) / 3600.0 if len(manifest) else 0.0,

@@ -258,3 +258,19 @@ def test_too_long_mix_fails_with_reason_even_without_duration_column(tmp_path):
     assert res.counts["failed"] == 1 and "max_duration_s" in res.failures[0]["reason"]
     assert len(shards.read_manifest(tmp_path / "out")) == 0
     table_schema("manifest").validate(read_table(tmp_path / "out" / "manifest.parquet"))
+
+
+def test_pairs_no_longer_verified_leave_the_manifest(tmp_path):
+    verified, rows = _make_dataset(tmp_path / "in", n=3, duration_s=6.0)
+    out = tmp_path / "out"
+    first = run_targets(verified, out, TargetsConfig(shard_mb=0.01), progress=False)
+    assert first.counts["written"] == 3
+    v = pd.read_parquet(verified)
+    gone = v.iloc[0]["pair_id"]
+    v.loc[0, "status"] = "too_similar"  # upstream re-verification changed its mind
+    v.to_parquet(tmp_path / "v2.parquet")
+    res = run_targets(tmp_path / "v2.parquet", out, TargetsConfig(shard_mb=0.01), progress=False)
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert gone not in set(manifest["pair_id"]) and len(manifest) == 2
+    assert res.counts["skipped_existing"] == 2
+    assert json.loads((out / "targets-report.json").read_text())["inputs"]["dropped_stale"] == 1

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 def train(targets_dir, out_dir, source, config_path, lr, batch_size, epochs, steps_per_epoch, max_steps, time_budget_s,
           valid_every,
           num_workers, skip_silent_target_db, device, compile_, seed, resume, quiet, verbose):
-    """Train the U-Net (Jansson et al. 2017) for one source on the shards in TARGETS_DIR.
+    """Train the U-Net of Jansson and others (2017) for one source on the shards in TARGETS_DIR.
 
     Writes OUT/config.json, OUT/metrics.jsonl, OUT/checkpoint-last.pt, OUT/checkpoint-best.pt and
     OUT/train-report.json. Input patches are 512 bins x 128 frames.

@@ -6,13 +6,20 @@ nothing heavier), so it runs on a GPU machine with nothing else installed. Decod
 for `separate` happens in `pairminer.cli.train`; `evaluate` imports museval/soundfile/soxr lazily.
 """
 
-from .config import SOURCE_CHANNEL, TrainConfig
-from .evaluate import EvaluateResult, run_evaluate
-from .loop import TrainResult, load_checkpoint, run_train
-from .model import UNet, normalise_patch
-from .separate import Separator, separate_array
+import importlib
 
-__all__ = [
-    "SOURCE_CHANNEL", "TrainConfig", "TrainResult", "run_train", "load_checkpoint", "UNet", "normalise_patch",
-    "Separator", "separate_array", "EvaluateResult", "run_evaluate",
-]
+# Exports load on first use, so reading a TrainConfig (e.g. a workflow's dry run) does not import torch.
+_EXPORTS = {
+    "SOURCE_CHANNEL": ".config", "TrainConfig": ".config",
+    "EvaluateResult": ".evaluate", "run_evaluate": ".evaluate",
+    "TrainResult": ".loop", "load_checkpoint": ".loop", "run_train": ".loop",
+    "UNet": ".model", "normalise_patch": ".model",
+    "Separator": ".separate", "separate_array": ".separate",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

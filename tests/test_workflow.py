@@ -1,0 +1,504 @@
+"""Tests of pairminer.workflow and `pairminer run`: YAML round trip, key errors, freshness, plans, CLI.
+
+The orchestration tests replace the stage calls with a fake that writes each stage's output files and
+records the call (so they are fast and say exactly which stages ran); the real-stage tests run
+discover + report on a small generated catalog, and tests/test_schemas.py runs the whole demo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pairminer import workflow as wfm
+from pairminer.cli import main
+from pairminer.errors import ConfigError, InputError
+from pairminer.schemas import json_schema
+from pairminer.testing import make_catalog
+from pairminer.workflow import (
+    STAGES,
+    Workflow,
+    audio_fingerprint,
+    load_workflow,
+    run_workflow,
+    workflow_from_yaml,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return str(path)
+
+
+def run_doc(out) -> dict:
+    doc = json.loads((Path(out) / "run.json").read_text(encoding="utf-8"))
+    json_schema("run").validate(doc)
+    return doc
+
+
+def statuses(out) -> dict[str, str]:
+    return {e["stage"]: e["status"] for e in run_doc(out)["stages"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# The workflow file
+# --------------------------------------------------------------------------------------------------
+
+CUSTOM = """\
+catalog: data/catalog.csv
+out: out
+scheduler: synchronous
+discover:
+  kinds: [instrumental, acapella]
+  keywords: {instrumental: [instru]}
+  columns: {title: track_name}
+  min_score: 85
+  audio_root: audio
+verify:
+  max_seconds: 30
+  cache_dir: cache
+targets:
+  splits: [0.7, 0.2, 0.1]
+  sr: 16000
+train:
+  source: instrumental
+  skip_silent_target_db: 40
+report:
+  genre_mode: split
+  genre_separators: [";", "/"]
+"""
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "cluster.yaml", "custom"])
+def test_yaml_round_trip(tmp_path, name):
+    path = write(tmp_path / "custom.yaml", CUSTOM) if name == "custom" else str(REPO / "workflows" / name)
+    wf = load_workflow(path)
+    again = workflow_from_yaml(wf.to_yaml())
+    assert again == wf
+    for s in STAGES:
+        assert again.config(s) == wf.config(s)
+    # and a second dump is byte-identical
+    assert again.to_yaml() == wf.to_yaml()
+
+
+def test_custom_values_and_path_resolution(tmp_path):
+    wf = load_workflow(write(tmp_path / "custom.yaml", CUSTOM))
+    assert wf.catalog == str(tmp_path / "data" / "catalog.csv")  # relative to the file, not the cwd
+    assert wf.out == str(tmp_path / "out")
+    assert wf.scheduler == "synchronous"
+    d = wf.config("discover")
+    assert d.kinds == ("instrumental", "acapella") and d.min_score == 85.0 and d.columns == {"title": "track_name"}
+    assert d.audio_root == str(tmp_path / "audio")
+    assert wf.config("verify").max_seconds == 30.0 and wf.config("verify").cache_dir == str(tmp_path / "cache")
+    assert wf.config("targets").splits == (0.7, 0.2, 0.1) and wf.config("targets").sr == 16000
+    assert wf.config("train").source == "instrumental" and wf.config("train").skip_silent_target_db == 40.0
+    assert wf.train_dir == str(tmp_path / "out" / "runs" / "instrumental")
+    assert wf.config("report").genre_separators == (";", "/")
+    # -o and --scheduler override the file; a relative -o is relative to the current folder
+    wf2 = load_workflow(str(tmp_path / "custom.yaml"), out="elsewhere", scheduler="threads")
+    assert wf2.out == os.path.abspath("elsewhere") and wf2.scheduler == "threads"
+
+
+def test_cluster_workflow_is_production_shaped():
+    wf = load_workflow(REPO / "workflows" / "cluster.yaml")
+    assert wf.scheduler.startswith("tcp://")
+    assert wf.catalog.startswith("s3://") and wf.config("discover").audio_root.startswith("s3://")
+    assert wf.config("verify").max_seconds is None  # full-length fingerprints
+    assert wf.config("train").device == "cuda"
+    assert wf.stages == STAGES
+    # the workflow as recorded in run.json fits the run schema's workflow_config
+    sub = json_schema("run").json_schema["properties"]["workflow_config"]
+    assert set(sub["required"]) <= set(wf.to_dict())
+
+
+@pytest.mark.parametrize("text, bad, hint", [
+    ("catalog: c.csv\nout: o\nverify:\n  max_bre: 0.3\n", "max_bre", "max_ber"),
+    ("catalog: c.csv\nout: o\ntargets:\n  nfft: 2048\n", "nfft", "n_fft"),
+    ("catalog: c.csv\nout: o\nschedular: threads\n", "schedular", "scheduler"),
+    ("catalog: c.csv\nout: o\nverfy: {}\n", "verfy", "verify"),
+    ("catalog: c.csv\nout: o\nstages: [discover, reprot]\n", "reprot", "report"),
+])
+def test_unknown_keys_name_the_nearest_valid_one(tmp_path, text, bad, hint):
+    with pytest.raises(ConfigError) as e:
+        load_workflow(write(tmp_path / "w.yaml", text))
+    assert repr(bad) in str(e.value) and repr(hint) in str(e.value)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("out: o\n", "catalog"),
+    ("catalog: c.csv\n", "out"),
+    ("- a\n- b\n", "mapping"),
+    ("catalog: c.csv\nout: o\nverify: 3\n", "verify"),
+    ("catalog: c.csv\nout: o\nscheduler: gpu\n", "scheduler"),
+    ("catalog: c.csv\nout: o\nverify: {min_ber: 0.5, max_ber: 0.3}\n", "min_ber"),
+    ("catalog: c.csv\nout: o\ndiscover: {min_score: [1\n", "YAML"),
+    ("catalog: c.csv\nout: o\nfingerprint_audio: maybe\n", "fingerprint_audio"),
+])
+def test_bad_workflows_are_config_errors(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_workflow(write(tmp_path / "w.yaml", text))
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    text = "catalog: !!python/object/apply:os.system ['echo pwned']\nout: o\n"
+    with pytest.raises(ConfigError, match="YAML"):
+        load_workflow(write(tmp_path / "w.yaml", text))
+
+
+def test_missing_out_may_come_from_the_command_line(tmp_path):
+    wf = load_workflow(write(tmp_path / "w.yaml", "catalog: c.csv\n"), out=str(tmp_path / "o"))
+    assert wf.out == str(tmp_path / "o")
+
+
+def test_missing_workflow_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_workflow(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------------------------------
+# Orchestration with fake stages (fast; exact call records)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_stages(monkeypatch):
+    """Replace the stage calls: each writes its output files (content = a call counter) and is recorded."""
+    class Calls(list):
+        fail: dict[str, BaseException] = {}
+
+    calls = Calls()
+    fail = calls.fail = {}
+
+    def fake_run(wf, stage, progress, *, resume=False):
+        calls.append((stage, resume))
+        if stage in fail:
+            raise fail[stage]
+        for p in wfm.stage_outputs(wf, stage):
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+            Path(p).write_text(f"{stage} call {len(calls)}\n")
+        return {"stage": stage, "n": len(calls)}
+
+    monkeypatch.setattr(wfm, "_run_stage", fake_run)
+    monkeypatch.setattr(wfm, "stage_results", lambda stage, res: {"counts": {"n": res["n"]}})
+    return calls
+
+
+def _wf(tmp_path, **sections) -> str:
+    if not (tmp_path / "catalog.csv").exists():
+        (tmp_path / "catalog.csv").write_text("track_id,artist,title,duration\n1,a,b,3\n")
+    body = "catalog: catalog.csv\nout: out\n"
+    for k, v in sections.items():
+        body += f"{k}: {json.dumps(v)}\n"
+    return write(tmp_path / "w.yaml", body)
+
+
+def ran(calls) -> list[str]:
+    return [c[0] for c in calls]
+
+
+def test_second_run_does_no_work(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    first = run_workflow(path)
+    assert ran(fake_stages) == list(STAGES) and first.ran == list(STAGES)
+    assert statuses(tmp_path / "out") == {s: "ran" for s in STAGES}
+    fake_stages.clear()
+    second = run_workflow(path)
+    assert fake_stages == []
+    assert second.skipped == list(STAGES)
+    doc = run_doc(tmp_path / "out")
+    assert all(e["status"] == "skipped" and e["reason"] == "fresh" for e in doc["stages"])
+    assert all(e["duration_s"] is None for e in doc["stages"])
+    assert set(doc["timings_s"]) == {"total"}  # no stage time was spent
+    # run.json's workflow_config is a workflow file that gives back the same workflow
+    assert wfm.workflow_from_dict(doc["workflow_config"]) == load_workflow(path)
+    # the counts of the last real run are still there
+    assert [e["last_success"]["results"]["counts"]["n"] for e in doc["stages"]] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("stage, change", [
+    ("discover", {"min_score": 80}),
+    ("verify", {"max_ber": 0.3}),
+    ("targets", {"hop": 512}),
+    ("train", {"lr": 0.001}),
+    ("report", {"top_n": 5}),
+])
+def test_config_change_reruns_that_stage_and_later_ones_only(tmp_path, fake_stages, stage, change):
+    run_workflow(_wf(tmp_path))
+    fake_stages.clear()
+    res = run_workflow(_wf(tmp_path, **{stage: change}))
+    later = list(STAGES[STAGES.index(stage):])
+    assert ran(fake_stages) == later
+    assert res.skipped == list(STAGES[:STAGES.index(stage)])
+    key, value = next(iter(change.items()))
+    assert res.outcome(stage).reason.startswith(f"config changed: {key}") and repr(value) in str(
+        res.outcome(stage).reason) or str(float(value)) in res.outcome(stage).reason
+    for s in later[1:]:
+        assert res.outcome(s).reason == f"upstream stage {stage} ran"
+    # and the next run is fresh again
+    fake_stages.clear()
+    run_workflow(_wf(tmp_path, **{stage: change}))
+    assert fake_stages == []
+
+
+def test_changed_input_and_missing_output(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_workflow(path)
+    fake_stages.clear()
+    (tmp_path / "catalog.csv").write_text("track_id,artist,title,duration\n1,a,b,3\n2,a,c,4\n")
+    res = run_workflow(path)
+    assert ran(fake_stages) == list(STAGES)
+    assert res.outcome("discover").reason == f"input changed: {tmp_path / 'catalog.csv'}"
+    fake_stages.clear()
+    os.remove(tmp_path / "out" / "verify-report.json")
+    res = run_workflow(path)
+    assert ran(fake_stages) == ["verify", "targets", "train", "report"]
+    assert res.outcome("verify").reason.startswith("output missing")
+    fake_stages.clear()
+    # an output rewritten behind the workflow's back (e.g. a manual `pairminer targets`) counts as changed
+    (tmp_path / "out" / "targets" / "manifest.parquet").write_text("rewritten by hand, longer than before\n")
+    run_workflow(path)
+    assert ran(fake_stages) == ["targets", "train", "report"]
+
+
+def test_force_reruns_everything_in_range(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_workflow(path)
+    fake_stages.clear()
+    res = run_workflow(path, force=True, from_stage="verify", until="train")
+    assert ran(fake_stages) == ["verify", "targets", "train"]
+    assert res.outcome("verify").reason == "forced (--force)"
+    assert statuses(tmp_path / "out") == {"discover": "not_selected", "verify": "ran", "targets": "ran",
+                                          "train": "ran", "report": "not_selected"}
+
+
+def test_from_until_keep_the_state_of_other_stages(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    res = run_workflow(path, until="verify")
+    assert ran(fake_stages) == ["discover", "verify"]
+    assert [o.status for o in res.outcomes] == ["ran", "ran", "not_selected", "not_selected", "not_selected"]
+    fake_stages.clear()
+    res = run_workflow(path, from_stage="targets", until="targets")
+    assert ran(fake_stages) == ["targets"]
+    doc = run_doc(tmp_path / "out")
+    # discover and verify were not selected but keep their last success, so a full run skips them
+    assert doc["stages"][0]["status"] == "not_selected" and doc["stages"][0]["last_success"] is not None
+    fake_stages.clear()
+    res = run_workflow(path)
+    assert ran(fake_stages) == ["train", "report"]
+    assert res.skipped == ["discover", "verify", "targets"]
+    with pytest.raises(ConfigError, match="comes after"):
+        run_workflow(path, from_stage="train", until="verify")
+    with pytest.raises(ConfigError, match="'report'"):
+        run_workflow(path, until="reprot")
+
+
+def test_stages_key_limits_the_workflow(tmp_path, fake_stages):
+    res = run_workflow(_wf(tmp_path, stages=["discover", "report"]))
+    assert ran(fake_stages) == ["discover", "report"]
+    assert res.outcome("train").reason == "not in this workflow's stages"
+
+
+def test_dry_run_plans_and_runs_nothing(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    res = run_workflow(path, dry_run=True)
+    assert fake_stages == [] and not (tmp_path / "out" / "run.json").exists()
+    assert [(o.status, o.reason) for o in res.outcomes][:2] == [("would_run", "never ran"),
+                                                                ("would_run", "upstream stage discover would run")]
+    run_workflow(path)
+    before = (tmp_path / "out" / "run.json").read_bytes()
+    fake_stages.clear()
+    res = run_workflow(_wf(tmp_path, targets={"shard_mb": 64}), dry_run=True)
+    assert fake_stages == []
+    assert (tmp_path / "out" / "run.json").read_bytes() == before
+    plan = wfm.format_plan(res).splitlines()
+    assert plan == [
+        "discover: would skip (fresh)",
+        "verify: would skip (fresh)",
+        "targets: would run (config changed: shard_mb 256.0 -> 64.0)",
+        "train: would run (upstream stage targets would run)",
+        "report: would run (upstream stage targets would run)",
+    ]
+
+
+def test_failure_is_recorded_and_the_next_run_resumes_there(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    fake_stages.fail["targets"] = InputError("verified.parquet is broken; rerun verify")
+    with pytest.raises(InputError, match="broken"):
+        run_workflow(path)
+    doc = run_doc(tmp_path / "out")
+    assert doc["status"] == "failed"
+    st = {e["stage"]: e for e in doc["stages"]}
+    assert st["targets"]["status"] == "failed" and "broken" in st["targets"]["error"]
+    assert st["targets"]["last_success"] is None and "train" not in st
+    del fake_stages.fail["targets"]
+    fake_stages.clear()
+    res = run_workflow(path)
+    assert ran(fake_stages) == ["targets", "train", "report"]
+    assert res.outcome("targets").reason == "last attempt failed: verified.parquet is broken; rerun verify"
+
+
+def test_interrupted_training_resumes_but_changed_training_starts_over(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    fake_stages.fail["train"] = KeyboardInterrupt()  # killed: run.json still says "running"
+    with pytest.raises(KeyboardInterrupt):
+        run_workflow(path)
+    assert statuses(tmp_path / "out")["train"] == "running"
+    del fake_stages.fail["train"]
+    fake_stages.clear()
+    assert run_workflow(path).outcome("train").reason == "last attempt was interrupted"
+    assert fake_stages[0] == ("train", True)  # same config and inputs: continue from the checkpoint
+    # a config change starts a fresh run in an emptied folder
+    marker = Path(load_workflow(path).train_dir) / "old-checkpoint.pt"
+    marker.write_text("x")
+    fake_stages.clear()
+    run_workflow(_wf(tmp_path, train={"lr": 0.001}))
+    assert fake_stages == [("train", False), ("report", False)] and not marker.exists()
+
+
+def test_targets_folder_is_cleared_only_when_its_config_changes(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_workflow(path)
+    marker = tmp_path / "out" / "targets" / "shards" / "shard-000000.npy"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("x")
+    (tmp_path / "catalog.csv").write_text("track_id,artist,title,duration\n9,a,b,3\n")
+    run_workflow(path)  # upstream change: targets works incrementally in its folder
+    assert marker.exists()
+    run_workflow(_wf(tmp_path, targets={"n_fft": 2048}))  # other STFT: start from an empty folder
+    assert not marker.exists()
+
+
+def test_audio_fingerprint_sees_replaced_and_missing_files(tmp_path):
+    audio = [tmp_path / f"{n}.flac" for n in "abcd"]
+    for p in audio:
+        p.write_bytes(b"0" * 10)
+    table = tmp_path / "verified.parquet"
+    pd.DataFrame({"mix_audio_path": [str(audio[0]), "b.flac", str(audio[2])],
+                  "version_audio_path": [str(audio[1]), str(audio[3]), str(tmp_path / "gone.flac")],
+                  "status": ["verified", "verified", "error"]}).to_parquet(table)
+    all_ = audio_fingerprint(str(table))
+    assert all_["n_files"] == 5 and all_["n_missing"] == 1  # relative b.flac resolves next to the table
+    ver = audio_fingerprint(str(table), only_verified=True)
+    assert ver["n_files"] == 3 and ver["n_missing"] == 0
+    audio[3].write_bytes(b"0" * 11)
+    assert audio_fingerprint(str(table), only_verified=True)["digest"] != ver["digest"]
+    audio[2].write_bytes(b"1" * 12)  # only in an error row: not read by targets
+    assert audio_fingerprint(str(table), only_verified=True)["digest"] == \
+        audio_fingerprint(str(table), only_verified=True)["digest"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Real stages: discover + report on a generated catalog (no audio needed)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_workflow(tmp_path):
+    g = make_catalog(400, seed=3)
+    g.catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    return write(tmp_path / "w.yaml", """\
+        catalog: catalog.csv
+        out: out
+        scheduler: synchronous
+        stages: [discover, report]
+        discover: {min_score: 90}
+        report: {top_n: 5}
+        """), g
+
+
+def test_real_discover_and_report_skip_when_fresh(real_workflow, tmp_path, monkeypatch):
+    path, g = real_workflow
+    res = run_workflow(path, progress=False)
+    assert res.ran == ["discover", "report"]
+    cands = pd.read_parquet(tmp_path / "out" / "candidates.parquet")
+    counts = res.outcome("discover").results["counts"]
+    assert counts["kept"] == len(cands) > 0 and counts["rows_read"] == len(g.catalog)
+    assert (tmp_path / "out" / "report" / "report.html").exists()
+    mtime = os.stat(tmp_path / "out" / "candidates.parquet").st_mtime_ns
+
+    real = wfm._run_stage
+    calls = []
+    monkeypatch.setattr(wfm, "_run_stage", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    res = run_workflow(path, progress=False)
+    assert calls == [] and res.skipped == ["discover", "report"]
+    assert os.stat(tmp_path / "out" / "candidates.parquet").st_mtime_ns == mtime
+    assert res.outcome("discover").results["counts"]["kept"] == len(cands)
+
+    text = Path(path).read_text().replace("top_n: 5", "top_n: 3")
+    Path(path).write_text(text)
+    res = run_workflow(path, progress=False)
+    assert calls == ["report"]
+    assert json.loads((tmp_path / "out" / "report" / "report.json").read_text())["config"]["top_n"] == 3
+
+
+def test_real_discover_with_an_fsspec_url_output(real_workflow, tmp_path):
+    import fsspec
+
+    path, _ = real_workflow
+    out = f"memory://pairminer-test-{tmp_path.name}/out"
+    res = run_workflow(path, out, until="discover", progress=False)
+    assert res.ran == ["discover"]
+    fs = fsspec.filesystem("memory")
+    root = out[len("memory://"):]
+    assert fs.exists(f"{root}/candidates.parquet") and fs.exists(f"{root}/run.json")
+    doc = json.loads(fs.cat(f"{root}/run.json"))
+    json_schema("run").validate(doc)
+    assert run_workflow(path, out, until="discover", progress=False).skipped == ["discover"]
+    fs.rm(f"{root}/rejects.parquet")
+    res = run_workflow(path, out, until="discover", progress=False)
+    assert res.ran == ["discover"] and res.outcome("discover").reason.startswith("output missing")
+    fs.rm(f"/{root.split('/')[0]}", recursive=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cli_run_skip_dry_run_and_errors(real_workflow, tmp_path):
+    path, _ = real_workflow
+    r = CliRunner()
+    out = tmp_path / "cli-out"
+    res = r.invoke(main, ["run", path, "-o", str(out), "-q", "--until", "discover"])
+    assert res.exit_code == 0, res.output
+    assert "discover: running (never ran)" in res.output and "report" not in res.output.split("->")[0].replace(
+        "0 skipped", "")
+    res = r.invoke(main, ["run", path, "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "discover: skipped (fresh)" in res.output and "report: running (never ran)" in res.output
+    assert statuses(out) == {"discover": "skipped", "report": "ran", "verify": "not_selected",
+                             "targets": "not_selected", "train": "not_selected"}
+    res = r.invoke(main, ["run", path, "-o", str(out), "--dry-run", "--force", "--from", "report"])
+    assert res.exit_code == 0, res.output
+    assert "report: would run (forced (--force))" in res.output and "discover: not run" in res.output
+    bad = write(tmp_path / "bad.yaml", "catalog: catalog.csv\nout: o\nverify: {max_bre: 0.3}\n")
+    res = r.invoke(main, ["run", bad])
+    assert res.exit_code == 2
+    assert "unknown verify option 'max_bre'; did you mean 'max_ber'?" in res.output
+    assert "Traceback" not in res.output
+    res = r.invoke(main, ["run", path, "--until", "nope"])
+    assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_cli_failing_stage_is_one_line(tmp_path):
+    (tmp_path / "catalog.csv").write_text("not,a,catalog\n")
+    path = write(tmp_path / "w.yaml", "catalog: catalog.csv\nout: out\nstages: [discover]\n")
+    res = CliRunner().invoke(main, ["run", path, "-q"])
+    assert res.exit_code != 0 and res.output.count("error:") == 1 and "Traceback" not in res.output
+    assert "discover: failed" in res.output
+    assert statuses(tmp_path / "out")["discover"] == "failed"
+
+
+def test_workflow_object_api(tmp_path, fake_stages):
+    wf = Workflow(catalog=str(tmp_path / "c.csv"), out=str(tmp_path / "o"), stages=("discover",))
+    (tmp_path / "c.csv").write_text("x\n")
+    res = run_workflow(wf)
+    assert res.ran == ["discover"] and run_doc(tmp_path / "o")["workflow"] is None
