@@ -1,0 +1,492 @@
+"""The verify stage: Chromaprint each candidate's audio once, align each pair, classify it.
+
+    candidates.parquet -> verified.parquet, verify-report.json, similarity.png (+ fingerprint cache)
+
+Per batch of `batch_pairs` candidates (memory stays bounded for any number of pairs):
+
+1. resolve the two audio paths of each pair (`--audio-root` rebases relative paths);
+2. look every file up in the fingerprint cache (keyed by path, size, mtime and `max_seconds`);
+   the others are decoded and fingerprinted as Dask tasks (each file once per run) and appended
+   to the cache as one atomically written Parquet part;
+3. compare the pairs (Dask tasks over chunks of pairs): best item offset within
+   |duration delta| + `offset_margin_s`, BER there, sub-item offset, overlap, residual share;
+4. classify: error (a file failed; `reason` names it and why) | too_different (overlap shorter
+   than `min_overlap_s` or BER > `max_ber`) | too_similar (BER < `min_ber`: the "version" is the
+   mix's own master) | verified.
+
+The default thresholds come from synthetic pairs (see docs/verify.md for the distributions).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .audio import resolve_audio_path
+from .config import StageConfig
+from .errors import AudioError, ConfigError
+from .fingerprint import ITEM_S, Fingerprint, compare, fingerprint_file, residual_share
+from .io import ensure_dir, is_url, join, read_table, write_json, write_table
+from .parallel import dask_runner
+from .runinfo import Timings, versions
+
+log = logging.getLogger(__name__)
+
+# Part of every cache key: bump it when the stored fingerprint or band format changes.
+CACHE_FORMAT = "chromaprint2-bands16db-v1"
+STATUSES = ("verified", "too_similar", "too_different", "error")
+RESULT_COLUMNS = ("status", "ber", "offset_s", "overlap_s", "residual_share", "version_gain_db", "second_ber",
+                  "reason")
+# Error categories for the report, matched against AudioError messages (first match wins).
+_ERROR_CATEGORIES = (
+    ("no audio path", r"no audio_path"),
+    ("path refused", r"escapes --audio-root"),
+    ("file not found", r"file not found|cannot fetch|does not exist"),
+    ("zero-byte file", r"zero-byte"),
+    ("truncated", r"truncated"),
+    ("silent", r"silent"),
+    ("too short", r"too short|no audio frames"),
+    ("unreadable", r"unreadable|not a decodable|cannot decode|NaN|folder"),
+)
+
+
+@dataclass(frozen=True)
+class VerifyConfig(StageConfig):
+    """Options of `pairminer verify` (also the `verify:` section of a workflow file).
+
+    Attributes:
+        min_ber: below this BER the version is the mix's own master (too_similar).
+        max_ber: above this BER the two are different recordings (too_different).
+        min_overlap_s: a shorter overlap at the best offset is too_different.
+        offset_margin_s: offsets are searched within |duration delta| + this margin.
+        max_seconds: fingerprint at most this much of each file (None: the whole track).
+        min_seconds: shorter decoded files are errors (Chromaprint needs a few seconds).
+        audio_root: rebase relative audio paths on this folder or URL (None: the candidates' folder).
+        cache_dir: fingerprint cache folder (None: <out>/fingerprint-cache).
+        no_cache: neither read nor keep cached fingerprints (each file is still decoded once).
+        batch_pairs: candidates per batch; bounds memory.
+        pairs_per_task: pairs compared per Dask task.
+    """
+
+    stage: ClassVar[str] = "verify"
+
+    min_ber: float = 0.10
+    max_ber: float = 0.35
+    min_overlap_s: float = 6.0
+    offset_margin_s: float = 3.0
+    max_seconds: float | None = None
+    min_seconds: float = 5.0
+    audio_root: str | None = None
+    cache_dir: str | None = None
+    no_cache: bool = False
+    batch_pairs: int = 2000
+    pairs_per_task: int = 200
+
+    def check(self) -> None:
+        if not 0.0 <= self.min_ber < self.max_ber <= 1.0:
+            raise ConfigError(f"verify: need 0 <= min_ber < max_ber <= 1, got min_ber={self.min_ber}, "
+                              f"max_ber={self.max_ber}; the defaults are 0.10 and 0.35")
+        if self.max_seconds is not None and self.max_seconds < self.min_seconds:
+            raise ConfigError(f"verify: max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds}); "
+                              "raise --max-seconds or leave it unset for whole tracks")
+        for name in ("min_overlap_s", "offset_margin_s", "min_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"verify: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_pairs", "pairs_per_task"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"verify: {name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Paths and counts of a verify run. `n_decoded` + `n_cached` + `n_file_errors` = `n_files`."""
+
+    verified_path: str
+    report_path: str
+    plot_path: str | None
+    cache_dir: str | None
+    n_candidates: int
+    n_verified: int
+    n_too_similar: int
+    n_too_different: int
+    n_error: int
+    n_files: int
+    n_decoded: int
+    n_cached: int
+    n_file_errors: int
+
+
+# ----------------------------------------------------------------------------- fingerprint cache
+
+def file_key(path: str, max_seconds: float | None) -> tuple[str, int, int]:
+    """(cache key, size in bytes, mtime in ns) of a file; raises AudioError if it is missing."""
+    try:
+        if is_url(path):
+            import fsspec
+
+            fs, p = fsspec.core.url_to_fs(path)
+            info = fs.info(p)
+            size = int(info.get("size") or 0)
+            mt = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("ETag") or ""
+            mtime_ns = int(pd.Timestamp(mt).value) if not isinstance(mt, (int, float)) and mt else int(float(mt or 0) * 1e9)
+        else:
+            st = os.stat(path)
+            size, mtime_ns = int(st.st_size), int(st.st_mtime_ns)
+    except FileNotFoundError as exc:
+        raise AudioError(f"{path}: file not found") from exc
+    except (OSError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot stat ({exc})") from exc
+    raw = f"{CACHE_FORMAT}\0{path}\0{size}\0{mtime_ns}\0{max_seconds}"
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest(), size, mtime_ns
+
+
+class FingerprintCache:
+    """A folder of Parquet parts (schema `fingerprints`), each written atomically; appends never rewrite.
+
+    A killed run leaves at most a temporary file (ignored, since it is not named ``part-*.parquet``).
+    Duplicate keys across parts are harmless (the first is used). `compact()` merges parts.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = str(folder)
+        ensure_dir(self.folder)
+
+    def parts(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(self.folder, "part-*.parquet")))
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, Fingerprint]:
+        keys = sorted(set(keys))
+        found: dict[str, Fingerprint] = {}
+        if not keys:
+            return found
+        for part in self.parts():
+            try:
+                t = pq.read_table(part, filters=[("key", "in", keys)])
+            except (pa.ArrowInvalid, OSError) as exc:
+                log.warning("ignoring unreadable fingerprint cache part %s (%s)", part, exc)
+                continue
+            for rec in t.to_pylist():
+                if rec["key"] not in found:
+                    found[rec["key"]] = Fingerprint.decode(rec)
+        return found
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
+        write_table(os.path.join(self.folder, name), pd.DataFrame(records), "fingerprints")
+
+    def compact(self, max_parts: int = 32) -> None:
+        """Merge the parts into one when there are more than `max_parts` (new part first, then deletes)."""
+        parts = self.parts()
+        if len(parts) <= max_parts:
+            return
+        table = pa.concat_tables([pq.read_table(p) for p in parts])
+        df = table.to_pandas().drop_duplicates("key", keep="first")
+        self.append(df.to_dict("records"))
+        for p in parts:
+            os.unlink(p)
+
+
+# ----------------------------------------------------------------------------- tasks (pure)
+
+def fingerprint_task(path: str, max_seconds: float | None, min_seconds: float) -> dict:
+    """Decode and fingerprint one file. Returns {"ok", "fp" or "error", "decode_s"}; never raises on bad audio."""
+    t = time.perf_counter()
+    try:
+        fp = fingerprint_file(path, max_seconds=max_seconds, min_seconds=min_seconds)
+        return {"ok": True, "fp": fp, "decode_s": time.perf_counter() - t}
+    except AudioError as exc:
+        return {"ok": False, "error": str(exc), "decode_s": time.perf_counter() - t}
+
+
+def classify(ber: float, overlap_s: float, config: VerifyConfig) -> tuple[str, str | None]:
+    """Status and reason of a pair from its BER and overlap (files already decoded fine)."""
+    if not np.isfinite(ber) or overlap_s < config.min_overlap_s:
+        return "too_different", (f"overlap {overlap_s:.1f} s at the best offset is below min_overlap_s "
+                                 f"{config.min_overlap_s:g} s")
+    if ber > config.max_ber:
+        return "too_different", f"BER {ber:.3f} above max_ber {config.max_ber:g}: not the same recording"
+    if ber < config.min_ber:
+        return "too_similar", (f"BER {ber:.3f} below min_ber {config.min_ber:g}: the version is the mix's own "
+                               "master (metadata confusion)")
+    return "verified", None
+
+
+def compare_pairs(pairs: list[tuple[int, float]], mix_fps: list[Fingerprint], ver_fps: list[Fingerprint],
+                  config: VerifyConfig) -> list[dict]:
+    """Compare a chunk of pairs. `pairs` holds (row index, duration_delta_s) aligned with the fingerprints."""
+    out = []
+    for (row, delta_s), m, v in zip(pairs, mix_fps, ver_fps):
+        radius = int(np.ceil((abs(delta_s) + config.offset_margin_s) / ITEM_S))
+        match = compare(m.items, v.items, radius, min_overlap_items=int(np.ceil(config.min_overlap_s / ITEM_S)))
+        resid, gain_db = residual_share(m, v, match.offset_items)
+        status, reason = classify(match.ber, match.overlap_s, config)
+        out.append({"row": row, "status": status, "ber": match.ber, "offset_s": match.offset_s,
+                    "overlap_s": match.overlap_s, "residual_share": resid, "version_gain_db": gain_db,
+                    "second_ber": match.second_ber, "reason": reason, "mix_s": m.duration_s})
+    return out
+
+
+def error_category(reason: str) -> str:
+    for name, pattern in _ERROR_CATEGORIES:
+        if re.search(pattern, reason or "", flags=re.IGNORECASE):
+            return name
+    return "other"
+
+
+# ----------------------------------------------------------------------------- the stage
+
+def _resolve(path: Any, base_dir: str | None, audio_root: str | None) -> tuple[str | None, str | None]:
+    if path is None or (isinstance(path, float) and np.isnan(path)) or str(path) == "":
+        return None, "no audio_path given for this track"
+    try:
+        return resolve_audio_path(str(path), base_dir=base_dir, audio_root=audio_root), None
+    except AudioError as exc:
+        return None, str(exc)
+
+
+def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, config: VerifyConfig | None = None,
+               *, scheduler: str = "threads", progress: bool = True) -> VerifyResult:
+    """Verify every candidate pair by listening (Chromaprint) and write verified.parquet.
+
+    Args:
+        candidates_path: candidates.parquet from `pairminer discover` (local path or URL).
+        out_dir: output folder (local or URL); gets verified.parquet, verify-report.json, similarity.png.
+        config: stage options (defaults: `VerifyConfig()`).
+        scheduler: threads | processes | synchronous | tcp://host:port.
+        progress: show Dask progress bars.
+
+    Returns:
+        VerifyResult with output paths and counts (verified + too_similar + too_different + error = candidates).
+    """
+    config = config or VerifyConfig()
+    timings = Timings()
+    out_dir = str(out_dir)
+    ensure_dir(out_dir)
+    with timings.step("read_candidates"):
+        cands = read_table(candidates_path, "candidates").to_pandas()
+    n = len(cands)
+    base_dir = None if is_url(candidates_path) else str(Path(candidates_path).resolve().parent)
+
+    tmp_cache = None
+    if config.no_cache:
+        cache_dir = tmp_cache = os.path.join(out_dir if not is_url(out_dir) else "/tmp",
+                                             f".fingerprint-cache-{uuid.uuid4().hex[:8]}")
+    else:
+        cache_dir = config.cache_dir or join(out_dir, "fingerprint-cache")
+    if is_url(cache_dir):
+        raise ConfigError(f"--cache-dir must be a local folder, got {cache_dir}")
+    cache = FingerprintCache(cache_dir)
+
+    results: list[dict] = []
+    file_errors: dict[str, str] = {}
+    seen_files: set[str] = set()
+    n_decoded = n_cached = 0
+    decoded_audio_s = decode_cpu_s = 0.0
+    try:
+        with dask_runner(scheduler, progress=progress) as runner:
+            for start in range(0, n, config.batch_pairs):
+                batch = cands.iloc[start:start + config.batch_pairs]
+                stats = _run_batch(batch, start, config, cache, runner, base_dir, file_errors, seen_files, timings)
+                results.extend(stats["results"])
+                n_decoded += stats["decoded"]
+                n_cached += stats["cached"]
+                decoded_audio_s += stats["decoded_audio_s"]
+                decode_cpu_s += stats["decode_s"]
+        if tmp_cache is None:
+            cache.compact()
+    finally:
+        if tmp_cache is not None:
+            shutil.rmtree(tmp_cache, ignore_errors=True)
+
+    with timings.step("write"):
+        res = pd.DataFrame(results).set_index("row").reindex(range(n)) if results else pd.DataFrame(
+            index=range(n), columns=[*RESULT_COLUMNS, "mix_s"])
+        out = cands.reset_index(drop=True).copy()
+        for col in RESULT_COLUMNS:
+            out[col] = res[col].to_numpy()
+        for col in ("ber", "offset_s", "overlap_s", "residual_share", "version_gain_db", "second_ber"):
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+        out["reason"] = out["reason"].astype(object).where(out["reason"].notna(), None)
+        verified_path = join(out_dir, "verified.parquet")
+        write_table(verified_path, out, "verified")
+        plot_path = _plot(out, config, join(out_dir, "similarity.png"))
+
+    counts = out["status"].value_counts().to_dict()
+    err = out[out["status"] == "error"]
+    by_reason: dict[str, int] = {}
+    for r in err["reason"]:
+        by_reason[error_category(r)] = by_reason.get(error_category(r), 0) + 1
+    n_ok = n - len(err)
+    mix_s = pd.to_numeric(res["mix_s"], errors="coerce").to_numpy()
+    verified_s = float(np.nansum(np.where(out["status"].to_numpy() == "verified", mix_s, 0.0)))
+    total = timings.total_s
+    cores = os.cpu_count() or 1
+    report = {
+        "stage": "verify",
+        "inputs": {"candidates": str(candidates_path)},
+        "outputs": {"verified": verified_path, "plot": plot_path, "cache_dir": None if tmp_cache else cache_dir},
+        "config": config.to_dict(),
+        "versions": versions(),
+        "scheduler": scheduler,
+        "counts": {
+            "candidates": n,
+            **{s: int(counts.get(s, 0)) for s in STATUSES},
+            "errors_by_reason": by_reason,
+            "files": len(seen_files),
+            "files_decoded": n_decoded,
+            "files_cached": n_cached,
+            "files_failed": len(file_errors),
+        },
+        "metadata_confusion_share": (int(counts.get("too_similar", 0)) / n_ok) if n_ok else 0.0,
+        "hours": {"verified": verified_s / 3600.0, "decoded": decoded_audio_s / 3600.0},
+        "timings_s": timings.to_dict(),
+        "realtime_factor": decoded_audio_s / total if total > 0 else 0.0,
+        "realtime_factor_per_core": decoded_audio_s / decode_cpu_s if decode_cpu_s > 0 else None,
+        "cpu_cores": cores,
+    }
+    report_path = join(out_dir, "verify-report.json")
+    write_json(report_path, report, "verify-report")
+    log.info("verify: %d candidates -> %d verified, %d too similar, %d too different, %d errors", n,
+             counts.get("verified", 0), counts.get("too_similar", 0), counts.get("too_different", 0), len(err))
+    return VerifyResult(
+        verified_path=verified_path, report_path=report_path, plot_path=plot_path,
+        cache_dir=None if tmp_cache else cache_dir, n_candidates=n,
+        n_verified=int(counts.get("verified", 0)), n_too_similar=int(counts.get("too_similar", 0)),
+        n_too_different=int(counts.get("too_different", 0)), n_error=int(counts.get("error", 0)),
+        n_files=len(seen_files), n_decoded=n_decoded, n_cached=n_cached, n_file_errors=len(file_errors),
+    )
+
+
+def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: FingerprintCache, runner,
+               base_dir: str | None, file_errors: dict[str, str], seen_files: set[str], timings: Timings) -> dict:
+    import dask
+
+    rows = []
+    for i, rec in enumerate(batch.itertuples(index=False)):
+        mpath, merr = _resolve(rec.mix_audio_path, base_dir, config.audio_root)
+        vpath, verr = _resolve(rec.version_audio_path, base_dir, config.audio_root)
+        rows.append((start + i, float(rec.duration_delta_s), mpath, merr, vpath, verr))
+
+    # Which files are needed, and which of those the cache already holds.
+    with timings.step("cache_lookup"):
+        keys: dict[str, tuple[str, int, int]] = {}
+        new_files: set[str] = set()
+        for _, _, mpath, _, vpath, _ in rows:
+            for p in (mpath, vpath):
+                if p is None or p in keys or p in file_errors:
+                    continue
+                if p not in seen_files:
+                    new_files.add(p)
+                    seen_files.add(p)
+                try:
+                    keys[p] = file_key(p, config.max_seconds)
+                except AudioError as exc:
+                    file_errors[p] = str(exc)
+        cached = cache.lookup(k for k, _, _ in keys.values())
+    fps: dict[str, Fingerprint] = {p: cached[k[0]] for p, k in keys.items() if k[0] in cached}
+    todo = [p for p in keys if p not in fps]
+
+    decoded_audio_s = decode_s = 0.0
+    if todo:
+        with timings.step("fingerprint"):
+            tasks = [dask.delayed(fingerprint_task, pure=False)(p, config.max_seconds, config.min_seconds,
+                                                                dask_key_name=f"fingerprint-{uuid.uuid4().hex}")
+                     for p in todo]
+            outs = runner.compute(tasks, label=f"fingerprint {len(todo)} files")[0]
+        new_records = []
+        for p, o in zip(todo, outs):
+            decode_s += o["decode_s"]
+            if not o["ok"]:
+                file_errors[p] = o["error"]
+                continue
+            fp: Fingerprint = o["fp"]
+            fps[p] = fp
+            decoded_audio_s += fp.duration_s
+            key, size, mtime_ns = keys[p]
+            new_records.append({"key": key, "path": p, "size_bytes": size, "mtime_ns": mtime_ns,
+                                "max_seconds": config.max_seconds, **fp.encode()})
+        with timings.step("cache_write"):
+            cache.append(new_records)
+
+    # Compare pairs whose two files both fingerprinted; the rest are errors naming the file.
+    results, comparable = [], []
+    for row, delta, mpath, merr, vpath, verr in rows:
+        problems = []
+        for side, p, e in (("mix", mpath, merr), ("version", vpath, verr)):
+            msg = e or (file_errors.get(p) if p is not None else None)
+            if msg:
+                problems.append(f"{side} {msg}")
+        if problems:
+            results.append({"row": row, "status": "error", "reason": "; ".join(problems), "ber": np.nan,
+                            "offset_s": np.nan, "overlap_s": np.nan, "residual_share": np.nan,
+                            "version_gain_db": np.nan, "second_ber": np.nan, "mix_s": np.nan})
+        else:
+            comparable.append((row, delta, mpath, vpath))
+    with timings.step("compare"):
+        tasks = []
+        for c in range(0, len(comparable), config.pairs_per_task):
+            chunk = comparable[c:c + config.pairs_per_task]
+            tasks.append(dask.delayed(compare_pairs, pure=True)(
+                [(r, d) for r, d, _, _ in chunk], [fps[m] for _, _, m, _ in chunk], [fps[v] for _, _, _, v in chunk],
+                config))
+        if tasks:
+            for part in runner.compute(tasks, label=f"compare {len(comparable)} pairs")[0]:
+                results.extend(part)
+    # A file reused from an earlier batch of this run is not counted again.
+    n_cached = sum(1 for p, k in keys.items() if k[0] in cached and p in new_files)
+    return {"results": results, "decoded": sum(1 for p in todo if p in fps), "cached": n_cached,
+            "decoded_audio_s": decoded_audio_s, "decode_s": decode_s}
+
+
+def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
+    """BER histogram by status with the two thresholds; returns the path written."""
+    import io as _io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import write_bytes
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 0.6, 61)
+    colors = {"verified": "tab:green", "too_similar": "tab:orange", "too_different": "tab:red"}
+    for status, color in colors.items():
+        vals = out.loc[out["status"] == status, "ber"].dropna()
+        if len(vals):
+            ax.hist(np.clip(vals, 0, 0.6), bins=bins, alpha=0.7, color=color, label=f"{status} ({len(vals)})")
+    n_err = int((out["status"] == "error").sum())
+    for x, name in ((config.min_ber, "min_ber"), (config.max_ber, "max_ber")):
+        ax.axvline(x, color="k", ls="--", lw=1)
+        ax.text(x, ax.get_ylim()[1] * 0.95, f" {name}={x:g}", va="top", fontsize=8)
+    ax.set_xlabel("bit error rate at the best offset")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"verify: {len(out)} candidates ({n_err} errors not shown)")
+    ax.legend(loc="upper center", fontsize=8)
+    fig.tight_layout()
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+__all__ = ["VerifyConfig", "VerifyResult", "run_verify", "FingerprintCache", "fingerprint_task", "compare_pairs",
+           "classify", "file_key", "error_category", "STATUSES"]
