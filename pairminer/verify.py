@@ -129,6 +129,11 @@ class VerifyResult:
     n_cached: int
     n_file_errors: int
 
+    def summary(self) -> str:
+        return (f"verify: {self.n_candidates} candidates -> {self.n_verified} verified, {self.n_too_similar} too "
+                f"similar, {self.n_too_different} too different, {self.n_error} errors "
+                f"({self.n_decoded} files decoded, {self.n_cached} from cache)\n  wrote {self.verified_path}")
+
 
 # ----------------------------------------------------------------------------- fingerprint cache
 

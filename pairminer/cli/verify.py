@@ -41,7 +41,5 @@ def verify(candidates, out_dir, audio_root, min_ber, max_ber, min_overlap_s, max
     config = base.replace(audio_root=audio_root, min_ber=min_ber, max_ber=max_ber, min_overlap_s=min_overlap_s,
                           max_seconds=max_seconds, no_cache=no_cache, cache_dir=cache_dir)
     r = run_verify(candidates, out_dir, config, scheduler=scheduler, progress=not quiet)
-    click.echo(f"verify: {r.n_candidates} candidates -> {r.n_verified} verified, {r.n_too_similar} too similar, "
-               f"{r.n_too_different} too different, {r.n_error} errors "
-               f"({r.n_decoded} files decoded, {r.n_cached} from cache)")
-    click.echo(f"  {r.verified_path}\n  {r.report_path}")
+    click.echo(r.summary())
+    click.echo(f"  {r.report_path}")
