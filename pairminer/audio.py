@@ -8,8 +8,10 @@ message names the file and the reason, for a stage's `reason` column.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioError
+
+log = logging.getLogger(__name__)
 
 SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".w64", ".caf"}
 # Decode in blocks so that a 2-hour file costs a block of memory, not the whole file at the source rate.
@@ -60,6 +64,41 @@ def _mono(block: np.ndarray) -> np.ndarray:
     return block if block.ndim == 1 else block.mean(axis=1, dtype=np.float32)
 
 
+# Data sizes a WAV writer that cannot seek back (a pipe) leaves in the header: "length unknown".
+_WAV_SIZE_PLACEHOLDERS = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+
+def _wav_data_shortfall(path: str) -> tuple[int, int, int] | None:
+    """For a RIFF/WAVE file whose `data` chunk claims more bytes than the file holds, return
+    (claimed bytes, bytes present, bytes per second); None otherwise (including unknown-length placeholders).
+
+    libsndfile silently clamps such a file to the bytes present, which hides a truncated download.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos, bytes_per_s = 12, 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, csize = struct.unpack("<4sI", f.read(8))
+                if cid == b"fmt ":
+                    fmt = f.read(16)
+                    if len(fmt) == 16:
+                        bytes_per_s = struct.unpack("<HHIIHH", fmt)[3]
+                elif cid == b"data":
+                    present = size - (pos + 8)
+                    if csize in _WAV_SIZE_PLACEHOLDERS or csize <= present:
+                        return None
+                    return csize, present, bytes_per_s
+                pos += 8 + csize + (csize & 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
 def _decode_soundfile(path: str, sr_hz: int, max_seconds: float | None):
     import soundfile as sf
     import soxr
@@ -69,6 +108,13 @@ def _decode_soundfile(path: str, sr_hz: int, max_seconds: float | None):
     except sf.LibsndfileError as exc:
         raise _Fallback(str(exc)) from exc
     with f:
+        if f.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
+            claimed, present, rate = short
+            if rate > 0:
+                raise AudioError(f"{path}: truncated, the WAV header promises {claimed / rate:.1f} s of audio but the "
+                                 f"file holds {present / rate:.1f} s; re-fetch or re-encode it")
+            raise AudioError(f"{path}: truncated, the WAV header promises {claimed} bytes of audio but the file holds "
+                             f"{present}; re-fetch or re-encode it")
         src_sr, channels = f.samplerate, f.channels
         limit = f.frames if max_seconds is None else min(f.frames, int(max_seconds * src_sr))
         if limit <= 0:
@@ -85,9 +131,9 @@ def _decode_soundfile(path: str, sr_hz: int, max_seconds: float | None):
                 last = read >= limit
                 parts.append(resampler.resample_chunk(mono, last=last) if resampler else mono)
         except sf.LibsndfileError as exc:
-            if read == 0:
-                raise AudioError(f"{path}: unreadable audio ({exc})") from exc
-            raise AudioError(f"{path}: truncated or corrupt after {read / src_sr:.1f} s ({exc})") from exc
+            # The header parsed (the file opened), so the stream stops short of what it promises.
+            raise AudioError(f"{path}: truncated or corrupt, decoding fails after {read / src_sr:.1f} s of the "
+                             f"{f.frames / src_sr:.1f} s its header promises ({exc})") from exc
         if resampler is not None and (not parts or read < limit):
             parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         if read < limit:
@@ -105,14 +151,22 @@ def _decode_ffmpeg(path: str, sr_hz: int, max_seconds: float | None):
         raise _Fallback("ffmpeg not installed")
     # "file:" stops ffmpeg from reading a leading dash or a colon in a file name as an option/protocol.
     src = path if "://" in path else "file:" + os.path.abspath(path)
-    cmd = [exe, "-nostdin", "-v", "error", "-i", src]
+    cmd = [exe, "-nostdin", "-hide_banner", "-v", "warning", "-i", src]
     if max_seconds is not None:
         cmd += ["-t", str(max_seconds)]
     cmd += ["-f", "f32le", "-ac", "1", "-ar", str(sr_hz), "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioError(f"{path}: ffmpeg cannot decode it ({err[-1] if err else 'exit ' + str(proc.returncode)})")
+        raise AudioError(f"{path}: ffmpeg cannot decode it, not audio or corrupt "
+                         f"({err[-1] if err else 'exit ' + str(proc.returncode)})")
+    warnings = proc.stderr.decode("utf-8", "replace")
+    # An MP3 whose Xing/Info header counts more frames than the file holds: a truncated download.
+    if "filesize and duration do not match" in warnings:
+        raise AudioError(f"{path}: truncated, its header promises more audio than the file holds "
+                         "(ffmpeg: filesize and duration do not match); re-fetch or re-encode it")
+    if warnings.strip():
+        log.debug("ffmpeg warnings for %s: %s", path, warnings.strip().splitlines()[-1])
     y = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
     return y, sr_hz, 0
 

@@ -177,19 +177,21 @@ def _fold_ascii(col: pa.Array) -> pa.Array:
     return pc.utf8_trim(pc.replace_substring_regex(low, r"[^a-z0-9]+", " "), " ")
 
 
-def _keys_hybrid(col: pa.Array, needs_py_pattern: str, py_fn, post=None) -> np.ndarray:
-    """Vectorised keys for simple strings, `py_fn` for the others (each distinct string once)."""
+def _keys_hybrid(col: pa.Array, needs_py_pattern: str, py_fn, post=None) -> pa.Array:
+    """Keys as an Arrow string array: Arrow kernels for simple strings, `py_fn` for the others.
+
+    `py_fn` runs once per distinct string that needs it.
+    """
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    needs_py = pc.match_substring_regex(col, needs_py_pattern).to_numpy(zero_copy_only=False)
-    fast = _fold_ascii(col)
+    needs_py = pc.match_substring_regex(col, needs_py_pattern).fill_null(False)
+    keys = _fold_ascii(col)
     if post is not None:
-        fast = post(fast)
-    keys = np.asarray(fast.to_numpy(zero_copy_only=False), dtype=object)
-    idx = np.flatnonzero(needs_py)
-    if len(idx):
-        sub = pc.dictionary_encode(col.take(pa.array(idx)))
+        keys = post(keys)
+    if pc.any(needs_py).as_py():
+        sub = pc.dictionary_encode(col.filter(needs_py))
         uniq = np.array([py_fn(v) for v in sub.dictionary.to_pylist()], dtype=object)
-        keys[idx] = uniq[sub.indices.to_numpy(zero_copy_only=False)]
+        repl = pa.array(uniq[sub.indices.to_numpy(zero_copy_only=False)], pa.string())
+        keys = pc.replace_with_mask(keys, needs_py, repl)
     return keys
 
 
@@ -199,15 +201,14 @@ def _strip_the(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.utf8_length(stripped), 0), arr, stripped)
 
 
-def _artist_keys(part: pa.Table) -> np.ndarray:
+def _artist_keys(part: pa.Table) -> pa.Array:
     """Artist key per row (see text.artist_key), vectorised where possible."""
     keys = _keys_hybrid(part.column("artist"), _ARTIST_NEEDS_PY, artist_key, post=_strip_the)
     if "artist_id" in part.column_names:
         ids = pc.utf8_trim_whitespace(part.column("artist_id").combine_chunks())
-        has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0))
-        has_id = has_id.fill_null(False).to_numpy(zero_copy_only=False)
-        if has_id.any():
-            keys[has_id] = ["id:" + v for v in ids.filter(pa.array(has_id)).to_pylist()]
+        has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0)).fill_null(False)
+        if pc.any(has_id).as_py():
+            keys = pc.if_else(has_id, pc.binary_join_element_wise("id:", ids, ""), keys)
     return keys
 
 
@@ -226,18 +227,19 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     empty = {"pairs": pd.DataFrame(), "originals": n_orig, "blocked": 0, "within": 0, "above": 0}
     if versions.empty or n_orig == 0:
         return empty
-    orig = part.filter(pa.array(is_orig))
-    keys = _artist_keys(orig)
-    vkeys = pd.unique(versions["artist_key"].to_numpy(dtype=object))
-    in_block = pd.Index(vkeys).get_indexer(keys) >= 0
+    orig = part  # positions index the partition; versions are masked out below, not copied out
+    keys = _artist_keys(part)
+    vkeys = pa.array(pd.unique(versions["artist_key"].to_numpy(dtype=object)), pa.string())
+    in_block = pc.is_in(keys, value_set=vkeys).fill_null(False).to_numpy(zero_copy_only=False) & is_orig
     if not in_block.any():
         return empty
     sel = np.flatnonzero(in_block)
+    sel_arr = pa.array(sel, pa.int64())
     width = cfg.max_delta
     o = pd.DataFrame({
         "o_pos": sel,
-        "artist_key": keys[sel],
-        "o_dur": orig.column("duration_s").take(pa.array(sel)).to_numpy(zero_copy_only=False),
+        "artist_key": np.asarray(keys.take(sel_arr).to_numpy(zero_copy_only=False), dtype=object),
+        "o_dur": part.column("duration_s").take(sel_arr).to_numpy(zero_copy_only=False),
     })
     o["bucket"] = np.floor(o["o_dur"].to_numpy() / width).astype(np.int64)
     v = versions[["row_number", "artist_key", "duration_s", "match_title"]].rename(
@@ -255,7 +257,8 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     if within == 0:
         return {**empty, "blocked": blocked}
     uniq_pos = np.unique(m["o_pos"].to_numpy())
-    uniq_keys = _keys_hybrid(orig.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
+    uniq_keys = np.asarray(_keys_hybrid(orig.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
+                           .to_numpy(zero_copy_only=False), dtype=object)
     m["o_match"] = uniq_keys[np.searchsorted(uniq_pos, m["o_pos"].to_numpy())]
     scorer = getattr(fuzz, cfg.scorer)
     m["title_score"] = process.cpdist(m["v_match"].tolist(), m["o_match"].tolist(), scorer=scorer, workers=1)
@@ -361,6 +364,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     cfg = config or DiscoverConfig()
     out_dir = str(out_dir)
     pio.ensure_dir(out_dir)
+    pio.remove_stale_temps(out_dir)
     timings = Timings()
     with timings.step("read"):
         cat = read_catalog(catalog, columns=cfg.columns, duration_unit=cfg.duration_unit)
@@ -413,6 +417,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     rej_path = pio.join(out_dir, "rejects.parquet")
     rep_path = pio.join(out_dir, "discover-report.json")
     with timings.step("write"):
+        pio.remove_file(rep_path)  # written last: present only when the tables beside it are complete
         pio.write_table(rej_path, cat.rejects, "rejects")
         pio.write_table(cand_path, cands, "candidates")
         result = DiscoverResult(out_dir, cand_path, rej_path, rep_path, counts, hours)

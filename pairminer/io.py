@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
 from .schemas import json_schema, table_schema
 
 
@@ -56,12 +60,84 @@ def ensure_dir(path: str | os.PathLike) -> None:
         raise OutputError(f"output folder {path} is not writable; choose another -o folder or fix its permissions")
 
 
+def _host_tag() -> str:
+    import socket
+
+    return "".join(c for c in socket.gethostname() if c.isalnum() or c == "-")[:32] or "host"
+
+
+# Temporary names carry host and pid, so a rerun can tell a killed run's leftovers from a live writer's.
+_HOST = _host_tag()
+_STALE_AFTER_S = 24 * 3600
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
+    """Delete temporary files that `atomic_path` left in `folder` when its process was killed.
+
+    A temp file is stale when its writer ran on this host and is no longer alive, or when it is over a
+    day old (a writer on another host). Live writers' temp files are kept. Returns the removed names.
+    """
+    if is_url(folder) or not Path(folder).is_dir():
+        return []
+    removed = []
+    for p in Path(folder).iterdir():
+        if not (p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()):
+            continue
+        try:
+            owner = next((part for part in p.name.split(".") if "~" in part), "")
+            o_host, _, o_pid = owner.partition("~")
+            if o_host == _HOST and o_pid.isdigit():
+                stale = not _pid_alive(int(o_pid))
+            else:
+                stale = time.time() - p.stat().st_mtime > _STALE_AFTER_S
+            if stale:
+                p.unlink()
+                removed.append(p.name)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) left by a killed run in %s", len(removed), folder)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_file(path: str | os.PathLike) -> None:
+    """Delete a file if it exists (local path or URL).
+
+    Stages delete their old report before they replace their tables: the report is written last and
+    marks a complete run, so a run that fails half-way must not leave the previous run's report
+    vouching for the new, unfinished outputs.
+    """
+    try:
+        if is_url(path):
+            import fsspec
+
+            fs, p = fsspec.core.url_to_fs(str(path))
+            if fs.exists(p):
+                fs.rm(p)
+            return
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"cannot remove the old {path}: {exc.strerror}; check the -o folder's permissions") from exc
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     """Yield a temporary local path next to `path`; rename it onto `path` when the block succeeds."""
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{suffix}.tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}~{os.getpid()}.", suffix=f"{suffix}.tmp", dir=path.parent)
     os.close(fd)
     try:
         yield tmp

@@ -39,7 +39,7 @@ import pandas as pd
 from . import shards as shardlib
 from .config import StageConfig
 from .errors import AudioError, ConfigError, InputError, OutputError, PairminerError
-from .io import ensure_dir, is_url, read_table, write_json, write_table
+from .io import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
 from .parallel import check_scheduler, dask_runner
 from .runinfo import Timings, versions
 
@@ -384,6 +384,8 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
         raise OutputError(f"{out_dir}: targets writes memory-mappable shards and needs a local -o folder")
     out = Path(out_dir)
     ensure_dir(out)
+    remove_stale_temps(out)  # e.g. a manifest a killed run was writing
+    remove_file(out / REPORT_NAME)  # written last, it marks a complete run; the manifest changes below
     timings = Timings()
     with timings.step("read_input"):
         verified, rows_in = _load_verified(str(verified_path))

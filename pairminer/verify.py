@@ -40,7 +40,7 @@ from .audio import resolve_audio_path
 from .config import StageConfig
 from .errors import AudioError, ConfigError
 from .fingerprint import ITEM_S, Fingerprint, compare, fingerprint_file, residual_share
-from .io import ensure_dir, is_url, join, read_table, write_json, write_table
+from .io import ensure_dir, is_url, join, read_table, remove_file, remove_stale_temps, write_json, write_table
 from .parallel import dask_runner
 from .runinfo import Timings, versions
 
@@ -169,6 +169,7 @@ class FingerprintCache:
     def __init__(self, folder: str):
         self.folder = str(folder)
         ensure_dir(self.folder)
+        remove_stale_temps(self.folder)  # a killed run's half-written part
 
     def parts(self) -> list[str]:
         return sorted(glob.glob(os.path.join(self.folder, "part-*.parquet")))
@@ -283,6 +284,7 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
     timings = Timings()
     out_dir = str(out_dir)
     ensure_dir(out_dir)
+    remove_stale_temps(out_dir)
     with timings.step("read_candidates"):
         cands = read_table(candidates_path, "candidates").to_pandas()
     n = len(cands)
@@ -320,6 +322,7 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
             shutil.rmtree(tmp_cache, ignore_errors=True)
 
     with timings.step("write"):
+        remove_file(join(out_dir, "verify-report.json"))  # written last, it marks a complete run
         res = pd.DataFrame(results).set_index("row").reindex(range(n)) if results else pd.DataFrame(
             index=range(n), columns=[*RESULT_COLUMNS, "mix_s"])
         out = cands.reset_index(drop=True).copy()

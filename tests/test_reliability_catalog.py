@@ -1,0 +1,220 @@
+"""Issue 8, bad catalogs: every case through the CLI (one `error:` line or rejects with reasons, never a
+traceback) and through run_discover (rows read = rows used + rows rejected, good rows still paired).
+
+tests/test_catalog.py checks the reader's details (reason codes, line numbers); this file checks what
+a user of `pairminer discover` sees end to end.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from pairminer.cli import main
+from pairminer.discover import DiscoverConfig, run_discover
+from pairminer.errors import CatalogError
+from pairminer.io import read_json, read_table
+
+HEADER = "track_id,artist,title,duration,genre\n"
+# One planted pair (a, b) every "good" catalog below keeps, whatever else it holds.
+GOOD = "a,Artist,Song,200,Pop\nb,Artist,Song (Instrumental),200.4,Pop\n"
+
+
+def _invoke(path, out, *extra):
+    return CliRunner().invoke(main, ["discover", str(path), "-o", str(out), "--until", "candidates", "-q", *extra])
+
+
+def _one_error_line(res, code=2) -> str:
+    text = res.output + (res.stderr or "")
+    assert res.exit_code == code, text
+    assert "Traceback" not in text
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- files that are no catalog
+
+def _parquet_wrong_types(p):
+    pq.write_table(pa.table({"track_id": ["1"], "artist": ["X"], "title": ["A"], "duration": [[1.0, 2.0]]}), p)
+
+
+def _parquet_missing_column(p):
+    pq.write_table(pa.table({"track_id": ["1"], "artist": ["X"], "length": [3.0]}), p)
+
+
+BAD_FILES = {
+    # name: (file name, bytes or writer, pattern the one-line error must match)
+    "empty": ("c.csv", b"", r"empty"),
+    "only_blank_lines": ("c.csv", b"\r\n\n  \n", r"empty"),
+    "header_only": ("c.csv", HEADER.encode(), r"no data rows"),
+    "header_only_bom_crlf": ("c.csv", b"\xef\xbb\xbf" + HEADER.replace("\n", "\r\n").encode(), r"no data rows"),
+    "wrong_columns": ("c.csv", b"id,name,length\n1,x,3\n", r"lacks required column.*--column"),
+    "repeated_header_name": ("c.csv", b"track_id,artist,title,duration,title\n1,x,y,3,z\n", r"repeats column"),
+    "binary_garbage": ("c.csv", bytes(range(256)) * 40, r"binary|lacks required|not a CSV"),
+    "nul_header": ("c.csv", b"track_id,art\x00ist,title,duration\n1,x,y,3\n", r"binary"),
+    "parquet_name_not_parquet": ("c.parquet", b"track_id,artist\n", r"not a Parquet file"),
+    "parquet_wrong_types": ("c.parquet", _parquet_wrong_types, r"duration must be numeric"),
+    "parquet_missing_column": ("c.parquet", _parquet_missing_column, r"lacks required column.*title"),
+    "parquet_truncated": ("c.parquet", None, r"not a readable Parquet file"),
+}
+
+
+def _write_bad(tmp_path, name):
+    fname, content, _ = BAD_FILES[name]
+    p = tmp_path / fname
+    if name == "parquet_truncated":
+        pq.write_table(pa.table({"track_id": ["1"] * 100, "artist": ["X"] * 100, "title": ["A"] * 100,
+                                 "duration": [3.0] * 100}), p)
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+    elif callable(content):
+        content(p)
+    else:
+        p.write_bytes(content)
+    return p
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_cli_not_a_catalog_is_one_clean_line(tmp_path, name):
+    p = _write_bad(tmp_path, name)
+    out = tmp_path / "out"
+    line = _one_error_line(_invoke(p, out))
+    assert re.search(BAD_FILES[name][2], line), line
+    assert str(p.name) in line or "catalog" in line  # the message says which input is wrong
+    # nothing that looks like a finished output is left behind
+    assert not (out / "candidates.parquet").exists() and not (out / "discover-report.json").exists()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_library_raises_catalog_error(tmp_path, name):
+    p = _write_bad(tmp_path, name)
+    with pytest.raises(CatalogError, match=BAD_FILES[name][2]):
+        run_discover(p, tmp_path / "out", progress=False)
+
+
+def test_cli_missing_path_directory_and_unreadable(tmp_path):
+    assert "does not exist" in _one_error_line(_invoke(tmp_path / "nope.csv", tmp_path / "o"))
+    assert "folder" in _one_error_line(_invoke(tmp_path, tmp_path / "o"))
+    assert "does not exist" in _one_error_line(_invoke(tmp_path / "no" / "such" / "dir" / "c.parquet", tmp_path / "o"))
+
+
+def test_verbose_shows_details_and_still_ends_with_the_error(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_bytes(b"id,name\n1,x\n")
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "candidates", "-v"])
+    assert res.exit_code == 2
+    err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert err[-1].startswith("error: ") and "lacks required column" in err[-1]
+    assert len(err) > 1 and "Traceback" in res.stderr  # -v: the details, for a bug report
+
+
+# --------------------------------------------------------------------------- bad rows: rejected, run goes on
+
+BAD_ROWS = {
+    # name: (rows appended after GOOD, {reason_code: count})
+    "unterminated_quote": ('c,Artist,"Open quote,100,Pop\n', {"unparsable": 1}),
+    "wrong_field_counts": ("c,Artist,Too,100,Pop,extra\nd,Artist,Few\n", {"unparsable": 2}),
+    "durations": ("c,A,S1,abc,P\nd,A,S2,-1,P\ne,A,S3,0,P\nf,A,S4,nan,P\ng,A,S5,inf,P\nh,A,S6,,P\n"
+                  "i,A,S7,-inf,P\nj,A,S8,1e400,P\n", {"bad_duration": 8}),
+    "empty_titles_artists": ("c,,Song2,100,P\nd,Artist,,100,P\ne,  ,Song3,100,P\nf,Artist,\t,100,P\n",
+                             {"missing_artist": 2, "missing_title": 2}),
+    "empty_id": (",Artist,Song2,100,P\n  ,Artist,Song3,100,P\n", {"missing_track_id": 2}),
+    "duplicate_ids": ("a,Artist,Other,100,P\nb,Artist,Another,50,P\n a ,Artist,Third,60,P\n",
+                      {"duplicate_track_id": 3}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+def test_bad_rows_rejected_with_reasons_good_rows_paired(tmp_path, name):
+    extra, expected = BAD_ROWS[name]
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + GOOD + extra, encoding="utf-8")
+    out = tmp_path / "out"
+    res = _invoke(p, out)
+    assert res.exit_code == 0, res.output + res.stderr
+    assert "Traceback" not in res.output + res.stderr
+    cands = pd.read_parquet(out / "candidates.parquet")
+    assert list(zip(cands.mix_track_id, cands.version_track_id)) == [("a", "b")]
+    rej = read_table(out / "rejects.parquet", "rejects").to_pandas()
+    assert rej["reason_code"].value_counts().to_dict() == expected
+    assert rej["reason"].str.len().gt(10).all() and rej["row_number"].gt(3).all()  # GOOD rows are lines 2, 3
+    c = read_json(out / "discover-report.json")["counts"]
+    assert c["rows_read"] == c["rows_used"] + c["rows_rejected"] == 2 + sum(expected.values())
+    assert c["rejected_by_reason"] == expected
+
+
+def test_every_row_bad_still_writes_empty_candidates(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + "a,X,S,zero,P\nb,,S,1,P\n", encoding="utf-8")
+    r = run_discover(p, tmp_path / "o", progress=False)
+    assert r.counts["rows_read"] == 2 and r.counts["rows_used"] == 0 and r.counts["rows_rejected"] == 2
+    assert len(read_table(r.candidates_path, "candidates")) == 0
+
+
+# --------------------------------------------------------------------------- odd but valid text: handled
+
+def _pair_ids(out) -> list[tuple[str, str]]:
+    c = pd.read_parquet(out / "candidates.parquet")
+    return list(zip(c.mix_track_id, c.version_track_id))
+
+
+def test_bom_and_crlf(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + (HEADER + GOOD).replace("\n", "\r\n").encode())
+    r = run_discover(p, tmp_path / "o", progress=False)
+    assert _pair_ids(tmp_path / "o") == [("a", "b")] and r.counts["rows_rejected"] == 0
+    c = pd.read_parquet(r.candidates_path)
+    assert c["genre"].tolist() == ["Pop"] and c["mix_title"].tolist() == ["Song"]  # no stray \r or BOM
+
+
+def test_latin1_bytes_in_utf8(tmp_path):
+    p = tmp_path / "c.csv"
+    data = (HEADER.encode() + "a,Beyoncé,Déjà Vu,200,Pop\n".encode()
+            + b"b,Beyonc\xe9,D\xe9j\xe0 Vu (Instrumental),200.2,Pop\n")
+    p.write_bytes(data)
+    r = run_discover(p, tmp_path / "o", progress=False)
+    assert _pair_ids(tmp_path / "o") == [("a", "b")]
+    c = pd.read_parquet(r.candidates_path)
+    assert c["version_title"].item() == "Déjà Vu (Instrumental)" and c["artist"].item() == "Beyoncé"
+
+
+def test_long_titles_control_chars_rtl_and_cjk(tmp_path):
+    long = "Long " + "x" * 10_000
+    rows = [
+        ("a", "Artist", long, 300), ("b", "Artist", long + " (Instrumental)", 300.1),
+        ("c", "فيروز", "أغنية", 200), ("d", "فيروز", "أغنية (Instrumental)", 200.3),
+        ("e", "YOASOBI", "夜に駆ける", 261), ("f", "YOASOBI", "夜に駆ける (Instrumental)", 261.2),
+        ("g", "Bell\x07Band", "Tab\tSong\x01", 180), ("h", "Bell\x07Band", "Tab\tSong\x01 (Instrumental)", 180.2),
+        ("i", "Mixed עברית", "שיר\u200f (Live)", 100),
+    ]
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + "".join(f"{i},{a},{t},{d},Pop\n" for i, a, t, d in rows), encoding="utf-8")
+    res = _invoke(p, tmp_path / "o")
+    assert res.exit_code == 0, res.output + res.stderr
+    assert sorted(_pair_ids(tmp_path / "o")) == [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]
+    c = read_json(tmp_path / "o" / "discover-report.json")["counts"]
+    assert c["rows_read"] == c["rows_used"] == 9 and c["rows_rejected"] == 0
+    cands = pd.read_parquet(tmp_path / "o" / "candidates.parquet").set_index("mix_track_id")
+    assert len(cands.loc["a", "mix_title"]) == len(long)  # kept whole, not truncated
+
+
+def test_parquet_with_odd_but_usable_types(tmp_path):
+    """Integer ids and durations, a large_string column and nulls: read, nulls rejected with reasons."""
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.table({
+        "track_id": pa.array([1, 2, 3, None], pa.int64()),
+        "artist": pa.array(["A", "A", None, "A"], pa.large_string()),
+        "title": ["Song", "Song (Instrumental)", "X", "Y"],
+        "duration": pa.array([200, 200, 10, 10], pa.int32()),
+    }), p)
+    r = run_discover(p, tmp_path / "o", progress=False)
+    assert _pair_ids(tmp_path / "o") == [("1", "2")]
+    rej = pd.read_parquet(r.rejects_path)
+    assert rej["reason_code"].tolist() == ["missing_artist", "missing_track_id"]
+    assert r.counts["rows_read"] == 4 == r.counts["rows_used"] + r.counts["rows_rejected"]
