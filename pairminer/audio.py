@@ -61,7 +61,20 @@ def resolve_audio_path(path: str, *, base_dir: str | None = None, audio_root: st
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
-    return block if block.ndim == 1 else block.mean(axis=1, dtype=np.float32)
+    """Mean of the channels of a (frames, channels) block.
+
+    Column adds: `ndarray.mean(axis=1)` on a (N, 2) float32 block is ~20x slower (a strided
+    reduction per frame), and it was the largest single cost of verify on stereo files.
+    """
+    if block.ndim == 1:
+        return block
+    if block.shape[1] == 1:
+        return block[:, 0].copy()
+    out = block[:, 0].copy()
+    for c in range(1, block.shape[1]):
+        out += block[:, c]
+    out *= np.float32(1.0 / block.shape[1])
+    return out
 
 
 # Data sizes a WAV writer that cannot seek back (a pipe) leaves in the header: "length unknown".

@@ -110,7 +110,10 @@ class StageConfig:
     def from_yaml(cls: type[T], text: str) -> T:
         import yaml
 
-        doc = yaml.safe_load(text) or {}
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{cls.stage} config is not valid YAML: {str(exc).splitlines()[0]}") from exc
         section = doc.get(cls.stage, doc) if isinstance(doc, dict) else None
         if not isinstance(section, dict):
             raise ConfigError(f"{cls.stage} config must be a mapping of option: value")

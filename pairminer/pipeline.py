@@ -49,8 +49,12 @@ def _load_sections(config_file: str | None) -> dict[str, dict]:
         return {}
     import yaml
 
-    with open(config_file, encoding="utf-8") as f:
-        doc = yaml.safe_load(f) or {}
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_file} is not valid YAML (only plain YAML is accepted): "
+                          f"{str(exc).splitlines()[0]}") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"{config_file}: expected a mapping with discover:/verify:/targets: sections")
     return {k: (v or {}) for k, v in doc.items() if isinstance(v, dict) or v is None}

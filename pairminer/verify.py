@@ -487,7 +487,8 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
     ax.set_xlabel("bit error rate at the best offset")
     ax.set_ylabel("pairs")
     ax.set_title(f"verify: {len(out)} candidates ({n_err} errors not shown)")
-    ax.legend(loc="upper center", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", fontsize=8)
     fig.tight_layout()
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
