@@ -121,3 +121,16 @@ def test_long_titles_control_chars_rtl_cjk(write_csv):
     cat = read_catalog(write_csv(text))
     assert cat.table.num_rows == 4
     assert len(cat.table.column("title")[0].as_py()) == 10_000
+
+
+def test_fsspec_url_input():
+    import fsspec
+
+    with fsspec.open("memory://pm-test/catalog.csv", "wb") as f:
+        f.write((HEADER + "a,X,Song,200,Pop\nb,X,Bad,-3,Pop\n").encode())
+    cat = read_catalog("memory://pm-test/catalog.csv")
+    assert cat.table.column("track_id").to_pylist() == ["a"]
+    assert cat.rejects.column("reason_code").to_pylist() == ["bad_duration"]
+    assert cat.base_dir == "memory://pm-test"
+    with pytest.raises(CatalogError, match="does not exist"):
+        read_catalog("memory://pm-test/missing.csv")
