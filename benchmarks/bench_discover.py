@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     ap.add_argument("--work", default=str(HERE / "out"))
     ap.add_argument("--no-duckdb", action="store_true")
+    ap.add_argument("--duckdb-repeat", type=int, default=1, help="runs of the (slow) DuckDB query [1]")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--generate", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -142,7 +143,7 @@ def main() -> None:
         if not args.no_duckdb:
             sql = DUCKDB_SQL.format(path=csv)
             dout = work / f"duckdb-{rows}.parquet"
-            druns = [run_measured([py, "-c", DUCKDB_RUNNER, sql, str(dout)]) for _ in range(args.repeat)]
+            druns = [run_measured([py, "-c", DUCKDB_RUNNER, sql, str(dout)]) for _ in range(args.duckdb_repeat)]
             fig["duckdb_s"] = statistics.median(r[0] for r in druns)
             fig["duckdb_rss_mib"] = max(r[1] for r in druns)
             dc = pd.read_parquet(dout)

@@ -173,7 +173,7 @@ def _read_csv_fast(src: "_Source", names: list[str], use_cols: list[str]) -> pa.
     The careful path is taken when any line does not parse, when there are blank lines, or when the
     record count differs from the line count (a quoted value spanning lines).
     """
-    read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True, block_size=16 << 20)
+    read_opts = pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True, block_size=1 << 20)
     parse_opts = pacsv.ParseOptions(newlines_in_values=False)
     table = None
     # Strings first (Arrow validates UTF-8 while parsing); binary only for files with invalid UTF-8.
@@ -320,27 +320,19 @@ def _parse_duration(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(values.to_numpy(dtype=np.float64), pa.float64())])
 
 
-def _string_hashes(arr: pa.Array) -> np.ndarray | None:
-    """A 64-bit hash of each string, vectorised over Arrow's buffers 8 bytes at a time.
-
-    Returns None for inputs it does not handle (nulls, ids longer than 256 bytes).
-    """
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    if arr.null_count or not pa.types.is_string(arr.type) or len(arr) == 0:
-        return None
+def _chunk_hashes(arr: pa.Array) -> np.ndarray | None:
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
-    lengths = np.diff(offsets).astype(np.int64)
+    lengths = np.diff(offsets)
     maxlen = int(lengths.max())
     if maxlen > 256:
         return None
-    raw = arr.buffers()[2]
-    nbytes = int(offsets[-1])
+    base, nbytes = int(offsets[0]), int(offsets[-1] - offsets[0])
     pad = np.zeros(nbytes + 16, dtype=np.uint8)
-    if raw is not None and nbytes:
-        pad[:nbytes] = np.frombuffer(raw, dtype=np.uint8)[:nbytes]
+    if arr.buffers()[2] is not None and nbytes:
+        pad[:nbytes] = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[base: base + nbytes]
     # A little-endian uint64 starting at every byte offset (an unaligned, overlapping view).
     words = np.ndarray(shape=(nbytes + 8,), dtype="<u8", buffer=pad, strides=(1,))
-    starts = offsets[:-1].astype(np.int64)
+    starts = offsets[:-1] - base
     h = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     prime = np.uint64(0xFF51AFD7ED558CCD)
     with np.errstate(over="ignore"):
@@ -348,10 +340,29 @@ def _string_hashes(arr: pa.Array) -> np.ndarray | None:
             rem = np.clip(lengths - j, 0, 8).astype(np.uint64)
             mask = np.where(rem >= 8, np.uint64(0xFFFFFFFFFFFFFFFF),
                             (np.uint64(1) << (rem * np.uint64(8))) - np.uint64(1))
-            w = words[np.minimum(starts + j, nbytes)] & mask
-            h = (h ^ w) * prime
-            h ^= h >> np.uint64(33)
+            mixed = (h ^ (words[starts + j] & mask)) * prime
+            mixed ^= mixed >> np.uint64(33)
+            # only strings that still have bytes at j: a hash must not depend on its neighbours' lengths
+            h = np.where(lengths > j, mixed, h)
     return h
+
+
+def _string_hashes(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """A 64-bit hash of each string, vectorised over Arrow's buffers 8 bytes at a time, chunk by
+    chunk so temporaries stay small. None for inputs it does not handle (nulls, values > 256 bytes).
+    """
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = []
+    for arr in chunks:
+        if len(arr) == 0:
+            continue
+        if arr.null_count or not pa.types.is_string(arr.type):
+            return None
+        h = _chunk_hashes(arr)
+        if h is None:
+            return None
+        out.append(h)
+    return np.concatenate(out) if out else None
 
 
 def _duplicate_mask(ids: pa.ChunkedArray, usable: np.ndarray) -> np.ndarray:

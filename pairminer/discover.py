@@ -82,8 +82,8 @@ class DiscoverConfig(StageConfig):
                     f"discover.kinds: unknown kind {k!r}; known kinds are {', '.join(DEFAULT_KEYWORDS)}, "
                     "or give its words in discover.keywords"
                 )
-        if not (self.max_delta > 0 and math.isfinite(self.max_delta)):
-            raise ConfigError("discover.max_delta must be a positive number of seconds")
+        if not (0.001 <= self.max_delta <= 3600):
+            raise ConfigError("discover.max_delta must be between 0.001 and 3600 seconds")
         if not 0 <= self.min_score <= 100:
             raise ConfigError("discover.min_score must be between 0 and 100")
         if self.scorer not in SCORERS:
@@ -169,7 +169,11 @@ def concat_versions(detected: list[dict[str, Any]]) -> pd.DataFrame:
 # Titles/artists that are ASCII and carry no decoration or separator fold with Arrow kernels alone;
 # the rest go through the Python normal form. Both paths give identical keys.
 _TITLE_NEEDS_PY = r"[^\x00-\x7f]|[-~(\[{]|(?i)\b(?:feat|ft|featuring)\b"
-_ARTIST_NEEDS_PY = r"[^\x00-\x7f]|[&,;/+(]|(?i)\s(?:feat\.?|ft\.?|featuring|with|x|vs\.?|versus)\s"
+# Artists: printable ASCII is handled entirely by Arrow (the credit split included).
+_ARTIST_NEEDS_PY = r"[^\x20-\x7e]"
+# text._ARTIST_SPLIT_RE with ".*$" after each alternative: removes everything from the first separator.
+_ARTIST_SPLIT_TAIL = (r"(?i)\s+(?:feat\.?|ft\.?|featuring|with|x|vs\.?|versus)\s+.*$|\s*[&,;/+].*$"
+                      r"|\s*\((?:feat|ft)\.?\s.*$")
 
 
 def _fold_ascii(col: pa.Array) -> pa.Array:
@@ -195,21 +199,41 @@ def _keys_hybrid(col: pa.Array, needs_py_pattern: str, py_fn, post=None) -> pa.A
     return keys
 
 
-def _strip_the(arr: pa.Array) -> pa.Array:
-    stripped = pc.replace_substring_regex(arr, r"^the ", "")
-    # artist_key falls back to the plain fold when stripping leaves nothing
-    return pc.if_else(pc.equal(pc.utf8_length(stripped), 0), arr, stripped)
+def _artist_key_arrow(col: pa.Array) -> pa.Array:
+    """text.artist_key for printable-ASCII credits, with Arrow kernels only."""
+    primary = _fold_ascii(pc.replace_substring_regex(col, _ARTIST_SPLIT_TAIL, "", max_replacements=1))
+    key = pc.replace_substring_regex(primary, r"^the ", "")
+    empty = pc.equal(pc.utf8_length(key), 0)
+    if pc.any(empty).as_py():  # artist_key falls back to the fold of the whole credit
+        key = pc.replace_with_mask(key, empty, _fold_ascii(col.filter(empty)))
+    return key
 
 
-def _artist_keys(part: pa.Table) -> pa.Array:
-    """Artist key per row (see text.artist_key), vectorised where possible."""
-    keys = _keys_hybrid(part.column("artist"), _ARTIST_NEEDS_PY, artist_key, post=_strip_the)
+def _artist_key_values(col: pa.Array) -> pa.Array:
+    """artist_key of each value: Arrow for printable ASCII, Python (text.artist_key) for the rest."""
+    keys = _artist_key_arrow(col)
+    needs_py = pc.match_substring_regex(col, _ARTIST_NEEDS_PY).fill_null(False)
+    if pc.any(needs_py).as_py():
+        py = [artist_key(v) for v in col.filter(needs_py).to_pylist()]
+        keys = pc.replace_with_mask(keys, needs_py, pa.array(py, pa.string()))
+    return keys
+
+
+def _artist_codes(part: pa.Table, vkeys: np.ndarray) -> np.ndarray:
+    """Per row, the index of its artist key in `vkeys`, or -1. Each distinct credit is keyed once."""
+    enc = pc.dictionary_encode(part.column("artist").combine_chunks())
+    dict_codes = pc.index_in(_artist_key_values(enc.dictionary), value_set=pa.array(vkeys, pa.string()))
+    dict_codes = dict_codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = dict_codes[enc.indices.to_numpy(zero_copy_only=False)]
     if "artist_id" in part.column_names:
         ids = pc.utf8_trim_whitespace(part.column("artist_id").combine_chunks())
         has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0)).fill_null(False)
         if pc.any(has_id).as_py():
-            keys = pc.if_else(has_id, pc.binary_join_element_wise("id:", ids, ""), keys)
-    return keys
+            id_keys = pc.binary_join_element_wise("id:", ids, "")
+            id_codes = pc.index_in(id_keys, value_set=pa.array(vkeys, pa.string())).fill_null(-1)
+            codes = np.where(has_id.to_numpy(zero_copy_only=False),
+                             id_codes.to_numpy(zero_copy_only=False).astype(np.int64), codes)
+    return codes
 
 
 def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.DataFrame,
@@ -227,48 +251,69 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     empty = {"pairs": pd.DataFrame(), "originals": n_orig, "blocked": 0, "within": 0, "above": 0}
     if versions.empty or n_orig == 0:
         return empty
-    orig = part  # positions index the partition; versions are masked out below, not copied out
-    keys = _artist_keys(part)
-    vkeys = pa.array(pd.unique(versions["artist_key"].to_numpy(dtype=object)), pa.string())
-    in_block = pc.is_in(keys, value_set=vkeys).fill_null(False).to_numpy(zero_copy_only=False) & is_orig
+    vkeys = pd.unique(versions["artist_key"].to_numpy(dtype=object))
+    o_codes = _artist_codes(part, vkeys)
+    in_block = (o_codes >= 0) & is_orig
     if not in_block.any():
         return empty
+    width = cfg.max_delta
+    # Blocks are (artist code, duration bucket) packed into one int64; sorted once, then every version
+    # looks up its bucket and the two neighbours with binary search (|delta| < width spans at most those).
     sel = np.flatnonzero(in_block)
     sel_arr = pa.array(sel, pa.int64())
-    width = cfg.max_delta
-    o = pd.DataFrame({
-        "o_pos": sel,
-        "artist_key": np.asarray(keys.take(sel_arr).to_numpy(zero_copy_only=False), dtype=object),
-        "o_dur": part.column("duration_s").take(sel_arr).to_numpy(zero_copy_only=False),
-    })
-    o["bucket"] = np.floor(o["o_dur"].to_numpy() / width).astype(np.int64)
-    v = versions[["row_number", "artist_key", "duration_s", "match_title"]].rename(
-        columns={"row_number": "version_row", "duration_s": "v_dur", "match_title": "v_match"})
-    v = v[v["v_match"].str.len() > 0]
-    vb = np.floor(v["v_dur"].to_numpy() / width).astype(np.int64)
-    # |delta| < width spans at most the version's bucket and its two neighbours.
-    v = pd.concat([v.assign(bucket=vb + d) for d in (-1, 0, 1)], ignore_index=True)
-    m = v.merge(o, on=["artist_key", "bucket"], how="inner", sort=False)
-    blocked = len(m)
-    delta = m["v_dur"].to_numpy() - m["o_dur"].to_numpy()
-    m = m[np.abs(delta) < width].copy()
-    m["duration_delta_s"] = delta[np.abs(delta) < width]
-    within = len(m)
+    o_dur = part.column("duration_s").take(sel_arr).to_numpy(zero_copy_only=False)
+    o_block = (o_codes[sel] << 32) + \
+        np.floor(o_dur / width).astype(np.int64)
+    order = np.argsort(o_block, kind="stable")
+    o_block_sorted = o_block[order]
+    v = versions[versions["match_title"].str.len() > 0]
+    v_dur = v["duration_s"].to_numpy(dtype=np.float64)
+    v_block = (pd.Index(vkeys).get_indexer(v["artist_key"].to_numpy(dtype=object)).astype(np.int64) << 32) + \
+        np.floor(v_dur / width).astype(np.int64)
+    v_idx_parts, o_idx_parts = [], []
+    for d in (-1, 0, 1):
+        lo = np.searchsorted(o_block_sorted, v_block + d, side="left")
+        hi = np.searchsorted(o_block_sorted, v_block + d, side="right")
+        n = hi - lo
+        if n.sum() == 0:
+            continue
+        vi = np.repeat(np.arange(len(v_block)), n)
+        # positions lo[i] .. hi[i]-1 for each version i, flattened
+        within_run = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        v_idx_parts.append(vi)
+        o_idx_parts.append(order[np.repeat(lo, n) + within_run])
+    if not v_idx_parts:
+        return empty
+    vi = np.concatenate(v_idx_parts)
+    oi = np.concatenate(o_idx_parts)  # index into sel
+    blocked = len(vi)
+    delta = v_dur[vi] - o_dur[oi]
+    keep = np.abs(delta) < width
+    vi, oi, delta = vi[keep], oi[keep], delta[keep]
+    within = len(vi)
     if within == 0:
         return {**empty, "blocked": blocked}
-    uniq_pos = np.unique(m["o_pos"].to_numpy())
-    uniq_keys = np.asarray(_keys_hybrid(orig.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
+    o_pos = sel[oi]
+    uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
+    uniq_keys = np.asarray(_keys_hybrid(part.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
                            .to_numpy(zero_copy_only=False), dtype=object)
-    m["o_match"] = uniq_keys[np.searchsorted(uniq_pos, m["o_pos"].to_numpy())]
+    o_match = uniq_keys[inverse]
+    v_match = v["match_title"].to_numpy(dtype=object)[vi]
     scorer = getattr(fuzz, cfg.scorer)
-    m["title_score"] = process.cpdist(m["v_match"].tolist(), m["o_match"].tolist(), scorer=scorer, workers=1)
-    m = m[m["title_score"] >= cfg.min_score]
-    above = len(m)
-    cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in orig.column_names]
-    mix = orig.select(cols).take(pa.array(m["o_pos"].to_numpy(), pa.int64())).to_pandas()
+    score = process.cpdist(v_match, o_match, scorer=scorer, workers=1)
+    hit = score >= cfg.min_score
+    above = int(hit.sum())
+    cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in part.column_names]
+    mix = part.select(cols).take(pa.array(o_pos[hit], pa.int64())).to_pandas()
     mix.columns = ["mix_" + c for c in mix.columns]
-    pairs = pd.concat([m[["version_row", "o_match", "title_score", "duration_delta_s", "artist_key"]]
-                      .reset_index(drop=True), mix.reset_index(drop=True)], axis=1)
+    pairs = pd.DataFrame({
+        "version_row": v["row_number"].to_numpy()[vi[hit]],
+        "o_match": o_match[hit],
+        "title_score": score[hit].astype(np.float64),
+        "duration_delta_s": delta[hit],
+        "artist_key": v["artist_key"].to_numpy(dtype=object)[vi[hit]],
+    })
+    pairs = pd.concat([pairs, mix.reset_index(drop=True)], axis=1)
     return {"pairs": pairs, "originals": n_orig, "blocked": blocked, "within": within, "above": above}
 
 

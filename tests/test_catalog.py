@@ -134,3 +134,15 @@ def test_fsspec_url_input():
     assert cat.base_dir == "memory://pm-test"
     with pytest.raises(CatalogError, match="does not exist"):
         read_catalog("memory://pm-test/missing.csv")
+
+
+def test_duplicate_ids_across_chunks_and_lengths():
+    """Duplicate detection hashes ids chunk by chunk; equal ids must collide whatever their neighbours."""
+    import numpy as np
+
+    from pairminer.catalog import _duplicate_mask
+
+    ids = pa.chunked_array([pa.array(["a", "b", "a"]),
+                            pa.array(["c", "b", "a", "", "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghijklmnopq"])])
+    usable = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1], dtype=bool)
+    assert np.flatnonzero(_duplicate_mask(ids, usable)).tolist() == [2, 5, 9]

@@ -176,3 +176,27 @@ def test_local_cluster_matches_default_scheduler(tmp_path):
     ta, tb = pq.read_table(a.candidates_path), pq.read_table(b.candidates_path)
     assert ta.num_rows > 0 and ta.equals(tb)
     assert a.counts == b.counts
+
+
+def test_vectorised_keys_equal_the_python_definitions():
+    """Arrow computes most keys; text.artist_key / text.match_key define them. They must agree."""
+    import random
+
+    import pyarrow as pa
+
+    from pairminer.discover import _TITLE_NEEDS_PY, _artist_key_values, _keys_hybrid
+    from pairminer.text import artist_key, match_key
+
+    rng = random.Random(0)
+    artists = ["The Beatles", "The", "the the", "A x B", "Ax B", "Tyler, The Creator", "AC/DC", "& Friends", "&",
+               "A feat.B", "A (feat. B)", "A(feat. B)", "A vs. B", "A + B", "X\tfeat. Y", "A\x01B", "Beyoncé",
+               "feat. X", "Bob x", "x Bob", "A; B", "THE WHO", "(feat. X) A", "  The  Who ", ""]
+    artists += ["".join(rng.choice("abcAB &,;/+()-.x'feat vsthe\t") for _ in range(rng.randint(0, 15)))
+                for _ in range(5000)]
+    got = _artist_key_values(pa.array(artists)).to_pylist()
+    assert [a for a, k in zip(artists, got) if k != artist_key(a)] == []
+    titles = ["Song", "Song - Remastered 2009", "Song (feat. X)", "Feat", "A_b", "x - y", "Café", "Song [Live]", ""]
+    titles += ["".join(rng.choice("abc AB()-[]~ftea.2009Remastered") for _ in range(rng.randint(0, 20)))
+               for _ in range(5000)]
+    got = _keys_hybrid(pa.array(titles), _TITLE_NEEDS_PY, match_key).to_pylist()
+    assert [t for t, k in zip(titles, got) if k != match_key(t)] == []
