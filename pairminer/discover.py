@@ -166,6 +166,27 @@ def concat_versions(detected: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def version_side(versions: pd.DataFrame, cfg: DiscoverConfig) -> dict[str, np.ndarray]:
+    """The versions as plain arrays for the join, built once and broadcast to every partition task.
+
+    Sorted by block (artist code, duration bucket) so the binary searches walk memory in order.
+    """
+    v = versions[versions["match_title"].str.len() > 0] if len(versions) else versions
+    vkeys = pd.unique(v["artist_key"].to_numpy(dtype=object)) if len(v) else np.array([], dtype=object)
+    dur = v["duration_s"].to_numpy(dtype=np.float64) if len(v) else np.zeros(0)
+    codes = pd.Index(vkeys).get_indexer(v["artist_key"].to_numpy(dtype=object)) if len(v) else np.zeros(0, int)
+    block = (codes.astype(np.int64) << 32) + np.floor(dur / cfg.max_delta).astype(np.int64)
+    order = np.argsort(block, kind="stable")
+    return {
+        "vkeys": vkeys,
+        "block": block[order],
+        "dur": dur[order],
+        "match": v["match_title"].to_numpy(dtype=object)[order] if len(v) else np.array([], dtype=object),
+        "row": v["row_number"].to_numpy(dtype=np.int64)[order] if len(v) else np.zeros(0, np.int64),
+        "key": v["artist_key"].to_numpy(dtype=object)[order] if len(v) else np.array([], dtype=object),
+    }
+
+
 # Titles/artists that are ASCII and carry no decoration or separator fold with Arrow kernels alone;
 # the rest go through the Python normal form. Both paths give identical keys.
 _TITLE_NEEDS_PY = r"[^\x00-\x7f]|[-~(\[{]|(?i)\b(?:feat|ft|featuring)\b"
@@ -236,7 +257,7 @@ def _artist_codes(part: pa.Table, vkeys: np.ndarray) -> np.ndarray:
     return codes
 
 
-def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.DataFrame,
+def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, np.ndarray],
                        cfg: DiscoverConfig) -> dict[str, Any]:
     """Join one partition's originals against all versions, apply the window and the title score.
 
@@ -249,10 +270,9 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     is_orig = ~detected["is_version"]
     n_orig = int(is_orig.sum())
     empty = {"pairs": pd.DataFrame(), "originals": n_orig, "blocked": 0, "within": 0, "above": 0}
-    if versions.empty or n_orig == 0:
+    if len(vs["block"]) == 0 or n_orig == 0:
         return empty
-    vkeys = pd.unique(versions["artist_key"].to_numpy(dtype=object))
-    o_codes = _artist_codes(part, vkeys)
+    o_codes = _artist_codes(part, vs["vkeys"])
     in_block = (o_codes >= 0) & is_orig
     if not in_block.any():
         return empty
@@ -266,10 +286,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
         np.floor(o_dur / width).astype(np.int64)
     order = np.argsort(o_block, kind="stable")
     o_block_sorted = o_block[order]
-    v = versions[versions["match_title"].str.len() > 0]
-    v_dur = v["duration_s"].to_numpy(dtype=np.float64)
-    v_block = (pd.Index(vkeys).get_indexer(v["artist_key"].to_numpy(dtype=object)).astype(np.int64) << 32) + \
-        np.floor(v_dur / width).astype(np.int64)
+    v_dur, v_block = vs["dur"], vs["block"]
     v_idx_parts, o_idx_parts = [], []
     for d in (-1, 0, 1):
         lo = np.searchsorted(o_block_sorted, v_block + d, side="left")
@@ -298,7 +315,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     uniq_keys = np.asarray(_keys_hybrid(part.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
                            .to_numpy(zero_copy_only=False), dtype=object)
     o_match = uniq_keys[inverse]
-    v_match = v["match_title"].to_numpy(dtype=object)[vi]
+    v_match = vs["match"][vi]
     scorer = getattr(fuzz, cfg.scorer)
     score = process.cpdist(v_match, o_match, scorer=scorer, workers=1)
     hit = score >= cfg.min_score
@@ -307,11 +324,11 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], versions: pd.Da
     mix = part.select(cols).take(pa.array(o_pos[hit], pa.int64())).to_pandas()
     mix.columns = ["mix_" + c for c in mix.columns]
     pairs = pd.DataFrame({
-        "version_row": v["row_number"].to_numpy()[vi[hit]],
+        "version_row": vs["row"][vi[hit]],
         "o_match": o_match[hit],
         "title_score": score[hit].astype(np.float64),
         "duration_delta_s": delta[hit],
-        "artist_key": v["artist_key"].to_numpy(dtype=object)[vi[hit]],
+        "artist_key": vs["key"][vi[hit]],
     })
     pairs = pd.concat([pairs, mix.reset_index(drop=True)], axis=1)
     return {"pairs": pairs, "originals": n_orig, "blocked": blocked, "within": within, "above": above}
@@ -423,7 +440,8 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
         score = dask.delayed(block_window_score, pure=True)
         det = [split(p, detector, dask_key_name=f"split-{i}") for i, p in enumerate(parts)]
         versions_d = dask.delayed(concat_versions, pure=True)(det, dask_key_name="versions")
-        scored = [score(p, d, versions_d, cfg, dask_key_name=f"score-{i}") for i, (p, d) in enumerate(zip(parts, det))]
+        side_d = dask.delayed(version_side, pure=True)(versions_d, cfg, dask_key_name="version-side")
+        scored = [score(p, d, side_d, cfg, dask_key_name=f"score-{i}") for i, (p, d) in enumerate(zip(parts, det))]
         versions_df, results = runner.compute(versions_d, scored, label="discover")
     with timings.step("best_match"):
         frames = [r["pairs"] for r in results if len(r["pairs"])]
