@@ -138,9 +138,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "pairminer-bench-verify"))
     ap.add_argument("--scheduler", default="threads", help="scheduler for the all-cores wall time")
-    ap.add_argument("--with-mono-fix", action="store_true",
-                    help="measure with the proposed fix to pairminer.audio._mono (column adds instead "
-                         "of ndarray.mean(axis=1), which costs ~40%% of a stereo decode); reported to the lead")
     ap.add_argument("--calibrate", action="store_true", help="print the threshold calibration tables instead")
     ap.add_argument("--duration", type=float, default=60.0, help="--calibrate: song length, s")
     ap.add_argument("--seeds", type=int, default=12, help="--calibrate: songs")
@@ -149,20 +146,6 @@ def main() -> None:
     if args.calibrate:
         calibrate(args.duration, args.seeds, args.vocal_db)
         return
-    if args.with_mono_fix:
-        import pairminer.audio as audio
-
-        def _mono(block: np.ndarray) -> np.ndarray:
-            if block.ndim == 1:
-                return block
-            out = block[:, 0].copy()
-            for c in range(1, block.shape[1]):
-                out += block[:, c]
-            out *= np.float32(1.0 / block.shape[1])
-            return out
-
-        audio._mono = _mono
-        print("NOTE: pairminer.audio._mono patched with the proposed fix (--with-mono-fix)")
 
     t = time.perf_counter()
     cands = make_corpus(Path(args.workdir), args.pairs)
@@ -192,7 +175,7 @@ def main() -> None:
     print(f"fpcalc -raw per file (1 core):  {med['fpcalc_s']:.2f} s  -> verify is {speedup_fpcalc:.2f}x faster "
           f"(goal >= 3x) {'OK' if speedup_fpcalc >= 3 else 'MISSED'}")
     print(f"realtime factor per core: {rt_per_core:.0f}x (goal >= 1000x) {'OK' if rt_per_core >= 1000 else 'MISSED'}")
-    print(json.dumps({"pairs": args.pairs, "mono_fix": args.with_mono_fix, "files": len(files), "audio_s": round(audio_s, 1), "repeats": args.repeats,
+    print(json.dumps({"pairs": args.pairs, "files": len(files), "audio_s": round(audio_s, 1), "repeats": args.repeats,
                       **{k: round(v, 3) for k, v in med.items()}, "verify_over_decode": round(ratio_decode, 3),
                       "speedup_vs_fpcalc": round(speedup_fpcalc, 2), "realtime_per_core": round(rt_per_core, 1),
                       "cores": cores}))
