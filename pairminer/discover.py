@@ -3,14 +3,15 @@
 Dask graph, one task per catalog partition and step:
 
     read (client, multi-threaded Arrow)                 -> partitions of validated rows
-    detect[i]   = split(partition i)                    -> versions of i (small) + originals mask
-    versions    = concat(detect[*])                      -> every version (~1% of the catalog)
-    pairs[i]    = block_window_score(partition i, versions)   (versions broadcast to every task)
+    detect[i]   = split_partition(partition i)          -> versions of i (small) + originals mask
+    versions    = concat_versions(detect[*])            -> every version (~1% of the catalog)
+    side        = version_side(versions)                 -> sorted arrays, broadcast to every task
+    pairs[i]    = block_window_score(partition i, side) -> scored pairs above min_score
     best        = best_match(concat(pairs[*]))           (client; small)
 
 Blocking joins the small version side against each partition's originals on artist key x duration
 bucket (the version's bucket and its two neighbours, bucket width = max_delta), so there is no shuffle
-and a block costs (versions in it) x (originals within +-2 buckets), never (block size)^2.
+and a block costs (versions in it) x (originals in three buckets), never (block size)^2.
 """
 
 from __future__ import annotations
