@@ -158,6 +158,13 @@ def _check_columns(names: list[str], mapping: Mapping[str, str], path: str) -> d
         elif col in mapping:
             raise CatalogError(f"--column {col}={src}: the catalog has no column {src!r}; it has {names}")
     missing = [c for c in required if c not in resolved]
+    if missing and len(names) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if sep in names[0]:
+                raise CatalogError(
+                    f"catalog {path} looks separated by {label}, not commas (header {names[0][:80]!r}); "
+                    "save it as a comma-separated CSV or as Parquet"
+                )
     if missing:
         shown = ", ".join(repr(n) for n in names[:12]) + (" ..." if len(names) > 12 else "")
         raise CatalogError(

@@ -146,3 +146,10 @@ def test_duplicate_ids_across_chunks_and_lengths():
                             pa.array(["c", "b", "a", "", "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghijklmnopq"])])
     usable = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1], dtype=bool)
     assert np.flatnonzero(_duplicate_mask(ids, usable)).tolist() == [2, 5, 9]
+
+
+def test_other_delimiters_get_a_hint(write_csv):
+    with pytest.raises(CatalogError, match="semicolons, not commas"):
+        read_catalog(write_csv("track_id;artist;title;duration\n1;X;S;3\n"))
+    with pytest.raises(CatalogError, match="tabs, not commas"):
+        read_catalog(write_csv("track_id\tartist\ttitle\tduration\n1\tX\tS\t3\n"))
