@@ -183,6 +183,7 @@ def version_side(versions: pd.DataFrame, cfg: DiscoverConfig) -> dict[str, np.nd
         "block": block[order],
         "dur": dur[order],
         "match": v["match_title"].to_numpy(dtype=object)[order] if len(v) else np.array([], dtype=object),
+        "match_len": v["match_title"].str.len().to_numpy(dtype=np.int64)[order] if len(v) else np.zeros(0, np.int64),
         "row": v["row_number"].to_numpy(dtype=np.int64)[order] if len(v) else np.zeros(0, np.int64),
         "key": v["artist_key"].to_numpy(dtype=object)[order] if len(v) else np.array([], dtype=object),
     }
@@ -258,6 +259,15 @@ def _artist_codes(part: pa.Table, vkeys: np.ndarray) -> np.ndarray:
     return codes
 
 
+def ratio_can_reach(len_a: np.ndarray, len_b: np.ndarray, min_score: float) -> np.ndarray:
+    """False where two strings of these lengths cannot reach `min_score` with rapidfuzz's fuzz.ratio.
+
+    ratio = 100 * (1 - indel / (la + lb)) and the indel distance is at least |la - lb|.
+    """
+    la, lb = np.asarray(len_a, dtype=np.float64), np.asarray(len_b, dtype=np.float64)
+    return np.abs(la - lb) <= (1.0 - min_score / 100.0) * (la + lb) + 1e-9
+
+
 def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, np.ndarray],
                        cfg: DiscoverConfig) -> dict[str, Any]:
     """Join one partition's originals against all versions, apply the window and the title score.
@@ -313,12 +323,18 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, n
         return {**empty, "blocked": blocked}
     o_pos = sel[oi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
-    uniq_keys = np.asarray(_keys_hybrid(part.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
-                           .to_numpy(zero_copy_only=False), dtype=object)
+    uniq_arrow = _keys_hybrid(part.column("title").take(pa.array(uniq_pos)), _TITLE_NEEDS_PY, match_key)
+    if cfg.scorer == "ratio":
+        # fuzz.ratio = 100 * (1 - indel / (la + lb)) and indel >= |la - lb|: pairs whose lengths differ
+        # by more than (1 - min_score/100) * (la + lb) cannot reach min_score, so skip scoring them.
+        lo = pc.utf8_length(uniq_arrow).to_numpy(zero_copy_only=False)[inverse]
+        can = ratio_can_reach(vs["match_len"][vi], lo, cfg.min_score)
+        vi, oi, delta, o_pos, inverse = vi[can], oi[can], delta[can], o_pos[can], inverse[can]
+    uniq_keys = np.asarray(uniq_arrow.to_numpy(zero_copy_only=False), dtype=object)
     o_match = uniq_keys[inverse]
     v_match = vs["match"][vi]
     scorer = getattr(fuzz, cfg.scorer)
-    score = process.cpdist(v_match, o_match, scorer=scorer, workers=1)
+    score = process.cpdist(v_match, o_match, scorer=scorer, workers=1) if len(vi) else np.zeros(0)
     hit = score >= cfg.min_score
     above = int(hit.sum())
     cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in part.column_names]

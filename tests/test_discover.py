@@ -1,8 +1,11 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pairminer import io as pio
 from pairminer.discover import DiscoverConfig, run_discover
@@ -200,3 +203,18 @@ def test_vectorised_keys_equal_the_python_definitions():
                for _ in range(5000)]
     got = _keys_hybrid(pa.array(titles), _TITLE_NEEDS_PY, match_key).to_pylist()
     assert [t for t, k in zip(titles, got) if k != match_key(t)] == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=30), st.text(max_size=4), st.integers(0, 3),
+       st.sampled_from([50.0, 80.0, 90.0, 95.0]))
+def test_length_bound_never_drops_a_pair_that_reaches_the_score(a, extra, cut, min_score):
+    """b is a near variant of a (a suffix added, a few characters cut), so high scores do occur."""
+    from rapidfuzz import fuzz
+
+    from pairminer.discover import ratio_can_reach
+
+    b = (a + extra)[cut:]
+    reaches = fuzz.ratio(a, b) >= min_score
+    allowed = ratio_can_reach(np.array([len(a)]), np.array([len(b)]), min_score)[0]
+    assert allowed or not reaches
