@@ -286,7 +286,13 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
     ensure_dir(out_dir)
     remove_stale_temps(out_dir)
     with timings.step("read_candidates"):
-        cands = read_table(candidates_path, "candidates").to_pandas()
+        table = read_table(candidates_path)
+        # A verified.parquet (or any table with extra columns) can be verified again: keep the
+        # candidate columns, then check them against the schema.
+        from .schemas import table_schema
+
+        cand_cols = [c for c in table_schema("candidates").names if c in table.column_names]
+        cands = table_schema("candidates").conform(table.select(cand_cols)).to_pandas()
     n = len(cands)
     base_dir = None if is_url(candidates_path) else str(Path(candidates_path).resolve().parent)
 

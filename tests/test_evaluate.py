@@ -87,3 +87,13 @@ def test_evaluate_mismatched_rate_is_skipped(tmp_path):
     bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "nope"), str(tmp_path / "refs"), "-o",
                                     str(tmp_path / "x.json"), "-q"])
     assert bad.exit_code == 2 and "not a folder" in bad.output
+
+
+def test_empty_reference_folder_is_a_clear_error(tmp_path):
+    from pairminer.errors import InputError
+    from pairminer.train.evaluate import run_evaluate
+
+    (tmp_path / "est").mkdir()
+    (tmp_path / "ref").mkdir()
+    with pytest.raises(InputError, match="no track folders"):
+        run_evaluate(tmp_path / "est", tmp_path / "ref", tmp_path / "eval.json")

@@ -241,3 +241,22 @@ def test_local_cluster_matches_threads(corpus, tmp_path, first_run):
         r = run_verify(corpus / "candidates.parquet", tmp_path, VerifyConfig(no_cache=True),
                        scheduler=cl.scheduler_address, progress=False)
     pd.testing.assert_frame_equal(_table(r.verified_path), _table(first_run[1].verified_path))
+
+
+def test_a_verified_table_can_be_verified_again(tmp_path):
+    """Re-verifying (e.g. with new thresholds) takes verified.parquet as input: extra columns are dropped."""
+    from pairminer.verify import VerifyConfig, run_verify
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    from pairminer.discover import run_discover
+
+    d = run_discover(sample / "catalog.csv", tmp_path / "d", progress=False)
+    first = run_verify(d.candidates_path, tmp_path / "v1", VerifyConfig(), progress=False)
+    again = run_verify(first.verified_path, tmp_path / "v2", VerifyConfig(max_ber=0.5), progress=False)
+    a = pd.read_parquet(first.verified_path).set_index("pair_id")
+    b = pd.read_parquet(again.verified_path).set_index("pair_id")
+    assert list(a.index) == list(b.index)
+    # a looser max_ber turns the too_different pair into a verified one, and nothing else changes status
+    changed = a.index[a["status"] != b["status"]].tolist()
+    assert all(a.loc[p, "status"] == "too_different" and b.loc[p, "status"] == "verified" for p in changed)
+    assert len(changed) == (a["status"] == "too_different").sum() >= 1

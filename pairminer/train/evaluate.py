@@ -207,6 +207,9 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
         raise InputError(f"{estimates_dir} is not a folder; give the -o folder of `pairminer separate`")
     timings = Timings()
     tracks = sorted(p for p in references_dir.iterdir() if p.is_dir())
+    if not tracks:
+        raise InputError(f"{references_dir} holds no track folders; give a folder with one sub-folder per track "
+                         "holding vocals.wav and/or instrumental.wav")
     rows, skipped = [], []
     iterator = _maybe_tqdm(tracks, progress)
     for folder in iterator:
