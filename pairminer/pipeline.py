@@ -68,6 +68,9 @@ def run_pipeline(catalog: str, out_dir: str, *, until: str | None = None, discov
     until = until or names[-1]
     if until not in names:
         raise ConfigError(f"--until must be one of {', '.join(names)}")
+    if until == "targets" and pio.is_url(out_dir):
+        raise ConfigError(f"-o {out_dir}: targets writes memory-mappable shards and needs a local or shared "
+                          "filesystem folder; use such a folder, or --until verified for a URL")
     sections = _load_sections(config_file)
     result = PipelineResult(out_dir=str(out_dir))
     inputs = {"candidates": catalog,

@@ -93,3 +93,13 @@ def test_cli_bad_option_values(tmp_path):
     res = CliRunner().invoke(main, ["discover", str(p), "--scheduler", "bogus", "-q", "--until", "candidates",
                                     "-o", str(tmp_path / "o")])
     _assert_clean_error(res)
+
+
+def test_url_output_with_targets_fails_before_any_work(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + "a,X,Song,200,Pop\n")
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", "memory://pm-out/x", "-q"])
+    line = _assert_clean_error(res)
+    assert "--until verified" in line
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", "memory://pm-out/y", "-q", "--until", "candidates"])
+    assert res.exit_code == 0, res.output
