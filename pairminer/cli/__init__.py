@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
+
+# The command line is an application, so it may pick Arrow's allocator (before pyarrow is imported):
+# jemalloc keeps freed pages instead of returning them to the OS, which cut discover's system time
+# and wall time by ~10% on a 10M-row catalog (docs/benchmarks.md). A user's own setting wins.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 import click
 
