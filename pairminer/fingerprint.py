@@ -84,23 +84,14 @@ def _from_db16(db: np.ndarray) -> np.ndarray:
 
 def encode_items(items: np.ndarray) -> str:
     """Compress raw items to Chromaprint's base64 string (the format AcoustID and fpcalc use)."""
-    import ctypes
-
     import chromaprint
 
-    arr = np.ascontiguousarray(items, dtype=np.uint32).view(np.int32)
-    lib = chromaprint._libchromaprint
-    out = ctypes.POINTER(ctypes.c_char)()
-    size = ctypes.c_int()
-    ok = lib.chromaprint_encode_fingerprint(arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), len(arr),
-                                            chromaprint.Fingerprinter.ALGORITHM_DEFAULT, ctypes.byref(out),
-                                            ctypes.byref(size), 1)
-    if ok != 1:
-        raise AudioError("chromaprint could not encode a fingerprint")
+    signed = np.ascontiguousarray(items, dtype=np.uint32).view(np.int32).tolist()
     try:
-        return ctypes.string_at(out, size.value).decode("ascii")
-    finally:
-        lib.chromaprint_dealloc(out)
+        out = chromaprint.encode_fingerprint(signed, chromaprint.Fingerprinter.ALGORITHM_DEFAULT)
+    except chromaprint.FingerprintError as exc:
+        raise AudioError("chromaprint could not encode a fingerprint") from exc
+    return out.decode("ascii") if isinstance(out, bytes) else out
 
 
 def decode_items(fp: str | bytes) -> np.ndarray:
