@@ -15,3 +15,14 @@ def write_csv(tmp_path):
         return str(p)
 
     return _write
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread: on a small shared CPU, OpenMP spinning makes tiny convolutions ~50x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -19,13 +19,7 @@ from pairminer.train.data import PatchSampler, fixed_patches, read_manifest, spl
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP spinning makes tiny convolutions ~50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(n_bins=64, patch_frames=64, base_channels=8, batch_size=2, num_workers=0, valid_patches=4, log_every=5)

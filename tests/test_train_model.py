@@ -13,12 +13,7 @@ from pairminer.errors import ConfigError
 from pairminer.train import TrainConfig, UNet, normalise_patch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small shared CPU: OpenMP spinning slows small convolutions badly
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def expected_parameters(base: int = 16, kernel: int = 5) -> int:
