@@ -16,7 +16,6 @@ from pairminer.train import Separator, TrainConfig, run_train, separate_array
 from pairminer.train.separate import istft, stft
 from test_train_loop import TINY, make_targets
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

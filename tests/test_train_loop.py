@@ -17,8 +17,6 @@ from pairminer.schemas import json_schema
 from pairminer.train import TrainConfig, load_checkpoint, run_train
 from pairminer.train.data import PatchSampler, fixed_patches, read_manifest, split_rows
 
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

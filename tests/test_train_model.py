@@ -12,7 +12,6 @@ import torch
 from pairminer.errors import ConfigError
 from pairminer.train import TrainConfig, UNet, normalise_patch
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
