@@ -26,7 +26,7 @@ import pandas as pd
 
 from pairminer.audio import load_audio
 from pairminer.synth import make_song, shift_and_gain, write_audio
-from pairminer.targets import TargetsConfig, run_targets
+from pairminer.targets.stage import TargetsConfig, run_targets
 
 
 def make_pairs(folder: Path, n: int, fmt: str, seed0: int = 1000) -> tuple[Path, float]:

@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 
-from pairminer.discover import DiscoverConfig, run_discover
+from pairminer.discover.stage import DiscoverConfig, run_discover
 from pairminer.testing import make_catalog, write_catalog_csv
 
 

@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from pairminer.io import write_table  # noqa: E402
+from pairminer.storage import write_table  # noqa: E402
 from pairminer.synth import make_song, shift_and_gain, write_audio  # noqa: E402
-from pairminer.verify import VerifyConfig, run_verify  # noqa: E402
+from pairminer.verify.stage import VerifyConfig, run_verify  # noqa: E402
 
 SR = 44100
 
@@ -99,7 +99,7 @@ def calibrate(duration_s: float, n_seeds: int, vocal_db: float) -> None:
     """BER / contrast / residual distributions of the calibration cases (docs/verify.md)."""
     import soxr
 
-    from pairminer.fingerprint import ITEM_S, compare, fingerprint_signal, residual_share
+    from pairminer.verify.fingerprint import ITEM_S, compare, fingerprint_signal, residual_share
 
     def fp(y):
         return fingerprint_signal(soxr.resample(y, SR, 11025))

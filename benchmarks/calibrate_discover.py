@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 
-from pairminer.discover import DiscoverConfig, run_discover
+from pairminer.discover.stage import DiscoverConfig, run_discover
 from pairminer.testing import make_catalog, write_catalog_csv
 
 

@@ -11,16 +11,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import io as pio
+from . import storage as pio
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 # (name after --until, module, config class, run function)
 STAGES: tuple[tuple[str, str, str, str], ...] = (
-    ("candidates", "pairminer.discover", "DiscoverConfig", "run_discover"),
-    ("verified", "pairminer.verify", "VerifyConfig", "run_verify"),
-    ("targets", "pairminer.targets", "TargetsConfig", "run_targets"),
+    ("candidates", "pairminer.discover.stage", "DiscoverConfig", "run_discover"),
+    ("verified", "pairminer.verify.stage", "VerifyConfig", "run_verify"),
+    ("targets", "pairminer.targets.stage", "TargetsConfig", "run_targets"),
 )
 
 

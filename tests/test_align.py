@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pairminer.align import estimate_gain, refine_offset, shift_onto
+from pairminer.targets.align import estimate_gain, refine_offset, shift_onto
 from pairminer.synth import make_song, shift_and_gain
 
 SR = 8192

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pairminer.catalog import read_catalog
+from pairminer.discover.catalog import read_catalog
 from pairminer.errors import CatalogError
 from pairminer.schemas import table_schema
 
@@ -140,7 +140,7 @@ def test_duplicate_ids_across_chunks_and_lengths():
     """Duplicate detection hashes ids chunk by chunk; equal ids must collide whatever their neighbours."""
     import numpy as np
 
-    from pairminer.catalog import _duplicate_mask
+    from pairminer.discover.catalog import _duplicate_mask
 
     ids = pa.chunked_array([pa.array(["a", "b", "a"]),
                             pa.array(["c", "b", "a", "", "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghijklmnopq"])])

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairminer import io as pio
-from pairminer.discover import DiscoverConfig, run_discover
+from pairminer import storage as pio
+from pairminer.discover.stage import DiscoverConfig, run_discover
 from pairminer.errors import ConfigError
 from pairminer.testing import make_catalog, precision_recall, write_catalog_csv
 
@@ -187,8 +187,8 @@ def test_vectorised_keys_equal_the_python_definitions():
 
     import pyarrow as pa
 
-    from pairminer.discover import _TITLE_NEEDS_PY, _artist_key_values, _keys_hybrid
-    from pairminer.text import artist_key, match_key
+    from pairminer.discover.stage import _TITLE_NEEDS_PY, _artist_key_values, _keys_hybrid
+    from pairminer.discover.text import artist_key, match_key
 
     rng = random.Random(0)
     artists = ["The Beatles", "The", "the the", "A x B", "Ax B", "Tyler, The Creator", "AC/DC", "& Friends", "&",
@@ -212,7 +212,7 @@ def test_length_bound_never_drops_a_pair_that_reaches_the_score(a, extra, cut, m
     """b is a near variant of a (a suffix added, a few characters cut), so high scores do occur."""
     from rapidfuzz import fuzz
 
-    from pairminer.discover import ratio_can_reach
+    from pairminer.discover.stage import ratio_can_reach
 
     b = (a + extra)[cut:]
     reaches = fuzz.ratio(a, b) >= min_score

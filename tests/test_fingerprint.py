@@ -6,7 +6,7 @@ import pytest
 import soxr
 
 from pairminer.errors import AudioError
-from pairminer.fingerprint import (
+from pairminer.verify.fingerprint import (
     CHROMAPRINT_SR_HZ,
     ITEM_S,
     N_BANDS,

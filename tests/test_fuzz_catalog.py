@@ -12,9 +12,9 @@ import random
 import pandas as pd
 import pytest
 
-from pairminer.discover import run_discover
+from pairminer.discover.stage import run_discover
 from pairminer.errors import PairminerError
-from pairminer.io import read_json, read_table
+from pairminer.storage import read_json, read_table
 
 N_MUTANTS = 300
 

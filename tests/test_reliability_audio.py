@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from pairminer.audio import load_audio, resolve_audio_path
 from pairminer.cli import main
 from pairminer.errors import AudioError
-from pairminer.io import read_json, write_table
+from pairminer.storage import read_json, write_table
 from pairminer.synth import make_song, write_audio
-from pairminer.verify import STATUSES, VerifyConfig, run_verify
+from pairminer.verify.stage import STATUSES, VerifyConfig, run_verify
 
 SR = 22050
 DUR_S = 12.0
@@ -170,7 +170,7 @@ def test_shorter_than_one_fingerprint(corpus, tmp_path):
 
 def test_targets_odd_files_fail_with_reasons_and_good_ones_are_written(corpus, tmp_path):
     from pairminer.shards import read_manifest, read_pair_frames
-    from pairminer.targets import TargetsConfig, run_targets
+    from pairminer.targets.stage import TargetsConfig, run_targets
 
     names = ["inst.flac", "missing.flac", "zero.wav", "trunc.flac", "trunc.mp3", "random.wav", "liar.wav",
              "silent.wav", "inst_8k_mono.wav", "inst_96k_6ch.flac", ODD_NAME]
@@ -223,7 +223,7 @@ def test_verify_cli_refuses_escapes_with_reason(corpus, tmp_path):
 
 
 def test_discover_counts_refused_paths(tmp_path):
-    from pairminer.discover import DiscoverConfig, run_discover
+    from pairminer.discover.stage import DiscoverConfig, run_discover
 
     (tmp_path / "audio").mkdir()
     p = tmp_path / "c.csv"
@@ -271,7 +271,7 @@ class _Boom:
 
 
 def test_yaml_is_loaded_safely(tmp_path):
-    from pairminer.verify import VerifyConfig as VC
+    from pairminer.verify.stage import VerifyConfig as VC
 
     marker = tmp_path / "pwned"
     evil = ("verify:\n  max_ber: !!python/object/apply:pathlib.Path.touch "
@@ -324,7 +324,7 @@ def test_two_hour_file_in_bounded_memory(tmp_path, corpus):
         write_table(tmp_path / f"{name}.parquet", pd.DataFrame([_candidate(0, str(corpus / "mix.flac"), str(version))]),
                     "candidates")
         return textwrap.dedent(f"""
-            from pairminer.verify import VerifyConfig, run_verify
+            from pairminer.verify.stage import VerifyConfig, run_verify
             r = run_verify({str(tmp_path / f'{name}.parquet')!r}, {str(tmp_path / name)!r}, VerifyConfig(no_cache=True),
                            scheduler="synchronous", progress=False)
             print("STATUS", r.n_candidates, r.n_error, r.n_decoded)
@@ -345,7 +345,7 @@ def test_two_hour_file_in_bounded_memory(tmp_path, corpus):
                   "offset_s": 0.0, "ber": 0.2, "reason": None}]
         pd.DataFrame(vrows).to_parquet(tmp_path / f"v-{name}.parquet")
         return textwrap.dedent(f"""
-            from pairminer.targets import TargetsConfig, run_targets
+            from pairminer.targets.stage import TargetsConfig, run_targets
             r = run_targets({str(tmp_path / f'v-{name}.parquet')!r}, {str(tmp_path / f't-{name}')!r}, TargetsConfig(),
                             scheduler="synchronous", progress=False)
             print("FAILED", r.counts["failed"], r.failures[0]["reason"] if r.failures else "")

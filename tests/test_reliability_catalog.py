@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from pairminer.cli import main
-from pairminer.discover import DiscoverConfig, run_discover
+from pairminer.discover.stage import DiscoverConfig, run_discover
 from pairminer.errors import CatalogError
-from pairminer.io import read_json, read_table
+from pairminer.storage import read_json, read_table
 
 HEADER = "track_id,artist,title,duration,genre\n"
 # One planted pair (a, b) every "good" catalog below keeps, whatever else it holds.

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from pairminer import shards
 from pairminer.cli import main
 from pairminer.errors import OutputError
-from pairminer.io import read_json, read_table, write_table
+from pairminer.storage import read_json, read_table, write_table
 from pairminer.synth import make_song, shift_and_gain, write_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_targets_killed_then_resumed_equals_uninterrupted(songs, tmp_path):
 @pytest.mark.slow
 def test_worker_killed_mid_verify_run_completes(songs, tmp_path):
     distributed = pytest.importorskip("distributed")
-    from pairminer.verify import VerifyConfig, run_verify
+    from pairminer.verify.stage import VerifyConfig, run_verify
 
     ref = run_verify(songs / "candidates.parquet", tmp_path / "ref", VerifyConfig(no_cache=True),
                      scheduler="synchronous", progress=False)
@@ -235,7 +235,7 @@ HEADER = "track_id,artist,title,duration\n"
 
 
 def test_disk_full_during_discover_leaves_no_complete_looking_outputs(tmp_path, monkeypatch):
-    import pairminer.io as pio
+    import pairminer.storage as pio
 
     p = tmp_path / "c.csv"
     p.write_text(HEADER + "a,X,Song,200\nb,X,Song (Instrumental),200.2\n", encoding="utf-8")
@@ -252,8 +252,8 @@ def test_disk_full_during_discover_leaves_no_complete_looking_outputs(tmp_path, 
 
 
 def test_disk_full_on_the_report_leaves_no_report(tmp_path, monkeypatch):
-    import pairminer.io as pio
-    from pairminer.discover import run_discover
+    import pairminer.storage as pio
+    from pairminer.discover.stage import run_discover
 
     p = tmp_path / "c.csv"
     p.write_text(HEADER + "a,X,Song,200\n", encoding="utf-8")
@@ -275,7 +275,7 @@ def test_disk_full_on_the_report_leaves_no_report(tmp_path, monkeypatch):
 
 
 def test_disk_full_while_sealing_a_shard(songs, tmp_path, monkeypatch):
-    from pairminer.targets import TargetsConfig, run_targets
+    from pairminer.targets.stage import TargetsConfig, run_targets
 
     cfg = TargetsConfig(shard_mb=0.05)
     ref = run_targets(songs / "verified.parquet", tmp_path / "ref", cfg, scheduler="synchronous", progress=False)
@@ -307,8 +307,8 @@ def test_disk_full_while_sealing_a_shard(songs, tmp_path, monkeypatch):
 
 
 def test_disk_full_in_verify_cache_and_output(songs, tmp_path, monkeypatch):
-    import pairminer.io as pio
-    from pairminer.verify import VerifyConfig, run_verify
+    import pairminer.storage as pio
+    from pairminer.verify.stage import VerifyConfig, run_verify
 
     monkeypatch.setattr(pio.pq, "write_table", _half_then_enospc(pq.write_table))
     out = tmp_path / "o"
@@ -353,8 +353,8 @@ def test_output_path_blocked_by_a_file(songs, tmp_path, stage):
 
 
 def test_rerun_removes_a_killed_runs_temp_files_but_not_a_live_writers(songs, tmp_path):
-    from pairminer.io import _HOST, remove_stale_temps
-    from pairminer.verify import VerifyConfig, run_verify
+    from pairminer.storage import _HOST, remove_stale_temps
+    from pairminer.verify.stage import VerifyConfig, run_verify
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

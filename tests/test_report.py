@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairminer import io as pio
+from pairminer import storage as pio
 from pairminer.cli import main
 from pairminer.errors import ConfigError, InputError
-from pairminer.report import (
+from pairminer.report.stage import (
     ReportConfig,
     genre_breakdown,
     genre_key,

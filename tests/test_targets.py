@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from pairminer import shards
 from pairminer.audio import load_audio
 from pairminer.errors import ConfigError, InputError
-from pairminer.io import read_table
+from pairminer.storage import read_table
 from pairminer.schemas import json_schema, table_schema
 from pairminer.synth import make_song, shift_and_gain, write_audio
-from pairminer.targets import TargetsConfig, assign_split, run_targets
+from pairminer.targets.stage import TargetsConfig, assign_split, run_targets
 
 SR_SRC = 44100
 SR = 8192

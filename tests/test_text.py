@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairminer.text import VersionDetector, artist_key, fold, match_key
+from pairminer.discover.text import VersionDetector, artist_key, fold, match_key
 
 ALL_KINDS = ("instrumental", "acapella", "karaoke", "off-vocal")
 

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import pairminer.verify as verify_mod
+import pairminer.verify.stage as verify_mod
 from pairminer.cli import main
 from pairminer.errors import ConfigError, InputError
-from pairminer.fingerprint import ITEM_S
-from pairminer.io import read_json, read_table, write_table
+from pairminer.verify.fingerprint import ITEM_S
+from pairminer.storage import read_json, read_table, write_table
 from pairminer.schemas import json_schema, table_schema
 from pairminer.synth import make_song, shift_and_gain, write_audio
-from pairminer.verify import VerifyConfig, error_category, run_verify
+from pairminer.verify.stage import VerifyConfig, error_category, run_verify
 
 SR = 22050
 DUR_S = 16.0
@@ -245,10 +245,10 @@ def test_local_cluster_matches_threads(corpus, tmp_path, first_run):
 
 def test_a_verified_table_can_be_verified_again(tmp_path):
     """Re-verifying (e.g. with new thresholds) takes verified.parquet as input: extra columns are dropped."""
-    from pairminer.verify import VerifyConfig, run_verify
+    from pairminer.verify.stage import VerifyConfig, run_verify
 
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"
-    from pairminer.discover import run_discover
+    from pairminer.discover.stage import run_discover
 
     d = run_discover(sample / "catalog.csv", tmp_path / "d", progress=False)
     first = run_verify(d.candidates_path, tmp_path / "v1", VerifyConfig(), progress=False)

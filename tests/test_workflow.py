@@ -1,4 +1,4 @@
-"""Tests of pairminer.workflow and `pairminer run`: YAML round trip, key errors, freshness, plans, CLI.
+"""Tests of pairminer.workflow.runner and `pairminer run`: YAML round trip, key errors, freshness, plans, CLI.
 
 The orchestration tests replace the stage calls with a fake that writes each stage's output files and
 records the call (so they are fast and say exactly which stages ran); the real-stage tests run
@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pairminer import workflow as wfm
+from pairminer.workflow import runner as wfm
 from pairminer.cli import main
 from pairminer.errors import ConfigError, InputError
 from pairminer.schemas import json_schema
 from pairminer.testing import make_catalog
-from pairminer.workflow import (
+from pairminer.workflow.runner import (
     STAGES,
     Workflow,
     audio_fingerprint,

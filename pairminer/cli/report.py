@@ -34,7 +34,7 @@ def report(out, report_dir, top_n, genre_mode, examples_per_status, config_path,
       open OUT/report/report.html
     """
     init_logging(verbose, quiet)
-    from ..report import ReportConfig, format_funnel, format_genre_table, run_report
+    from ..report.stage import ReportConfig, format_funnel, format_genre_table, run_report
 
     base = ReportConfig()
     if config_path:

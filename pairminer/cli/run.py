@@ -1,4 +1,4 @@
-"""`pairminer run WORKFLOW.yaml`: a few lines over pairminer.workflow.run_workflow."""
+"""`pairminer run WORKFLOW.yaml`: a few lines over pairminer.workflow.runner.run_workflow."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def run(workflow, out_dir, from_stage, until, force, dry_run, scheduler, quiet, 
       pairminer run workflows/demo.yaml --dry-run
       pairminer run workflows/demo.yaml --from targets --force
     """
-    from ..workflow import format_plan, run_workflow
+    from ..workflow.runner import format_plan, run_workflow
 
     init_logging(verbose, quiet)
 

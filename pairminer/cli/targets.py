@@ -27,7 +27,7 @@ def targets(verified, out_dir, sr, n_fft, hop, shard_mb, audio_root, scheduler, 
 
     Example: pairminer targets OUT/verified.parquet -o OUT/targets
     """
-    from ..targets import TargetsConfig, run_targets
+    from ..targets.stage import TargetsConfig, run_targets
 
     init_logging(verbose, quiet)
     config = TargetsConfig().replace(sr=sr, n_fft=n_fft, hop=hop, shard_mb=shard_mb, audio_root=audio_root)

@@ -92,7 +92,7 @@ def separate_files(audio_paths: list[str], run_dirs: list[str], out_dir: str, *,
     from .. import __version__
     from ..audio import load_audio
     from ..errors import AudioError, ConfigError
-    from ..io import atomic_path, ensure_dir, write_json
+    from ..storage import atomic_path, ensure_dir, write_json
     from ..runinfo import versions
     from ..train.evaluate import fit_length
     from ..train.separate import check_compatible, separate_array, Separator

@@ -1,4 +1,4 @@
-"""`pairminer verify`: a few lines over pairminer.verify.run_verify."""
+"""`pairminer verify`: a few lines over pairminer.verify.stage.run_verify."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def verify(candidates, out_dir, audio_root, min_ber, max_ber, min_overlap_s, max
     """
     from pathlib import Path
 
-    from ..verify import VerifyConfig, run_verify
+    from ..verify.stage import VerifyConfig, run_verify
 
     init_logging(verbose, quiet)
     base = VerifyConfig.from_yaml(Path(config_path).read_text(encoding="utf-8")) if config_path else VerifyConfig()

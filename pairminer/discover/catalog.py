@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .errors import CatalogError
-from .schemas import table_schema
+from ..errors import CatalogError
+from ..schemas import table_schema
 
 log = logging.getLogger(__name__)
 

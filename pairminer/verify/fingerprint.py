@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import load_audio
-from .errors import AudioError
+from ..audio import load_audio
+from ..errors import AudioError
 
 CHROMAPRINT_SR_HZ = 11025
 ITEM_HOP_SAMPLES = 1365

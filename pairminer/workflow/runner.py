@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import io as pio
-from .config import StageConfig
-from .errors import ConfigError, InputError
+from .. import storage as pio
+from ..config import StageConfig
+from ..errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,15 @@ _PATH_FIELDS = {"discover": ("audio_root",), "verify": ("audio_root", "cache_dir
 def config_class(stage: str) -> type[StageConfig]:
     """The StageConfig subclass of `stage` (imported lazily: train pulls in torch)."""
     if stage == "discover":
-        from .discover import DiscoverConfig as cls
+        from ..discover.config import DiscoverConfig as cls
     elif stage == "verify":
-        from .verify import VerifyConfig as cls
+        from ..verify.config import VerifyConfig as cls
     elif stage == "targets":
-        from .targets import TargetsConfig as cls
+        from ..targets.config import TargetsConfig as cls
     elif stage == "train":
-        from .train.config import TrainConfig as cls
+        from ..train.config import TrainConfig as cls
     elif stage == "report":
-        from .report import ReportConfig as cls
+        from ..report.config import ReportConfig as cls
     else:
         raise ConfigError(_unknown("stage", stage, STAGES))
     return cls
@@ -185,7 +185,7 @@ def workflow_from_dict(doc: Any, *, base_dir: str | None = None, where: str = "w
             raise ConfigError(f"{where}: `{key}:` is missing or empty; give the "
                               + ("input catalog (CSV or Parquet path or URL)" if key == "catalog" else
                                  "output folder (or pass -o OUT)"))
-    from .parallel import check_scheduler
+    from ..parallel import check_scheduler
 
     scheduler = check_scheduler(str(doc.get("scheduler") or "threads"))
     stages = doc.get("stages", list(STAGES))
@@ -288,8 +288,8 @@ def file_fingerprint(path: str) -> dict[str, Any]:
 def _audio_paths(table_path: str, *, only_verified: bool, base_dir: str | None, audio_root: str | None) -> list[str]:
     import pyarrow.parquet as pq
 
-    from .audio import resolve_audio_path
-    from .errors import AudioError
+    from ..audio import resolve_audio_path
+    from ..errors import AudioError
 
     cols = ["mix_audio_path", "version_audio_path"] + (["status"] if only_verified else [])
     try:
@@ -383,23 +383,23 @@ def input_fingerprints(wf: Workflow, stage: str) -> list[dict]:
 def _run_stage(wf: Workflow, stage: str, progress: bool, *, resume: bool = False) -> Any:
     cfg = wf.config(stage)
     if stage == "discover":
-        from .discover import run_discover
+        from ..discover.stage import run_discover
 
         return run_discover(wf.catalog, wf.out, cfg, scheduler=wf.scheduler, progress=progress)
     if stage == "verify":
-        from .verify import run_verify
+        from ..verify.stage import run_verify
 
         return run_verify(wf.path("candidates.parquet"), wf.out, cfg, scheduler=wf.scheduler, progress=progress)
     if stage == "targets":
-        from .targets import run_targets
+        from ..targets.stage import run_targets
 
         return run_targets(wf.path("verified.parquet"), wf.targets_dir, cfg, scheduler=wf.scheduler,
                            progress=progress)
     if stage == "train":
-        from .train.loop import run_train
+        from ..train.loop import run_train
 
         return run_train(wf.targets_dir, wf.train_dir, cfg, resume=resume, progress=progress)
-    from .report import run_report
+    from ..report.stage import run_report
 
     return run_report(wf.out, wf.report_dir, cfg, progress=progress)
 
@@ -612,7 +612,7 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
     def save() -> None:
         if dry_run:
             return
-        from .runinfo import versions
+        from ..runinfo import versions
 
         doc["versions"] = doc["versions"] or versions()
         doc["stages"] = [entries[s] for s in STAGES if s in entries]
@@ -704,13 +704,13 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
 
 
 def _check_scheduler(spec: str) -> str:
-    from .parallel import check_scheduler
+    from ..parallel import check_scheduler
 
     return check_scheduler(spec)
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -28,79 +28,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import io as pio
+from .. import storage as pio
 from .catalog import Catalog, read_catalog
-from .config import StageConfig
-from .errors import AudioError, ConfigError
-from .runinfo import Timings, versions
+from ..config import StageConfig
+from ..errors import AudioError, ConfigError
+from ..runinfo import Timings, versions
 from .text import DEFAULT_KEYWORDS, VersionDetector, artist_key, match_key
+from .config import DiscoverConfig, SCORERS, OPTIONAL
 
 log = logging.getLogger(__name__)
-
-SCORERS = ("ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio", "WRatio")
-OPTIONAL = ("genre", "audio_path", "artist_id", "album", "isrc")
-
-
-@dataclass(frozen=True)
-class DiscoverConfig(StageConfig):
-    """Options of `pairminer discover` (the same keys as a workflow's `discover:` section).
-
-    Attributes:
-        kinds: version kinds to look for, in priority order (instrumental, acapella, karaoke, off-vocal).
-        keywords: extra or replacement keyword lists per kind, e.g. {"instrumental": ["instru"]};
-            a kind listed here uses exactly these words plus the defaults unless `replace_keywords`.
-        replace_keywords: use `keywords` instead of the default lists for the kinds it names.
-        max_delta: keep pairs whose durations differ by strictly less than this, in seconds.
-        min_score: minimum title similarity (0-100, rapidfuzz) to keep a pair.
-        scorer: rapidfuzz.fuzz scorer used on the match titles.
-        ambiguity_margin: originals within this many points of the best score count as near-best.
-        duration_unit: unit of the catalog's duration column, "s" or "ms".
-        columns: schema column -> catalog column, e.g. {"title": "track_name"}.
-        audio_root: folder that relative audio paths resolve against (default: the catalog's folder).
-        partition_rows: rows per Dask partition.
-    """
-
-    stage: ClassVar[str] = "discover"
-
-    kinds: tuple[str, ...] = ("instrumental",)
-    keywords: dict | None = None
-    replace_keywords: bool = False
-    max_delta: float = 1.0
-    min_score: float = 90.0
-    scorer: str = "ratio"
-    ambiguity_margin: float = 2.0
-    duration_unit: str = "s"
-    columns: dict | None = None
-    audio_root: str | None = None
-    partition_rows: int = 500_000
-
-    def check(self) -> None:
-        if not self.kinds:
-            raise ConfigError("discover.kinds is empty; give at least one kind, e.g. instrumental")
-        for k in self.kinds:
-            if k not in DEFAULT_KEYWORDS and not (self.keywords or {}).get(k):
-                raise ConfigError(
-                    f"discover.kinds: unknown kind {k!r}; known kinds are {', '.join(DEFAULT_KEYWORDS)}, "
-                    "or give its words in discover.keywords"
-                )
-        if not (0.001 <= self.max_delta <= 3600):
-            raise ConfigError("discover.max_delta must be between 0.001 and 3600 seconds")
-        if not 0 <= self.min_score <= 100:
-            raise ConfigError("discover.min_score must be between 0 and 100")
-        if self.scorer not in SCORERS:
-            raise ConfigError(f"discover.scorer must be one of {', '.join(SCORERS)}")
-        if self.duration_unit not in ("s", "ms"):
-            raise ConfigError("discover.duration_unit must be s or ms")
-        if self.partition_rows < 1000:
-            raise ConfigError("discover.partition_rows must be at least 1000")
-
-    def detector(self) -> VersionDetector:
-        words: dict[str, tuple[str, ...]] = {}
-        for kind in self.kinds:
-            extra = tuple((self.keywords or {}).get(kind) or ())
-            base = () if (self.replace_keywords and extra) else DEFAULT_KEYWORDS.get(kind, ())
-            words[kind] = tuple(dict.fromkeys(base + extra))
-        return VersionDetector(kinds=tuple(self.kinds), keywords=words)
 
 
 @dataclass
@@ -372,7 +308,7 @@ def best_match(pairs: pd.DataFrame, versions: pd.DataFrame, cfg: DiscoverConfig)
 
 
 def _resolve(paths: pd.Series, base_dir: str, audio_root: str | None) -> tuple[list, int]:
-    from .audio import resolve_audio_path
+    from ..audio import resolve_audio_path
 
     out, refused = [], 0
     for p in paths.tolist():
@@ -438,7 +374,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     """
     import dask
 
-    from .parallel import dask_runner
+    from ..parallel import dask_runner
 
     cfg = config or DiscoverConfig()
     out_dir = str(out_dir)
@@ -466,7 +402,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
         best = best_match(pairs, versions_df, cfg)
         cands, refused = (_candidates_frame(best, cat, cfg) if len(best) else (None, 0))
         if cands is None:
-            from .schemas import table_schema
+            from ..schemas import table_schema
 
             cands = table_schema("candidates").arrow_schema().empty_table().to_pandas()
     by_kind = versions_df["kind"].value_counts().sort_index().to_dict() if len(versions_df) else {}

@@ -36,13 +36,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .audio import resolve_audio_path
-from .config import StageConfig
-from .errors import AudioError, ConfigError
+from ..audio import resolve_audio_path
+from ..config import StageConfig
+from ..errors import AudioError, ConfigError
 from .fingerprint import ITEM_S, Fingerprint, compare, fingerprint_file, residual_share
-from .io import ensure_dir, is_url, join, read_table, remove_file, remove_stale_temps, write_json, write_table
-from .parallel import dask_runner
-from .runinfo import Timings, versions
+from ..storage import ensure_dir, is_url, join, read_table, remove_file, remove_stale_temps, write_json, write_table
+from ..parallel import dask_runner
+from ..runinfo import Timings, versions
+from .config import VerifyConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,53 +63,6 @@ _ERROR_CATEGORIES = (
     ("too short", r"too short|no audio frames"),
     ("unreadable", r"unreadable|not a decodable|cannot decode|NaN|folder"),
 )
-
-
-@dataclass(frozen=True)
-class VerifyConfig(StageConfig):
-    """Options of `pairminer verify` (also the `verify:` section of a workflow file).
-
-    Attributes:
-        min_ber: below this BER the version is the mix's own master (too_similar).
-        max_ber: above this BER the two are different recordings (too_different).
-        min_overlap_s: a shorter overlap at the best offset is too_different.
-        offset_margin_s: offsets are searched within |duration delta| + this margin.
-        max_seconds: fingerprint at most this much of each file (None: the whole track).
-        min_seconds: shorter decoded files are errors (Chromaprint needs a few seconds).
-        audio_root: rebase relative audio paths on this folder or URL (None: the candidates' folder).
-        cache_dir: fingerprint cache folder (None: <out>/fingerprint-cache).
-        no_cache: neither read nor keep cached fingerprints (each file is still decoded once).
-        batch_pairs: candidates per batch; bounds memory.
-        pairs_per_task: pairs compared per Dask task.
-    """
-
-    stage: ClassVar[str] = "verify"
-
-    min_ber: float = 0.10
-    max_ber: float = 0.35
-    min_overlap_s: float = 6.0
-    offset_margin_s: float = 3.0
-    max_seconds: float | None = None
-    min_seconds: float = 5.0
-    audio_root: str | None = None
-    cache_dir: str | None = None
-    no_cache: bool = False
-    batch_pairs: int = 2000
-    pairs_per_task: int = 200
-
-    def check(self) -> None:
-        if not 0.0 <= self.min_ber < self.max_ber <= 1.0:
-            raise ConfigError(f"verify: need 0 <= min_ber < max_ber <= 1, got min_ber={self.min_ber}, "
-                              f"max_ber={self.max_ber}; the defaults are 0.10 and 0.35")
-        if self.max_seconds is not None and self.max_seconds < self.min_seconds:
-            raise ConfigError(f"verify: max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds}); "
-                              "raise --max-seconds or leave it unset for whole tracks")
-        for name in ("min_overlap_s", "offset_margin_s", "min_seconds"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"verify: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_pairs", "pairs_per_task"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"verify: {name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -289,7 +243,7 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
         table = read_table(candidates_path)
         # A verified.parquet (or any table with extra columns) can be verified again: keep the
         # candidate columns, then check them against the schema.
-        from .schemas import table_schema
+        from ..schemas import table_schema
 
         cand_cols = [c for c in table_schema("candidates").names if c in table.column_names]
         cands = table_schema("candidates").conform(table.select(cand_cols)).to_pandas()
@@ -477,7 +431,7 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import write_bytes
+    from ..storage import write_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 0.6, 61)

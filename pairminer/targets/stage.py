@@ -3,9 +3,9 @@
 For every row of verified.parquet with ``status == "verified"``:
 
 1. decode the mix and the version once (mono, soxr to `sr`), see `pairminer.audio.load_audio`;
-2. refine the fingerprint offset to the sample (GCC-PHAT, `pairminer.align.refine_offset`) and put
+2. refine the fingerprint offset to the sample (GCC-PHAT, `pairminer.targets.align.refine_offset`) and put
    the version on the mix's timeline, zero-padded where it is missing;
-3. STFT both (`librosa.stft`, centred), estimate the gain g with `pairminer.align.estimate_gain`;
+3. STFT both (`librosa.stft`, centred), estimate the gain g with `pairminer.targets.align.estimate_gain`;
 4. channels: 0 = |mix|, 1 = g|instrumental|, 2 = max(|mix| - g|instrumental|, 0); for acapella pairs
    2 = g|acapella| and 1 = max(|mix| - g|acapella|, 0);
 5. append the pair's frames (float16, (frames, 3, n_fft // 2 + 1)) to the current shard
@@ -36,12 +36,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from . import shards as shardlib
-from .config import StageConfig
-from .errors import AudioError, ConfigError, InputError, OutputError, PairminerError
-from .io import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
-from .parallel import check_scheduler, dask_runner
-from .runinfo import Timings, versions
+from .. import shards as shardlib
+from ..config import StageConfig
+from ..errors import AudioError, ConfigError, InputError, OutputError, PairminerError
+from ..storage import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
+from ..parallel import check_scheduler, dask_runner
+from ..runinfo import Timings, versions
+from .config import TargetsConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,72 +52,6 @@ REQUIRED_COLUMNS = ("pair_id", "mix_track_id", "version_track_id", "version_kind
                     "offset_s", "mix_audio_path", "version_audio_path")
 # Length assumed for planning batches when the input has no mix_duration_s.
 _DEFAULT_DURATION_S = 240.0
-
-
-@dataclass(frozen=True)
-class TargetsConfig(StageConfig):
-    """Options of `pairminer targets` (the `targets:` section of a workflow file).
-
-    Attributes:
-        sr: sample rate (Hz) the audio is resampled to before the STFT.
-        n_fft: STFT size in samples; a frame has n_fft // 2 + 1 bins.
-        hop: STFT hop in samples.
-        window: STFT window name (as librosa/scipy spell it).
-        shard_mb: size of a shard in MiB (a pair longer than that gets a shard of its own).
-        audio_root: resolve relative audio paths against this folder and refuse paths outside it.
-        search_window_s: the offset is refined within +-this of the fingerprint offset (s).
-        splits: train, valid and test fractions (sum 1), assigned per artist.
-        split_seed: changes which artists land in which split.
-        min_frames: pairs with fewer STFT frames fail as too short.
-        max_duration_s: mixes longer than this fail instead of being decoded (bounds memory).
-        vocal_frame_db: a frame counts as having vocals (for vocal_frame_share) when the vocal target's
-            energy is at least this many dB relative to the mix's in that frame.
-    """
-
-    stage: ClassVar[str] = "targets"
-
-    sr: int = 8192
-    n_fft: int = 1024
-    hop: int = 768
-    window: str = "hann"
-    shard_mb: float = 256.0
-    audio_root: str | None = None
-    search_window_s: float = 0.5
-    splits: tuple[float, ...] = (0.8, 0.1, 0.1)
-    split_seed: int = 0
-    min_frames: int = 16
-    max_duration_s: float = 1800.0
-    vocal_frame_db: float = -15.0
-
-    def check(self) -> None:
-        if self.sr < 1000:
-            raise ConfigError(f"targets.sr: {self.sr} Hz is too low; use at least 1000 (default 8192)")
-        if self.n_fft < 16 or self.n_fft % 2:
-            raise ConfigError(f"targets.n_fft: {self.n_fft} must be an even number >= 16 (default 1024)")
-        if not 0 < self.hop <= self.n_fft:
-            raise ConfigError(f"targets.hop: {self.hop} must be between 1 and n_fft ({self.n_fft})")
-        if self.shard_mb <= 0:
-            raise ConfigError(f"targets.shard_mb: {self.shard_mb} must be positive (default 256)")
-        if self.search_window_s <= 0:
-            raise ConfigError(f"targets.search_window_s: {self.search_window_s} must be positive (default 0.5)")
-        if len(self.splits) != 3 or any(f < 0 for f in self.splits) or not math.isclose(sum(self.splits), 1.0,
-                                                                                          abs_tol=1e-6):
-            raise ConfigError(f"targets.splits: {list(self.splits)} must be three fractions (train, valid, test) "
-                              "that are >= 0 and sum to 1, e.g. 0.8,0.1,0.1")
-        if self.min_frames < 1:
-            raise ConfigError(f"targets.min_frames: {self.min_frames} must be >= 1")
-        if self.max_duration_s <= 0:
-            raise ConfigError(f"targets.max_duration_s: {self.max_duration_s} must be positive")
-        try:
-            import scipy.signal
-
-            scipy.signal.get_window(self.window, 16)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"targets.window: {self.window!r} is not a known window ({exc}); use e.g. hann") from exc
-
-    @property
-    def bins(self) -> int:
-        return self.n_fft // 2 + 1
 
 
 @dataclass
@@ -197,7 +132,7 @@ def compute_pair(row: dict, config: TargetsConfig) -> tuple[np.ndarray, dict[str
     import librosa
 
     from .align import estimate_gain, refine_offset, shift_onto
-    from .audio import load_audio, resolve_audio_path
+    from ..audio import load_audio, resolve_audio_path
 
     dur = row.get("mix_duration_s")
     if dur is not None and np.isfinite(dur) and dur > config.max_duration_s:
@@ -505,6 +440,6 @@ def _n_cores(scheduler: str) -> int:
 
 
 def _manifest_columns() -> list[str]:
-    from .schemas import table_schema
+    from ..schemas import table_schema
 
     return table_schema("manifest").names

@@ -1,0 +1,19 @@
+"""The verify stage: listen to each candidate pair (Chromaprint + alignment) and classify it.
+
+Public names are imported lazily, so that `import pairminer.verify.config` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {'VerifyConfig': 'config', 'run_verify': 'stage', 'VerifyResult': 'stage', 'STATUSES': 'stage'}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
