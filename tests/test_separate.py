@@ -93,12 +93,12 @@ def test_separate_cli_keeps_length_and_rate(runs, tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "2 written" in res.output and "1 failed" in res.output and "realtime" in res.output
-    for name, n, sr in (("song one", len(t), 22050), ("low", 9000, 8000)):
-        v, sr_v = sf.read(out / name / "vocals.wav")
-        i, sr_i = sf.read(out / name / "instrumental.wav")
-        assert (len(v), len(i), sr_v, sr_i) == (n, n, sr, sr)
-        mono = stereo[:n].mean(axis=1) if name == "song one" else stereo[:n, 0]
-        np.testing.assert_allclose(v + i, mono, atol=1e-4)  # instrumental is the rest of the input
+    for name, n, sr, ch in (("song one", len(t), 22050, 2), ("low", 9000, 8000, 1)):
+        v, sr_v = sf.read(out / name / "vocals.wav", always_2d=True)
+        i, sr_i = sf.read(out / name / "instrumental.wav", always_2d=True)
+        assert (v.shape, i.shape, sr_v, sr_i) == ((n, ch), (n, ch), sr, sr)  # channels, length and rate kept
+        x = stereo[:n] if name == "song one" else stereo[:n, :1]
+        np.testing.assert_allclose(v + i, x, atol=1e-4)  # instrumental is the rest of the input, per channel
         assert np.abs(v).max() > 1e-3
     report = json.loads((out / "separate-report.json").read_text())
     json_schema("separate-report").validate(report)
