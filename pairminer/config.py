@@ -19,6 +19,16 @@ from .errors import ConfigError
 T = TypeVar("T", bound="StageConfig")
 
 
+def did_you_mean(what: str, key: Any, valid: "list[str] | tuple[str, ...]") -> str:
+    """"unknown stage 'verfy'; did you mean 'verify'?" (or the valid values when none is near).
+
+    The one did-you-mean of pairminer: config keys, workflow keys, stage names all use it.
+    """
+    near = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    hint = f"; did you mean {near[0]!r}?" if near else f"; valid {what}s: {', '.join(valid)}"
+    return f"unknown {what} {key!r}{hint}"
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Light type coercion from YAML/CLI values to the declared field type."""
     origin = typing.get_origin(annotation)
