@@ -14,6 +14,7 @@ Modes (``--mode``):
 * ``device``: every GPU check in one run (`--device cuda`; it also runs on CPU as a smoke check):
   patches/s with the real loader vs random tensors already on the device (the data-wait share),
   bf16 autocast and torch.compile on and off, separation realtime factor, and the machine.
+* ``draw``: patch draws for 10^5 pairs against the old sampler's ``rng.choice(p=...)`` baseline.
 * ``stream``: write a generated shard set of `--stream-gb` GB and measure sequential read throughput
   and the random-patch rate of the trainer's sampler over it (cold-ish: pages dropped with
   posix_fadvise DONTNEED before each test).
@@ -353,9 +354,34 @@ def mode_stream(args) -> None:
     print(f"draw (pair + offset) for {len(s.cum_positions)} pairs: {(time.perf_counter() - t0) / 1e5 * 1e6:.1f} us each")
 
 
+def mode_draw(args) -> None:
+    """Patch draws for 10^5 pairs: the sampler's cumulative sum + searchsorted vs rng.choice(p=...)."""
+    from pairminer.train.data import PatchSampler
+
+    n = 100_000
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(100, 5000, n)
+    rows = pd.DataFrame({"pair_id": [f"p{i}" for i in range(n)], "shard": "x", "start_frame": 0, "n_frames": lengths})
+    s = PatchSampler("/nonexistent", rows, channel=2, n_bins=512, patch_frames=128)
+    w = np.maximum(lengths - 127, 1).astype(np.float64)
+    p = w / w.sum()
+    times = {}
+    for name, fn, reps in (("cumsum+searchsorted (pairminer)", lambda: s.draw(rng), 20000),
+                           ("rng.choice(p=...) (the old sampler)", lambda: rng.choice(n, p=p), 200)):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        times[name] = (time.perf_counter() - t0) / reps
+    print(f"machine: {machine()}")
+    for name, t in times.items():
+        print(f"  {name:<38} {t * 1e6:9.1f} us per draw ({n} pairs)")
+    a, b = times.values()
+    print(f"  ratio: {b / a:.0f}x faster than the baseline")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=["quality", "fullband", "device", "stream"], default="quality")
+    ap.add_argument("--mode", choices=["quality", "fullband", "device", "stream", "draw"], default="quality")
     ap.add_argument("--budget-s", type=float, default=1800.0, help="training wall time (quality)")
     ap.add_argument("--recipe", choices=list(RECIPES), default="jansson")
     ap.add_argument("--recipes", default="jansson,hires", help="fullband: recipes to score")
@@ -373,7 +399,8 @@ def main() -> None:
     ap.add_argument("--stream-s", type=float, default=20.0)
     ap.add_argument("--keep", default=None, help="folder to keep the data and runs in (default: a temp folder)")
     args = ap.parse_args()
-    {"quality": mode_quality, "fullband": mode_fullband, "device": mode_device, "stream": mode_stream}[args.mode](args)
+    {"quality": mode_quality, "fullband": mode_fullband, "device": mode_device, "stream": mode_stream,
+     "draw": mode_draw}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def train(targets_dir, out_dir, source, config_path, lr, lr_schedule, early_stop
               help="Where the network runs: auto (CUDA when present), cpu or cuda.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Patches per forward pass.")
 @click.option("--mono", is_flag=True, help="Write mono output band-limited to the model's rate (the old output).")
-@click.option("--extend", type=click.Choice(["band_mean", "top_bin", "rolloff", "zero", "half"]), default="band_mean",
+@click.option("--extend", type=click.Choice(["band_mean", "top_bin", "rolloff", "zero", "half"]), default="rolloff",
               show_default=True, help="Mask rule above the model's band (see docs/training.md for the scores).")
 @click.option("--max-duration-s", type=float, default=6 * 3600.0, show_default=True,
               help="Refuse longer inputs (checked from the file header before decoding).")

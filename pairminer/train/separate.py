@@ -16,9 +16,9 @@ rate*. That STFT has the same window duration as the model's (n_fft_in = n_fft *
 rounded to even) and a hop of n_fft_in / 4. The mask's grid is mapped onto it by linear
 interpolation in time (frame centres in seconds) and in frequency (bin centres in Hz). Above the
 model's Nyquist frequency the mask is extended by `EXTEND_RULES[extend]` (chosen by measurement; see
-docs/training.md): ``band_mean`` (default) repeats, per frame, the mean mask over the top octave of
-the model's band; ``top_bin`` repeats the highest bin; ``rolloff`` fades from the top-octave mean to 0
-over one octave; ``zero`` / ``half`` use the fixed values 0 / 0.5. The masked STFTs are inverted with
+docs/training.md): ``rolloff`` (default) fades, per frame, from the mean mask over the top octave of
+the model's band to 0 over one octave; ``band_mean`` repeats that top-octave mean; ``top_bin``
+repeats the highest bin; ``zero`` / ``half`` use the fixed values 0 / 0.5. The masked STFTs are inverted with
 torch.istft to exactly the input length, so the output keeps channels, rate and length.
 
 Long inputs are processed in segments of `segment_s` seconds overlapping by `overlap_s`, crossfaded
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("vocals", "instrumental")
 EXTEND_RULES = ("band_mean", "top_bin", "rolloff", "zero", "half")
-DEFAULT_EXTEND = "band_mean"
+DEFAULT_EXTEND = "rolloff"
 REPORT_NAME = "separate-report.json"
 DEFAULT_MAX_DURATION_S = 6 * 3600.0
 MAX_IN_MEMORY_S = 1800.0  # formats libsndfile cannot stream are decoded whole, so they get a lower cap
