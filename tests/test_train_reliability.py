@@ -412,3 +412,38 @@ def test_evaluate_records_bad_tracks_and_goes_on(tmp_path):
     res = CliRunner().invoke(main, ["evaluate", str(ests), str(only_bad), "-o", str(tmp_path / "e3.json"), "-q"])
     assert res.exit_code == 1  # every track failed
     assert oct(stat.S_IMODE(out.stat().st_mode)) != oct(0o600)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    targets = make_targets(tmp_path / "t")
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TrainConfig(**{**TINY, "max_steps": 30, "valid_every": 5, "threads": 1}).to_yaml())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def train(out, resume=False):
+        cmd = [sys.executable, "-m", "pairminer", "train", str(targets), "-o", str(out), "--config", str(cfg), "-q"]
+        return subprocess.Popen(cmd + (["--resume"] if resume else []), env=env)
+
+    assert train(tmp_path / "a").wait(timeout=300) == 0
+    proc = train(tmp_path / "b")
+    ckpt = tmp_path / "b" / "checkpoint-last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=True)["step"] >= 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=True)["step"]
+    assert killed_at < 30, "the run finished before the kill; the test needs a slower run"
+    assert train(tmp_path / "b", resume=True).wait(timeout=300) == 0
+    a, b = (torch.load(tmp_path / d / "checkpoint-last.pt", weights_only=True) for d in ("a", "b"))
+    assert a["step"] == b["step"] == 30
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
