@@ -387,7 +387,7 @@ def main() -> None:
     ap.add_argument("--recipes", default="jansson,hires", help="fullband: recipes to score")
     ap.add_argument("--config", default=None, help='quality: TrainConfig overrides as JSON, e.g. \'{"augment_prob": 0}\'')
     ap.add_argument("--tag", default=None, help="quality: run folder suffix")
-    ap.add_argument("--extend", default="band_mean", help="quality: comma-separated extension rules to score")
+    ap.add_argument("--extend", default="rolloff", help="quality: comma-separated extension rules to score")
     ap.add_argument("--train-songs", type=int, default=40)
     ap.add_argument("--test-songs", type=int, default=5)
     ap.add_argument("--duration-s", type=float, default=30.0)
