@@ -254,6 +254,11 @@ class StageConfig:
             section = doc.get(cls.stage)
         else:
             section = doc
+            fields = cls.field_names()
+            for key in doc:  # a misspelt section (`targest:`) rather than a misspelt option
+                if key not in fields and difflib.get_close_matches(str(key), top, n=1, cutoff=0.75) \
+                        and not difflib.get_close_matches(str(key), fields, n=1, cutoff=0.75):
+                    raise ConfigError(f"{label}: {did_you_mean('top-level key', key, top)}")
         if section is None:
             section = {}
         if not isinstance(section, dict):
