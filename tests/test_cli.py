@@ -225,3 +225,15 @@ def test_a_new_config_field_becomes_an_option(monkeypatch):
     opt = _option(cmd, "max_rows_shown")
     assert opt.opts == ["--max-rows-shown"] and opt.help == "Rows shown per table, at most.  [default: 50]"
     assert CliRunner().invoke(cmd, ["--max-rows-shown", "7"]).output.strip() == "7"
+
+
+def test_cli_reference_is_current():
+    from pathlib import Path
+
+    from pairminer.cli._reference import cli_reference
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert doc.read_text(encoding="utf-8") == cli_reference(), \
+        "docs/cli.md is out of date; regenerate it: python -m pairminer.cli._reference > docs/cli.md"
+    for name in main.commands:
+        assert f"## pairminer {name}\n" in doc.read_text(encoding="utf-8")
