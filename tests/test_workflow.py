@@ -676,3 +676,14 @@ def test_discover_config_file_reads_like_a_workflow_file(tmp_path, fake_stages, 
     (conf / "bad.yaml").write_text("verfy: {max_ber: 0.3}\n")
     res = CliRunner().invoke(main, ["discover", "../catalog.csv", "-o", "out3", "--config", str(conf / "bad.yaml")])
     assert res.exit_code == 2 and "unknown top-level key 'verfy'; did you mean 'verify'?" in res.output
+
+
+def test_file_url_inputs_are_fingerprinted(tmp_path):
+    from pairminer.workflow.freshness import file_fingerprint, same_file
+
+    p = tmp_path / "c.csv"
+    p.write_text("a,b\n")
+    fp = file_fingerprint(f"file://{p}", content=True)
+    assert fp["size"] == 4 and fp["sha256"] and fp["path"] == f"file://{p}"
+    p.write_text("a,c\n")
+    assert not same_file(fp, file_fingerprint(f"file://{p}"))

@@ -32,13 +32,18 @@ def config_hash(config: StageConfig) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _local(path: str) -> str:
+    """A local path as the OS spells it (`file:///x` is /x)."""
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
 def content_hash(path: str) -> str | None:
     """sha256 of a local regular file's bytes (None for a URL, a folder or an unreadable file)."""
     if pio.is_url(path):
         return None
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open(_local(path), "rb") as f:
             while chunk := f.read(_HASH_CHUNK):
                 h.update(chunk)
     except (IsADirectoryError, OSError):
@@ -61,9 +66,9 @@ def file_fingerprint(path: str, *, content: bool = False) -> dict[str, Any]:
             stamp = (info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("ETag")
                      or info.get("created"))
             return {"path": path, "size": int(info.get("size") or 0), "mtime_ns": None, "stamp": str(stamp)}
-        st = os.stat(path)
+        st = os.stat(_local(path))
         fp: dict[str, Any] = {"path": path, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
-        if content and Path(path).is_file():
+        if content and Path(_local(path)).is_file():
             digest = content_hash(path)
             if digest:
                 fp["sha256"] = digest
