@@ -237,3 +237,31 @@ def test_cli_reference_is_current():
         "docs/cli.md is out of date; regenerate it: python -m pairminer.cli._reference > docs/cli.md"
     for name in main.commands:
         assert f"## pairminer {name}\n" in doc.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args", [
+    ["verify", "s3://bucket/candidates.parquet", "-o", "OUTDIR"],
+    ["verify", "c.parquet", "-o", "s3://bucket/out"],
+    ["report", "s3://bucket/out", "-o", "OUTDIR"],
+    ["discover", "CATALOG", "-o", "s3://bucket/out", "--until", "discover"],
+    ["discover", "s3://bucket/catalog.csv", "-o", "OUTDIR", "--until", "discover"],
+])
+def test_url_without_its_backend_is_refused_before_any_work(tmp_path, monkeypatch, args):
+    import fsspec
+
+    real = fsspec.get_filesystem_class
+    monkeypatch.setattr(fsspec, "get_filesystem_class",
+                        lambda p: (_ for _ in ()).throw(ImportError("Install s3fs to access S3")) if p == "s3"
+                        else real(p))
+    (tmp_path / "c.csv").write_text(HEADER + "a,X,Song,200,Pop\n")
+    args = [str(tmp_path / "c.csv") if a == "CATALOG" else str(tmp_path / "o") if a == "OUTDIR" else a for a in args]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "s3fs" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_finite_and_fractional_options_are_refused():
+    res = CliRunner().invoke(main, ["train", "t", "-o", "r", "--lr", "inf"])
+    assert res.exit_code == 2 and "train.lr: inf is not a finite number" in res.output
+    res = CliRunner().invoke(main, ["train", "t", "-o", "r", "--batch-size", "2.7"])
+    assert res.exit_code == 2 and "2.7" in res.output and "Traceback" not in res.output

@@ -42,6 +42,19 @@ def init_logging(verbose: int, quiet: bool) -> None:
     setup_logging(verbose, quiet)
 
 
+def url_backend_checked(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """click callback: a URL whose fsspec backend is missing (s3:// without s3fs) is refused before any work."""
+    if isinstance(value, str) and "://" in value:
+        from ..errors import ConfigError
+        from ..storage import check_url_backend
+
+        try:
+            check_url_backend(value, what=param.opts[0] if getattr(param, "opts", None) else param.name)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc).split(": ", 2)[-1], ctx=ctx, param=param) from None
+    return value
+
+
 # ----------------------------------------------------------------------------------------------
 # Options generated from a config dataclass
 

@@ -10,15 +10,16 @@ import click
 
 from .. import stages as registry
 from . import main
-from ._options import config_options, init_logging, quiet_verbose_options
+from ._options import config_options, init_logging, quiet_verbose_options, url_backend_checked
 
 _UNTIL = [*registry.DISCOVER_CHAIN, *registry.DISCOVER_UNTIL_ALIASES]
 
 
 @main.command()
 @config_options("discover")
-@click.argument("catalog")
-@click.option("-o", "--out", "out_dir", default="pairminer-out", show_default=True, help="Output folder (or URL).")
+@click.argument("catalog", callback=url_backend_checked)
+@click.option("-o", "--out", "out_dir", default="pairminer-out", show_default=True,
+              callback=url_backend_checked, help="Output folder (or URL).")
 @click.option("--until", type=click.Choice(_UNTIL), default=None,
               help=f"Stop after this stage. Default: the last stage ({registry.DISCOVER_CHAIN[-1]}). "
                    "candidates and verified are old spellings of discover and verify.")

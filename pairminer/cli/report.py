@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 
 from . import main
-from ._options import config_file_option, config_options, init_logging, quiet_verbose_options, stage_config
+from ._options import (config_file_option, config_options, init_logging, quiet_verbose_options,
+                       stage_config, url_backend_checked)
 
 
 @main.command()
 @config_options("report")
-@click.argument("out", metavar="OUT")
-@click.option("-o", "--output", "report_dir", required=True, help="Folder for report.html, report.json, the genre "
-              "table and the PNG plots.")
+@click.argument("out", metavar="OUT", callback=url_backend_checked)
+@click.option("-o", "--output", "report_dir", required=True, callback=url_backend_checked,
+              help="Folder for report.html, report.json, the genre table and the PNG plots.")
 @config_file_option("report")
 @quiet_verbose_options
 def report(out, report_dir, config_path, quiet, verbose, **options):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from . import main
-from ._options import config_file_option, config_options, init_logging, quiet_verbose_options, scheduler_option, stage_config
+from ._options import (config_file_option, config_options, init_logging, quiet_verbose_options,
+                       scheduler_option, stage_config)
 
 
 @main.command()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import click
 
 from . import main
-from ._options import config_file_option, config_options, init_logging, quiet_verbose_options, scheduler_option, stage_config
+from ._options import (config_file_option, config_options, init_logging, quiet_verbose_options,
+                       scheduler_option, stage_config, url_backend_checked)
 
 
 @main.command()
 @config_options("verify")
-@click.argument("candidates", metavar="CANDIDATES")
-@click.option("-o", "--out", "out_dir", required=True, help="Output folder (local or URL).")
+@click.argument("candidates", metavar="CANDIDATES", callback=url_backend_checked)
+@click.option("-o", "--out", "out_dir", required=True, callback=url_backend_checked,
+              help="Output folder (local or URL).")
 @config_file_option("verify")
 @scheduler_option
 @quiet_verbose_options
