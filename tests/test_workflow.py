@@ -687,3 +687,19 @@ def test_file_url_inputs_are_fingerprinted(tmp_path):
     assert fp["size"] == 4 and fp["sha256"] and fp["path"] == f"file://{p}"
     p.write_text("a,c\n")
     assert not same_file(fp, file_fingerprint(f"file://{p}"))
+
+
+def test_a_touched_file_is_hashed_once_then_its_new_stats_are_recorded(tmp_path, fake_stages, monkeypatch):
+    from pairminer.workflow import freshness
+
+    path = _wf(tmp_path)
+    run_workflow(path)
+    catalog = tmp_path / "catalog.csv"
+    st = catalog.stat()
+    os.utime(catalog, ns=(st.st_atime_ns, st.st_mtime_ns + 7_000_000_000))
+    assert run_workflow(path).skipped == list(STAGES)
+    entry = run_doc(tmp_path / "out")["stages"][0]["last_success"]["inputs"][0]
+    assert entry["mtime_ns"] == st.st_mtime_ns + 7_000_000_000 and entry["size"] == st.st_size and entry["sha256"]
+    freshness._hash_of.cache_clear()
+    monkeypatch.setattr(freshness, "content_hash", lambda p: pytest.fail(f"{p} hashed again"))
+    assert run_workflow(path).skipped == list(STAGES)

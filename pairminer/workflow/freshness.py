@@ -9,6 +9,7 @@ same bytes) is compared by content, so it does not make the stage rerun.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -51,6 +52,28 @@ def content_hash(path: str) -> str | None:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _hash_of(path: str, size: int, mtime_ns: int | None) -> str | None:
+    """content_hash, computed once per (path, size, mtime) in a process (decide and refresh both ask)."""
+    return content_hash(path)
+
+
+def refreshed(old: list[dict], new: list[dict]) -> list[dict]:
+    """The recorded fingerprints `old`, with the stats of `new` where only the mtime moved (same content).
+
+    A skipped stage keeps them, so a touched file is hashed once, not on every later run.
+    """
+    new_by = {d["path"]: d for d in new}
+    out = []
+    for d in old or []:
+        n = new_by.get(d["path"])
+        if n is not None and d.get("sha256") and n != {k: v for k, v in d.items() if k != "sha256"} \
+                and same_file(d, n):
+            d = {**n, "sha256": d["sha256"]}
+        out.append(d)
+    return out
+
+
 def file_fingerprint(path: str, *, content: bool = False) -> dict[str, Any]:
     """{"path", "size", "mtime_ns"} of a file (local stat, or fsspec info for a URL); missing -> size -1.
 
@@ -90,7 +113,7 @@ def same_file(prev: dict | None, new: dict) -> bool:
         return True
     if prev.get("sha256") and prev.get("size") == new.get("size") and new.get("size", -1) >= 0 \
             and prev.get("stamp") is None and new.get("stamp") is None:
-        same = content_hash(new["path"]) == prev["sha256"]
+        same = _hash_of(new["path"], new["size"], new.get("mtime_ns")) == prev["sha256"]
         if same:
             log.info("%s: modification time changed, content did not", new["path"])
         return same

@@ -25,7 +25,7 @@ from .. import storage as pio
 from ..config import did_you_mean
 from ..errors import ConfigError, InputError, OutputError
 from .file import Workflow, load_workflow
-from .freshness import (config_hash, decide, file_fingerprint, input_fingerprints, output_fingerprints,
+from .freshness import (config_hash, decide, input_fingerprints, output_fingerprints, refreshed,
                         same_inputs)
 
 log = logging.getLogger(__name__)
@@ -316,6 +316,9 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
             o = StageOutcome(stage, "skip", "would_skip" if dry_run else "skipped", reason, results=last.get("results"))
             outcomes.append(o)
             entries[stage] = _carry(prev, stage, "skipped", reason)
+            entries[stage]["last_success"] = {
+                **last, "inputs": refreshed(last.get("inputs", []), input_fingerprints(wf, stage)),
+                "outputs": refreshed(last.get("outputs", []), output_fingerprints(wf, stage))}
             emit(o)
             continue
         upstream = upstream or f"upstream stage {stage} {'would run' if dry_run else 'ran'}"
