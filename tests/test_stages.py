@@ -149,3 +149,11 @@ def test_unknown_stage_names_the_nearest():
 def test_specs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SPECS["discover"].name = "x"  # type: ignore[misc]
+
+
+def test_the_registry_imports_light():
+    code = ("import sys, pairminer.stages; "
+            "print([m for m in ('numpy', 'dask', 'pyarrow', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
+    assert out == "[]", out
