@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .load import (STATUS_LABELS, STATUSES, StageOutputs, _fmt_count, _fmt_hours, _fmt_pct, _hours, _int, _num,
-                   _text_table, pair_seconds, targets_pairs)
+import pandas as pd
+
+from .load import (STATUS_LABELS, STATUSES, StageOutputs, _fmt_count, _fmt_hours, _fmt_pct, _hours, _int,
+                   _jsonable, _num, _text_table, pair_seconds, targets_pairs)
 
 
 def _step(key, label, count, hours=None, *, parent=None, level=0, source="") -> dict:
@@ -129,3 +131,66 @@ def format_funnel(funnel: list[dict]) -> str:
     rows = [["  " * s["level"] + s["label"], _fmt_count(s["count"]), _fmt_pct(s["pct_of_catalog"]),
              _fmt_pct(s["pct_of_parent"]), _fmt_hours(s["hours"])] for s in funnel]
     return _text_table(["step", "count", "% catalog", "% of parent", "hours"], rows, {1, 2, 3, 4})
+
+
+# --------------------------------------------------------------------------------------------------
+# Near misses: what a wider duration window or a lower title score would add
+# --------------------------------------------------------------------------------------------------
+
+NEAR_MISS_REASONS = {
+    "delta_over_window": "duration delta at or over the window (--max-delta)",
+    "score_below_min": "title score under --min-score",
+    "recording_qualifier_mismatch": "titles name different recordings (live, remix, demo ...)",
+}
+_WINDOW_FACTORS = (1.5, 2.0, 3.0, 5.0)
+_SCORE_STEPS = (2.0, 5.0, 10.0, 20.0)
+
+
+def near_miss_summary(stages: dict[str, StageOutputs], rows_per_reason: int = 20) -> dict:
+    """What near_misses.parquet says a looser discover would add.
+
+    Returns:
+        A dict: present (bool), note, total, by_reason (reason -> count), window (current max_delta_s
+        and, per wider window, the pairs it would add), score (current min_score and, per lower
+        threshold, the pairs it would add), rows (reason -> up to `rows_per_reason` example rows:
+        the nearest misses first).
+    """
+    d = stages["discover"]
+    nm = d.tables.get("near_misses")
+    if nm is None:
+        why = ("discover has not run" if not d.present else
+               "near_misses.parquet is not in OUT (written by newer versions of discover; rerun discover to get it)")
+        return {"present": False, "note": why, "total": 0, "by_reason": {}, "window": None, "score": None,
+                "rows": {}}
+    conf = d.report.get("config") if isinstance(d.report.get("config"), dict) else {}
+    reason = nm["reason"].astype(str) if "reason" in nm else pd.Series("?", index=nm.index)
+    out = {"present": True, "note": "", "total": int(len(nm)),
+           "by_reason": {k: int(v) for k, v in reason.value_counts().sort_index().items()}}
+    delta = pd.to_numeric(nm.get("delta_s"), errors="coerce").abs() if "delta_s" in nm else pd.Series(dtype=float)
+    max_delta = _num(conf.get("max_delta", conf.get("max_delta_s")))
+    if max_delta is not None and len(delta):
+        over = delta[reason == "delta_over_window"]
+        out["window"] = {"max_delta_s": max_delta, "wider": [
+            {"max_delta_s": max_delta * f, "pairs_added": int((over < max_delta * f).sum())} for f in _WINDOW_FACTORS]}
+    else:
+        out["window"] = None
+    score = pd.to_numeric(nm.get("score"), errors="coerce") if "score" in nm else pd.Series(dtype=float)
+    min_score = _num(conf.get("min_score", conf.get("min_title_score")))
+    if min_score is not None and len(score):
+        low = score[reason == "score_below_min"]
+        out["score"] = {"min_score": min_score, "lower": [
+            {"min_score": min_score - s, "pairs_added": int((low >= min_score - s).sum())} for s in _SCORE_STEPS]}
+    else:
+        out["score"] = None
+    rows = {}
+    cols = [c for c in ("version_track_id", "artist", "version_title", "version_kind", "mix_track_id", "mix_title",
+                        "delta_s", "score") if c in nm]
+    for r in out["by_reason"]:
+        part = nm[reason == r]
+        if r == "delta_over_window" and len(delta):
+            part = part.assign(_k=delta[part.index]).sort_values(["_k", "version_track_id"])
+        elif r == "score_below_min" and len(score):
+            part = part.assign(_k=-score[part.index]).sort_values(["_k", "version_track_id"])
+        rows[r] = [{k: _jsonable(v) for k, v in rec.items()} for rec in part[cols].head(rows_per_reason).to_dict("records")]
+    out["rows"] = rows
+    return out

@@ -177,3 +177,78 @@ def format_genre_table(table: pd.DataFrame) -> str:
     rows = [[r.genre, _fmt_count(r.pairs), _fmt_pct(r.pct_pairs), _fmt_hours(r.hours), _fmt_pct(r.pct_hours)]
             for r in table.itertuples()]
     return _text_table(["genre", "pairs", "% pairs", "hours", "% hours"], rows, {1, 2, 3, 4})
+
+
+def stage_pairs(stages: dict[str, StageOutputs]) -> dict[str, pd.DataFrame]:
+    """Pairs (genre, pair_s) of every stage present: candidates, verified (status verified), targets."""
+    out = {}
+    cands = stages["discover"].tables.get("candidates")
+    if cands is not None:
+        out["candidates"] = pd.DataFrame({"genre": cands["genre"] if "genre" in cands else None,
+                                          "pair_s": pair_seconds(cands)})
+    ver = stages["verify"].tables.get("verified")
+    if ver is not None and "status" in ver:
+        ok = ver[ver["status"].astype(str) == "verified"]
+        out["verified"] = pd.DataFrame({"genre": ok["genre"] if "genre" in ok else None, "pair_s": pair_seconds(ok)})
+    tp = targets_pairs(stages)
+    if tp is not None:
+        out["targets"] = tp[["genre", "pair_s"]]
+    return out
+
+
+def genre_by_stage(stages: dict[str, StageOutputs], *, top_n: int, mode: str,
+                   separators: tuple[str, ...]) -> pd.DataFrame:
+    """Pairs and hours per genre at every stage present, on the genres of the last stage.
+
+    Returns:
+        One row per genre of the last stage's table (its top_n, Other, Unknown), with columns genre,
+        genre_key and, per stage present, ``<stage>_pairs`` and ``<stage>_hours`` (a genre folded into
+        Other at the last stage is counted under Other at the earlier ones too).
+    """
+    per = stage_pairs(stages)
+    if not per:
+        return pd.DataFrame(columns=["genre", "genre_key"])
+    last = list(per)[-1]
+    base = genre_breakdown(per[last], top_n=top_n, mode=mode, separators=separators, stage=last)
+    keep = set(base["genre_key"]) - {OTHER_KEY, UNKNOWN_KEY}
+    table = base[["genre", "genre_key"]].copy()
+    for stage, pairs in per.items():
+        full = genre_breakdown(pairs, top_n=10**9, mode=mode, separators=separators, stage=stage)
+        key = full["genre_key"].where(full["genre_key"].isin(keep | {UNKNOWN_KEY}), OTHER_KEY)
+        agg = full.assign(genre_key=key).groupby("genre_key")[["pairs", "hours"]].sum()
+        table[f"{stage}_pairs"] = table["genre_key"].map(agg["pairs"]).fillna(0.0).to_numpy()
+        table[f"{stage}_hours"] = table["genre_key"].map(agg["hours"]).fillna(0.0).to_numpy()
+        missing = set(agg.index) - set(table["genre_key"])
+        if missing:  # e.g. Other exists earlier but not at the last stage
+            extra = pd.DataFrame({"genre": ["Other" if k == OTHER_KEY else "Unknown" for k in sorted(missing)],
+                                  "genre_key": sorted(missing)})
+            for col in table.columns[2:]:
+                extra[col] = 0.0
+            extra[f"{stage}_pairs"] = [agg.loc[k, "pairs"] for k in sorted(missing)]
+            extra[f"{stage}_hours"] = [agg.loc[k, "hours"] for k in sorted(missing)]
+            table = pd.concat([table, extra], ignore_index=True)
+    return table.fillna(0.0)
+
+
+def split_sizes(stages: dict[str, StageOutputs]) -> dict:
+    """Sizes of the artist-disjoint train/valid/test splits of the targets.
+
+    Returns:
+        {"rows": [{split, pairs, hours, artists}], "artists_in_several_splits": n (0 when the split is
+        artist-disjoint), "present": bool}.
+    """
+    man = stages["targets"].tables.get("manifest")
+    if man is None or "split" not in man or "pair_id" not in man:
+        return {"present": False, "rows": [], "artists_in_several_splits": None}
+    first = man.drop_duplicates("pair_id", keep="first")
+    tp = targets_pairs(stages).set_index("pair_id")["pair_s"]
+    secs = first["pair_id"].astype(str).map(tp)
+    akey = first["artist_key"] if "artist_key" in first else first.get("artist", pd.Series("", index=first.index))
+    rows = []
+    order = {"train": 0, "valid": 1, "test": 2}
+    for split in sorted(first["split"].astype(str).unique(), key=lambda s: (order.get(s, 9), s)):
+        m = (first["split"].astype(str) == split).to_numpy()
+        rows.append({"split": split, "pairs": int(m.sum()), "hours": float(secs[m].fillna(0).sum() / 3600.0),
+                     "artists": int(akey[m].nunique())})
+    several = int((first.assign(_a=akey).groupby("_a")["split"].nunique() > 1).sum())
+    return {"present": True, "rows": rows, "artists_in_several_splits": several}

@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from .clips import _EXAMPLE_COLUMNS
+from .clips import _EXAMPLE_COLUMNS, CLIP_LABELS, LISTEN_GROUPS, LISTEN_LABELS, Listening
+from .funnel import NEAR_MISS_REASONS
 from .load import RUN_HINT, STATUS_LABELS, StageOutputs, _fmt_count, _fmt_hours, _fmt_pct, _num
 from .plots import _STAGE_NOUN
 
@@ -36,6 +37,9 @@ pre{background:#263238;color:#eceff1;padding:10px 12px;overflow:auto;font-size:.
 nav a{margin-right:14px} code{background:#eceff1;padding:0 3px}
 table.examples{display:block;overflow-x:auto;max-width:100%} .examples td{max-width:280px;overflow-wrap:break-word} .examples td.n{white-space:nowrap}
 th{white-space:nowrap}
+.pair{background:#fff;border:1px solid #e0e0e0;padding:8px 12px;margin:.8em 0} .pair p{margin:.2em 0}
+.clips{display:flex;flex-wrap:wrap;gap:10px} figure.clip{margin:4px 0} figcaption{font-size:.85em;color:#424242}
+audio{width:260px;height:36px} img.spec{max-width:100%}
 """
 
 
@@ -100,8 +104,117 @@ def _kv_rows(d: dict) -> list[list[Any]]:
             for k, v in d.items()]
 
 
+def _genre_by_stage_html(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    stages = [c[: -len("_pairs")] for c in rows[0] if c.endswith("_pairs")]
+    if len(stages) < 2:
+        return ""
+    head = ["genre"] + [f"{_STAGE_NOUN.get(st, st)}: {x}" for st in stages for x in ("pairs", "hours")]
+    body = [[r["genre"]] + [f(r[f"{st}_{x}"]) for st in stages for x, f in (("pairs", _fmt_count),
+                                                                            ("hours", _fmt_hours))] for r in rows]
+    total = ["Total"] + [f(sum(r[f"{st}_{x}"] for r in rows)) for st in stages for x, f in (("pairs", _fmt_count),
+                                                                                           ("hours", _fmt_hours))]
+    return ('<h3>Pairs and hours per genre at each stage</h3><p class="meta">Genres as in the table above; hours are '
+            'mix + version audio of the pairs.</p>' + _table(head, body + [total], set(range(1, len(head)))))
+
+
+def _splits_html(sp: dict) -> str:
+    if not sp.get("present"):
+        return ""
+    rows = [[r["split"], _fmt_count(r["pairs"]), _fmt_hours(r["hours"]), _fmt_count(r["artists"])]
+            for r in sp["rows"]]
+    n = sp["artists_in_several_splits"]
+    check = (f'<div class="ok">✓ artist-disjoint: no artist is in two splits</div>' if n == 0 else
+             f'<div class="fail">✗ {n} artist(s) are in more than one split</div>')
+    return "<h3>Splits (assigned per artist)</h3>" + _table(["split", "pairs", "hours", "artists"], rows,
+                                                              {1, 2, 3}) + check
+
+
+def _audio(blob: bytes, mime: str, label: str) -> str:
+    b64 = base64.b64encode(blob).decode("ascii")
+    return (f'<figure class="clip"><figcaption>{_e(label)}</figcaption>'
+            f'<audio controls preload="metadata" src="data:{_e(mime)};base64,{b64}"></audio></figure>')
+
+
+def _listening_html(lst: Listening | None) -> str:
+    if lst is None:
+        return '<p class="missing">Listening was not built.</p>'
+    p = []
+    if lst.note:
+        p.append(f'<p class="{"meta" if lst.available else "missing"}">{_e(lst.note)}</p>')
+    if not lst.pairs:
+        return "".join(p)
+    p.append('<p class="meta">Each clip is cut from the same window of the mix\'s timeline. The version is shifted '
+             'by the alignment offset and scaled by the gain; the targets are STFT magnitudes resynthesised with '
+             'the mix\'s phase. All clips of a pair share one loudness factor.</p>')
+    for group in LISTEN_GROUPS:
+        rows = [r for r in lst.pairs if r["group"] == group]
+        if not rows:
+            continue
+        p.append(f"<h3>{_e(LISTEN_LABELS[group])}</h3>")
+        for r in rows:
+            pid = r["pair_id"]
+            facts = [f"status {r.get('status')}"]
+            if r.get("ber") is not None:
+                facts.append(f"BER {r['ber']:.3f}")
+            if r.get("ber_margin") is not None:
+                facts.append(f"margin {r['ber_margin']:.3f}")
+            if r.get("align_offset_s") is not None:
+                facts.append(f"offset {r['align_offset_s']:+.3f} s, gain {r['align_gain_db']:+.1f} dB")
+            if r.get("clip_start_s") is not None:
+                facts.append(f"clip {r['clip_start_s']:.1f}–{r['clip_start_s'] + r['clip_s']:.1f} s")
+            p.append(f'<div class="pair" id="pair-{_e(pid)}"><p><b>{_e(r.get("artist"))}</b>: {_e(r.get("mix_title"))}'
+                     f' / {_e(r.get("version_title"))} <code>{_e(pid)}</code></p>'
+                     f'<p class="meta">{_e("; ".join(facts))}</p>')
+            if r.get("reason"):
+                p.append(f'<p class="meta">verify: {_e(r["reason"])}</p>')
+            if r.get("error"):
+                p.append(f'<p class="bad">No clips: {_e(r["error"])}</p></div>')
+                continue
+            blobs = lst.blobs.get(pid, {})
+            p.append('<div class="clips">' + "".join(_audio(blobs[c], lst.mime, CLIP_LABELS.get(c, c))
+                                                     for c in CLIP_LABELS if c in blobs) + "</div>")
+            if not r.get("from_targets"):
+                p.append('<p class="meta">No targets for this pair: the pictures show what targets would make.</p>')
+            png = lst.pictures.get(pid)
+            if png:
+                p.append(f'<img class="spec" alt="spectrograms of {_e(pid)}" '
+                         f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
+            p.append("</div>")
+    return "".join(p)
+
+
+def _near_misses_html(nm: dict) -> str:
+    if not nm.get("present"):
+        return f'<p class="missing">No near misses to show: {_e(nm.get("note"))}.</p>'
+    p = [f'<p class="meta">{_fmt_count(nm["total"])} version(s) that discover did not pair, with the nearest '
+         "original it found and why it stopped.</p>"]
+    p.append(_table(["reason", "what it means", "versions"],
+                    [[k, NEAR_MISS_REASONS.get(k, ""), _fmt_count(v)] for k, v in nm["by_reason"].items()], {2}))
+    if nm.get("window"):
+        w = nm["window"]
+        p.append(f"<h3>A wider duration window (now {w['max_delta_s']:g} s)</h3>")
+        p.append(_table(["--max-delta (s)", "pairs it would add"],
+                        [[f"{x['max_delta_s']:g}", _fmt_count(x["pairs_added"])] for x in w["wider"]], {0, 1}))
+    if nm.get("score"):
+        sc = nm["score"]
+        p.append(f"<h3>A lower title score (now {sc['min_score']:g})</h3>")
+        p.append(_table(["--min-score", "pairs it would add"],
+                        [[f"{x['min_score']:g}", _fmt_count(x["pairs_added"])] for x in sc["lower"]], {0, 1}))
+    p.append('<p class="meta">Pairs added by a looser setting would still have to pass verify.</p>')
+    for reason, rows in nm["rows"].items():
+        if not rows:
+            continue
+        p.append(f"<h3>{_e(reason)}: the nearest {len(rows)}</h3>")
+        cols = list(rows[0])
+        p.append(_table(cols, [[_fmt_cell(r.get(c)) for c in cols] for r in rows],
+                        {i for i, c in enumerate(cols) if c in ("delta_s", "score")}, cls="examples"))
+    return "".join(p)
+
+
 def render_html(doc: dict, plots: dict[str, bytes | None], stages: dict[str, StageOutputs],
-                genre_table: pd.DataFrame) -> str:
+                genre_table: pd.DataFrame, listening: Listening | None = None) -> str:
     """The self-contained report page (inline CSS, base64 PNGs, no scripts and no external URLs)."""
     f = doc["funnel"]
     p: list[str] = []
@@ -114,7 +227,8 @@ def render_html(doc: dict, plots: dict[str, bytes | None], stages: dict[str, Sta
              f"generated {_e(doc['generated_at'])} by pairminer {_e(doc['versions'].get('pairminer'))}. "
              f"Stages found: {_e(', '.join(present) or 'none')}.</p>")
     p.append('<nav><a href="#funnel">Funnel</a><a href="#genres">Genres</a><a href="#discover">Discover</a>'
-             '<a href="#verify">Verify</a><a href="#targets">Targets</a><a href="#examples">Examples</a>'
+             '<a href="#verify">Verify</a><a href="#targets">Targets</a><a href="#listening">Listening</a>'
+             '<a href="#near-misses">Near misses</a><a href="#examples">Examples</a>'
              '<a href="#provenance">Configs &amp; versions</a></nav>')
 
     p.append('<h2 id="funnel">Funnel</h2>')
@@ -142,6 +256,7 @@ def render_html(doc: dict, plots: dict[str, bytes | None], stages: dict[str, Sta
                           _fmt_pct(r.pct_hours), r.n_genres] for r in genre_table.itertuples()],
                         {0, 2, 3, 4, 5, 6}))
         p.append(_img(plots.get("genre_breakdown"), "genre breakdown"))
+        p.append(_genre_by_stage_html(doc.get("genre_by_stage", [])))
 
     d = stages["discover"]
     p.append('<h2 id="discover">Discover</h2>')
@@ -194,7 +309,14 @@ def render_html(doc: dict, plots: dict[str, bytes | None], stages: dict[str, Sta
         fails = t.report.get("failures")
         if isinstance(fails, list) and fails:
             p.append(f"<h3>Failures ({len(fails)})</h3><pre>{_e(json.dumps(fails[:50], indent=1))}</pre>")
+        p.append(_splits_html(doc.get("splits", {})))
         p.append(_img(plots.get("vocal_energy_ratio"), "vocal energy ratio distribution"))
+
+    p.append('<h2 id="listening">Listening</h2>')
+    p.append(_listening_html(listening))
+
+    p.append('<h2 id="near-misses">Near misses</h2>')
+    p.append(_near_misses_html(doc.get("near_misses", {})))
 
     p.append('<h2 id="examples">Example pairs</h2>')
     p.append('<p class="meta">A seeded random draw per status, to eyeball mistakes.</p>' if doc["examples"]

@@ -30,7 +30,8 @@ STATUS_COLOURS = {"verified": "#2e7d32", "too_similar": "#ef6c00", "too_differen
 
 
 STAGE_FILES = {
-    "discover": {"candidates": "candidates.parquet", "rejects": "rejects.parquet", "report": "discover-report.json"},
+    "discover": {"candidates": "candidates.parquet", "rejects": "rejects.parquet", "report": "discover-report.json",
+                 "near_misses": "near_misses.parquet"},
     "verify": {"verified": "verified.parquet", "report": "verify-report.json"},
     "targets": {"manifest": "targets/manifest.parquet", "report": "targets/targets-report.json"},
 }

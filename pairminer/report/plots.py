@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io as _bytesio
 
 import numpy as np
@@ -9,6 +10,25 @@ import pandas as pd
 
 from .genres import OTHER_KEY, UNKNOWN_KEY
 from .load import STATUS_COLOURS, STATUS_LABELS, STATUSES, _fmt_hours, _num
+
+
+def literal_text(fn):
+    """Run a plotting function with matplotlib's math text off: every string is drawn as written.
+
+    Catalog text ("$uicideboy$", "R&B $$$", a lone "$") would otherwise be parsed as TeX math and
+    either render wrong or raise a ValueError when the figure is drawn. Text objects read
+    ``text.parse_math`` when they are created and the figure is drawn inside `fn`, so the whole call
+    runs in the context.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False, "text.usetex": False}):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width_in: float = 8.0, height_in: float = 4.5):
@@ -26,6 +46,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+@literal_text
 def plot_funnel(funnel: list[dict]) -> bytes | None:
     """Horizontal bars of the funnel counts (log scale when they span > 2 decades)."""
     steps = [s for s in funnel if s["count"] is not None]
@@ -53,6 +74,7 @@ def plot_funnel(funnel: list[dict]) -> bytes | None:
     return _png(fig)
 
 
+@literal_text
 def plot_genres(table: pd.DataFrame, stage: str | None) -> bytes | None:
     """Horizontal bars of % of pairs per genre, annotated with hours."""
     if table is None or table.empty:
@@ -95,6 +117,7 @@ def _hist(values, bins, xlabel, ylabel, title, *, range_=None, groups=None) -> b
     return _png(fig)
 
 
+@literal_text
 def plot_duration_delta(cands: pd.DataFrame, bins: int) -> bytes | None:
     vals = pd.to_numeric(cands.get("duration_delta_s"), errors="coerce").dropna().to_numpy()
     if not len(vals):
@@ -103,6 +126,7 @@ def plot_duration_delta(cands: pd.DataFrame, bins: int) -> bytes | None:
                  "Duration delta of the candidates")
 
 
+@literal_text
 def plot_title_score(cands: pd.DataFrame, bins: int) -> bytes | None:
     vals = pd.to_numeric(cands.get("title_score"), errors="coerce")
     if not vals.notna().any():
@@ -118,6 +142,7 @@ def plot_title_score(cands: pd.DataFrame, bins: int) -> bytes | None:
                  "Title score of the candidates", range_=(0, 100), groups=groups)
 
 
+@literal_text
 def plot_ber(ver: pd.DataFrame, bins: int, config: dict) -> bytes | None:
     from matplotlib.ticker import MaxNLocator
 
@@ -149,6 +174,7 @@ def plot_ber(ver: pd.DataFrame, bins: int, config: dict) -> bytes | None:
     return _png(png_fig)
 
 
+@literal_text
 def plot_vocal_energy(man: pd.DataFrame, bins: int) -> bytes | None:
     if "vocal_energy_ratio" not in man:
         return None
@@ -158,3 +184,35 @@ def plot_vocal_energy(man: pd.DataFrame, bins: int) -> bytes | None:
         return None
     return _hist(vals, bins, "vocal energy ratio (energy of vocal target / energy of mix)", "pairs with targets",
                  "Vocal energy ratio of the targets")
+
+
+@literal_text
+def plot_pair_spectra(spectra: dict[str, np.ndarray], sr_hz: int, hop: int, start_s: float,
+                      from_targets: bool) -> bytes:
+    """A small picture of one pair: mix, instrumental target and vocal target magnitudes in dB, side by side.
+
+    Args:
+        spectra: mix, instrumental, vocals -> magnitude of shape (bins, frames), same shape each.
+        sr_hz, hop: Their STFT (for the axes).
+        start_s: Time of the first frame on the mix's timeline (s).
+        from_targets: Whether the targets are the shard's (else recomputed; said in the titles).
+    """
+    fig = _figure(10.0, 2.5)
+    mix = spectra["mix"]
+    ref = float(mix.max()) if mix.size and mix.max() > 0 else 1.0
+    n_frames = mix.shape[1] if mix.ndim == 2 else 0
+    extent = (start_s, start_s + n_frames * hop / sr_hz, 0, sr_hz / 2000.0)
+    what = "target" if from_targets else "would-be target"
+    titles = {"mix": "|mix|", "instrumental": f"instrumental {what}", "vocals": f"vocal {what}"}
+    axes = fig.subplots(1, 3, sharey=True)
+    for ax, name in zip(axes, ("mix", "instrumental", "vocals")):
+        db = 20 * np.log10(np.maximum(spectra[name], ref * 1e-4) / ref)
+        ax.imshow(db, origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=0, cmap="magma",
+                  interpolation="nearest")
+        ax.set_title(titles[name], fontsize=9)
+        ax.set_xlabel("time on the mix (s)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("kHz", fontsize=8)
+    buf = _bytesio.BytesIO()
+    fig.savefig(buf, format="png", dpi=64)
+    return buf.getvalue()

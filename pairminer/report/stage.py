@@ -27,10 +27,11 @@ import pandas as pd
 from .. import storage as pio
 from ..errors import InputError
 from ..runinfo import Timings, versions
-from .clips import examples
+from .clips import Listening, build_listening, examples
 from .config import ReportConfig
-from .funnel import build_funnel, format_funnel, funnel_checks
-from .genres import final_pairs, format_genre_table, genre_breakdown, genre_key, round_to_total, split_genres
+from .funnel import build_funnel, format_funnel, funnel_checks, near_miss_summary
+from .genres import (final_pairs, format_genre_table, genre_breakdown, genre_by_stage, genre_key, round_to_total,
+                     split_genres, split_sizes)
 from .html import render_html
 from .load import _stage_summary, load_outputs
 from .plots import (plot_ber, plot_duration_delta, plot_funnel, plot_genres, plot_title_score,
@@ -66,7 +67,7 @@ class ReportResult:
     funnel: list[dict]
     genre_table: pd.DataFrame
     genre_stage: str | None
-
+    listening: Listening | None = None
 
 
 def run_report(
@@ -117,6 +118,15 @@ def run_report(
                                  top_n=config.top_n, mode=config.genre_mode,
                                  separators=tuple(config.genre_separators), stage=gstage or "candidates")
         ex = examples(stages, config.examples_per_status, config.example_seed)
+        by_stage = genre_by_stage(stages, top_n=config.top_n, mode=config.genre_mode,
+                                  separators=tuple(config.genre_separators))
+        splits = split_sizes(stages)
+        near = near_miss_summary(stages, config.near_miss_rows)
+
+    with timings.step("listening"):
+        listening = build_listening(stages, out_dir, config)
+        say("report: %d pair(s) with clips (%.1f MiB)%s", len(listening.blobs), listening.bytes_total / 2**20,
+            f"; {listening.note}" if listening.note else "")
 
     with timings.step("plots"):
         cands = stages["discover"].tables.get("candidates")
@@ -159,12 +169,16 @@ def run_report(
                 "hours_total": float(gtable["hours"].sum()),
                 "rows": gtable.drop(columns=["stage"]).to_dict("records"),
             },
+            "genre_by_stage": by_stage.to_dict("records"),
+            "splits": splits,
+            "near_misses": near,
+            "listening": listening.to_json(),
             "examples": ex,
             "plots": sorted(paths),
         }
         html_path = pio.join(report_dir, "report.html")
         json_path = pio.join(report_dir, "report.json")
-        pio.write_bytes(html_path, render_html(doc, plots, stages, gtable).encode("utf-8"))
+        pio.write_bytes(html_path, render_html(doc, plots, stages, gtable, listening).encode("utf-8"))
         doc["timings_s"] = timings.to_dict()
         pio.write_json(json_path, doc, "report")
     say("report: wrote %s (%.1f s)", html_path, timings.total_s)
@@ -179,5 +193,6 @@ def run_report(
         funnel=funnel,
         genre_table=gtable,
         genre_stage=gstage,
+        listening=listening,
     )
 
