@@ -236,9 +236,11 @@ def pair_audio(row: dict, man_row: dict | None, targets_dir: str | None, setting
         rest = np.maximum(mix_mag - ver_mag, 0.0)
         inst, voc = (rest, ver_mag) if acapella else (ver_mag, rest)
     n_clip = max(1, int(round(clip_s * sr / hop)))
-    f0 = _window(np.square(voc).sum(axis=0), n_clip)
+    clip_n = int(round(clip_s * sr))
+    # the clip lies inside the mix: frame f is centred on sample f * hop
+    f0 = min(_window(np.square(voc).sum(axis=0), n_clip), max(0, (len(mix) - clip_n) // hop))
     f1 = min(f0 + n_clip, voc.shape[1])
-    s0, s1 = f0 * hop, min(len(mix), f0 * hop + int(round(clip_s * sr)))
+    s0, s1 = f0 * hop, min(len(mix), f0 * hop + clip_n)
     clips = {"mix": mix[s0:s1], "version": aligned[s0:s1]}
     if from_targets:
         phase = np.exp(1j * np.angle(mix_stft[:, : inst.shape[1]]))
@@ -394,12 +396,16 @@ def build_listening(stages: dict[str, StageOutputs], out_dir: str, config: Any) 
             log.warning("report: no clips for %s: %s", pid, exc)
             continue
         png = plot_pair_spectra(pa.spectra, pa.sr_hz, pa.hop, pa.start_s, pa.from_targets)
+        size = sum(map(len, blobs.values())) + len(png)
+        if lst.bytes_total + size > budget:  # the estimate above was low: the bound still holds
+            left_out += 1
+            continue
         entry.update(clips=list(blobs), spectrogram=True, clip_start_s=pa.start_s, clip_s=config.clip_s,
                      align_offset_s=pa.offset_s, align_gain_db=pa.gain_db, from_targets=pa.from_targets,
                      notes=pa.notes)
         lst.blobs[pid] = blobs
         lst.pictures[pid] = png
-        lst.bytes_total += sum(map(len, blobs.values())) + len(png)
+        lst.bytes_total += size
         lst.pairs.append(entry)
     lst.available = bool(lst.blobs)
     notes = []
