@@ -56,6 +56,8 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     lvl = VERBOSITY["level"]
     level = logging.WARNING if (quiet or lvl == 0) else (logging.DEBUG if lvl > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    # progress lines (pairminer.progress) are INFO: shown unless --quiet, even when other INFO is not
+    logging.getLogger("pairminer.progress").setLevel(logging.WARNING if quiet else logging.INFO)
     for noisy in ("distributed", "numba", "matplotlib", "fsspec", "asyncio", "tornado", "bokeh"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

@@ -125,7 +125,7 @@ def _splits_html(sp: dict) -> str:
     rows = [[r["split"], _fmt_count(r["pairs"]), _fmt_hours(r["hours"]), _fmt_count(r["artists"])]
             for r in sp["rows"]]
     n = sp["artists_in_several_splits"]
-    check = (f'<div class="ok">✓ artist-disjoint: no artist is in two splits</div>' if n == 0 else
+    check = ('<div class="ok">✓ artist-disjoint: no artist is in two splits</div>' if n == 0 else
              f'<div class="fail">✗ {n} artist(s) are in more than one split</div>')
     return "<h3>Splits (assigned per artist)</h3>" + _table(["split", "pairs", "hours", "artists"], rows,
                                                               {1, 2, 3}) + check
