@@ -334,3 +334,66 @@ def test_dollar_signs_are_drawn_literally(tmp_path):
     from matplotlib import rcParams
 
     assert rcParams["text.parse_math"] is True  # the context does not leak
+
+
+# ---------------------------------------------------------------------------------------------------
+# In a real browser: the audio elements load, and every section renders
+# ---------------------------------------------------------------------------------------------------
+
+_PROBE = """<script>
+(function () {
+  function write() {
+    let p = document.getElementById('probe');
+    if (!p) { p = document.createElement('pre'); p.id = 'probe'; document.body.appendChild(p); }
+    const secs = [...document.querySelectorAll('h2[id]')].map(h => [h.id, h.getBoundingClientRect().top + scrollY]);
+    const audio = [...document.querySelectorAll('audio')].map(a => [a.readyState, a.duration, a.error && a.error.code]);
+    p.textContent = JSON.stringify({secs: secs, audio: audio, height: document.documentElement.scrollHeight});
+  }
+  document.querySelectorAll('audio').forEach(a => { a.addEventListener('loadedmetadata', write);
+                                                     a.addEventListener('error', write); });
+  addEventListener('load', write); setTimeout(write, 2000);
+})();
+</script>"""
+
+
+@pytest.mark.slow
+@needs_ffmpeg
+@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+                    reason="Chromium is not installed (make test installs Debian's chromium)")
+def test_audio_loads_and_every_section_renders_in_chromium(listened, tmp_path):
+    from matplotlib.image import imread, imsave
+    from test_report import _chromium, _console_lines
+
+    _, _, res = listened
+    page = Path(res.html_path).read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    proc = _chromium(["--virtual-time-budget=10000", "--autoplay-policy=no-user-gesture-required", "--dump-dom",
+                      probe.as_uri()], tmp_path)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert m, proc.stderr[-2000:]
+    info = json.loads(m.group(1).replace("&quot;", '"'))
+    n_audio = page.count("<audio ")
+    assert n_audio == 12 and len(info["audio"]) == n_audio
+    for ready, duration, error in info["audio"]:
+        assert error is None and ready >= 1, info["audio"]  # HAVE_METADATA: the browser decoded the header
+        assert duration == pytest.approx(4.0, abs=0.15)
+    ids = [s for s, _ in info["secs"]]
+    assert {"funnel", "genres", "verify", "targets", "listening", "near-misses", "examples"} <= set(ids)
+
+    height = int(min(info["height"] + 50, 16000))
+    shot = tmp_path / "full.png"
+    proc = _chromium([f"--screenshot={shot}", f"--window-size=1280,{height}", "--hide-scrollbars",
+                      Path(res.html_path).resolve().as_uri()], tmp_path)
+    assert shot.exists() and not _console_lines(proc.stderr), proc.stderr[-2000:]
+    img = imread(shot)
+    tops = [int(t) for _, t in info["secs"]] + [img.shape[0]]
+    for (sid, _), top, bottom in zip(info["secs"], tops, tops[1:]):
+        part = img[top:min(bottom, top + 2400)]
+        out = tmp_path / f"section-{sid}.png"
+        imsave(out, part)
+        colours = len(np.unique((part[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+        assert part.shape[0] > 40 and colours > 20, f"section {sid} looks blank ({colours} colours)"
+    listen = img[tops[ids.index("listening")]:tops[ids.index("listening") + 1]]
+    # the spectrogram pictures (magma colours) are drawn in the listening section
+    assert len(np.unique((listen[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 500
