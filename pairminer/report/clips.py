@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AudioError, InputError, PairminerError
-from .load import STATUSES, StageOutputs, _jsonable, _num
+from .load import STATUSES, TARGETS_DIR, StageOutputs, _jsonable, _num
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +371,7 @@ def build_listening(stages: dict[str, StageOutputs], out_dir: str, config: Any) 
     lst.mime = codec[2]
     settings = stft_settings(stages)
     man = _row_index(stages["targets"].tables.get("manifest"))
-    targets_dir = str(Path(out_dir) / "targets") if "://" not in str(out_dir) else None
+    targets_dir = str(Path(out_dir) / TARGETS_DIR) if "://" not in str(out_dir) else None
     vconf = stages["verify"].report.get("config")
     audio_root = config.audio_root or (vconf.get("audio_root") if isinstance(vconf, dict) else None)
     budget = int(config.max_audio_mb * 2**20)

@@ -1,7 +1,7 @@
 """Reading OUT: which stage outputs exist, the tables and reports they hold, and shared number helpers.
 
-The stage-file map `STAGE_FILES` is the one place in the report that names the files of the other
-stages (until `pairminer.stages` holds the artifact table).
+The report names no output file itself: `STAGE_FILES` maps its roles onto the artifact table of
+`pairminer.stages`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import storage as pio
 from ..errors import InputError
+from ..stages import ARTIFACTS
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,16 @@ STATUS_LABELS = {
 STATUS_COLOURS = {"verified": "#2e7d32", "too_similar": "#ef6c00", "too_different": "#6a1b9a", "error": "#c62828"}
 
 
-STAGE_FILES = {
-    "discover": {"candidates": "candidates.parquet", "rejects": "rejects.parquet", "report": "discover-report.json",
-                 "near_misses": "near_misses.parquet"},
-    "verify": {"verified": "verified.parquet", "report": "verify-report.json"},
-    "targets": {"manifest": "targets/manifest.parquet", "report": "targets/targets-report.json"},
+# The report's roles for the artifacts of the registry (pairminer.stages), per stage it reports on.
+_ROLES = {
+    "discover": {"candidates": "candidates", "rejects": "rejects", "report": "discover_report",
+                 "near_misses": "near_misses"},
+    "verify": {"verified": "verified", "report": "verify_report"},
+    "targets": {"manifest": "manifest", "report": "targets_report"},
 }
+STAGE_FILES = {stage: {role: ARTIFACTS[name].path for role, name in roles.items()} for stage, roles in _ROLES.items()}
+"""Stage -> role -> path under OUT, read from the registry's artifact table."""
+TARGETS_DIR = ARTIFACTS["targets_dir"].path
 RUN_HINT = {
     "discover": "run `pairminer discover CATALOG -o OUT`",
     "verify": "run `pairminer verify OUT/candidates.parquet -o OUT`",

@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import storage as pio
 from ..errors import InputError, PairminerError
 from .clips import audio_codec, encode_pair, pair_audio, stft_settings
-from .load import StageOutputs, _jsonable, load_outputs
+from .load import TARGETS_DIR, StageOutputs, _jsonable, load_outputs
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def show_pair(out_dir: str, pair_id: str, dest: str | None = None, *, clip_s: fl
         res.audio_note = "ffmpeg with an Opus or MP3 encoder is not installed: no clips"
     else:
         try:
-            targets_dir = str(Path(out_dir) / "targets")
+            targets_dir = str(Path(out_dir) / TARGETS_DIR)
             pa = pair_audio(row, man, targets_dir, stft_settings(stages), clip_s, root)
             for name, blob in encode_pair(pa, bitrate_kbps, codec).items():
                 fname = f"{name}.{codec[1]}"
