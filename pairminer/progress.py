@@ -22,7 +22,7 @@ import logging
 import math
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +57,23 @@ class Progress:
         interval_s: Outside a terminal, at most this long between two lines.
         step_pct: Outside a terminal, a line each time the stage crosses another step_pct percent.
         clock: Seconds, monotonic (a test can pass a fake one).
+        initial: Tasks already done before this run (a resumed training), counted but not in the rate.
     """
 
     def __init__(self, label: str, total: int, *, unit: str = "task", enabled: bool = True,
                  stream: TextIO | None = None, interval_s: float = 10.0, step_pct: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, initial: int = 0):
         self.label = label
         self.total = max(0, int(total))
         self.unit = unit
-        self.done = 0
+        self.done = self._initial = min(max(0, int(initial)), max(0, int(total)))
+        self._postfix = ""
         self.interval_s = float(interval_s)
         self.step_pct = float(step_pct)
         self._clock = clock
         self._start = self._last = clock()
-        self._next_pct = self.step_pct
+        self._next_pct = self.step_pct * (math.floor(100.0 * self.done / self.total / self.step_pct) + 1) \
+            if self.total else self.step_pct
         self._closed = False
         self._bar = None
         stream = sys.stderr if stream is None else stream
@@ -81,8 +84,8 @@ class Progress:
             except ImportError:  # pragma: no cover - tqdm is a dependency
                 self.mode = "log"
             else:
-                self._bar = tqdm(total=self.total, desc=label, unit=unit, file=stream, dynamic_ncols=True,
-                                 mininterval=0.5, leave=True)
+                self._bar = tqdm(total=self.total, initial=self.done, desc=label, unit=unit, file=stream,
+                                 dynamic_ncols=True, mininterval=0.5, leave=True)
 
     def _units(self, n: int) -> str:
         return self.unit if n == 1 else f"{self.unit}s"
@@ -90,11 +93,17 @@ class Progress:
     def line(self) -> str:
         """The log line for the current count: ``label: done/total units (pct%), rate units/s, ETA t``."""
         elapsed = max(self._clock() - self._start, 1e-9)
-        rate = self.done / elapsed
+        rate = (self.done - self._initial) / elapsed
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         pct = 100.0 * self.done / self.total if self.total else 100.0
         return (f"{self.label}: {self.done:,}/{self.total:,} {self._units(self.total)} ({pct:.0f}%), "
-                f"{rate:,.1f} {self._units(2)}/s, ETA {_duration(eta)}")
+                f"{rate:,.1f} {self._units(2)}/s, ETA {_duration(eta)}{self._postfix}")
+
+    def set_postfix(self, **values: Any) -> None:
+        """Figures shown after the count (e.g. a training loss), as tqdm's set_postfix."""
+        if self._bar is not None:
+            self._bar.set_postfix(**values)
+        self._postfix = "".join(f", {k} {v}" for k, v in values.items())
 
     def update(self, n: int = 1) -> None:
         """Count `n` more finished tasks."""
@@ -121,11 +130,20 @@ class Progress:
             self._bar.close()
         elif self.mode == "log":
             elapsed = self._clock() - self._start
-            rate = self.done / elapsed if elapsed > 0 else float("inf")
+            rate = (self.done - self._initial) / elapsed if elapsed > 0 else float("inf")
             what = "done" if self.done == self.total else "stopped at"
             speed = f"{rate:,.1f}" if math.isfinite(rate) else "-"
             log.info("%s: %s %s/%s %s in %s (%s %s/s)", self.label, what, f"{self.done:,}", f"{self.total:,}",
                      self._units(self.total), _duration(elapsed), speed, self._units(2))
+
+    def track(self, items: Iterable[Any]) -> Iterator[Any]:
+        """Yield `items`, counting one task per item, and close at the end."""
+        try:
+            for item in items:
+                yield item
+                self.update(1)
+        finally:
+            self.close()
 
     def __enter__(self) -> "Progress":
         return self

@@ -132,3 +132,23 @@ def test_a_redirected_stage_writes_a_bounded_log(tmp_path):
                             "-o", str(tmp_path / "q"), "--until", "candidates", "-q"], capture_output=True,
                            text=True, env=env, timeout=600)
     assert quiet.returncode == 0 and "pairminer.progress" not in quiet.stdout + quiet.stderr
+
+
+def test_resumed_run_postfix_and_track(caplog):
+    caplog.set_level(logging.INFO, logger="pairminer.progress")
+    clock = _Clock()
+    bar = Progress("train", 100, unit="step", stream=io.StringIO(), clock=clock, initial=50)
+    assert bar.done == 50
+    for _ in range(10):
+        clock.t += 1.0
+        bar.update(1)
+    bar.set_postfix(loss="0.0046")
+    clock.t += 1.0
+    bar.update(1)
+    lines = _lines(caplog)
+    # a resumed run starts at 50%: its first line is at 60%, its rate counts only this run's steps
+    assert lines[0].startswith("train: 60/100 steps (60%), 1.0 steps/s, ETA 40 s")
+    assert len(lines) == 1  # 61%: neither another 10% nor 10 s since the last line
+    assert bar.line() == "train: 61/100 steps (61%), 1.0 steps/s, ETA 39 s, loss 0.0046"
+    got = list(Progress("evaluate", 3, unit="track", stream=io.StringIO()).track(["a", "b", "c"]))
+    assert got == ["a", "b", "c"] and _lines(caplog)[-1].startswith("evaluate: done 3/3 tracks")
