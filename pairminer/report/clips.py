@@ -304,9 +304,13 @@ def normalise(clips: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def encode_pair(pa: PairAudio, bitrate_kbps: int, codec: tuple[str, str, str]) -> dict[str, bytes]:
-    """Every clip of a pair, compressed: name -> file bytes."""
-    return {name: encode_clip(y, pa.sr_hz, bitrate_kbps, codec) for name, y in normalise(pa.clips).items()
-            if len(y)}
+    """Every clip of a pair, compressed: name -> file bytes (one ffmpeg process per clip, run side by side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clips = {name: y for name, y in normalise(pa.clips).items() if len(y)}
+    with ThreadPoolExecutor(max_workers=len(clips) or 1) as pool:
+        done = {name: pool.submit(encode_clip, y, pa.sr_hz, bitrate_kbps, codec) for name, y in clips.items()}
+        return {name: f.result() for name, f in done.items()}
 
 
 # --------------------------------------------------------------------------------------------------

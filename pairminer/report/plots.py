@@ -197,7 +197,12 @@ def plot_pair_spectra(spectra: dict[str, np.ndarray], sr_hz: int, hop: int, star
         start_s: Time of the first frame on the mix's timeline (s).
         from_targets: Whether the targets are the shard's (else recomputed; said in the titles).
     """
-    fig = _figure(10.0, 2.5)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10.0, 2.5), dpi=64)  # a fixed layout: constrained layout doubled the drawing time
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.2, top=0.88, wspace=0.06)
     mix = spectra["mix"]
     ref = float(mix.max()) if mix.size and mix.max() > 0 else 1.0
     n_frames = mix.shape[1] if mix.ndim == 2 else 0
