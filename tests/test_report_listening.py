@@ -397,3 +397,15 @@ def test_audio_loads_and_every_section_renders_in_chromium(listened, tmp_path):
     listen = img[tops[ids.index("listening")]:tops[ids.index("listening") + 1]]
     # the spectrogram pictures (magma colours) are drawn in the listening section
     assert len(np.unique((listen[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 500
+
+
+def test_clip_window_stays_in_the_covered_frames():
+    from pairminer.report.clips import _window, clip_energy
+
+    voc = np.ones((4, 100))
+    voc[:, 80:] = 10.0  # loudest at the end, but the version only covers frames 10..60
+    assert _window(clip_energy(voc, None), 20) == 80
+    start = _window(clip_energy(voc, {"cover_start_frame": 10, "cover_stop_frame": 60}), 20)
+    assert 10 <= start <= 40
+    assert _window(clip_energy(voc, {"cover_start_frame": None, "cover_stop_frame": None}), 20) == 80
+    assert _window(np.zeros(100), 20) == 40  # no energy: the middle

@@ -74,7 +74,8 @@ def main(verbose: int) -> None:
       verify    Chromaprint check of each candidate pair -> verified.parquet
       targets   aligned vocal targets -> STFT shards + manifest.parquet
       train / separate / evaluate   the bundled U-Net
-      report    the audit: funnel, genre breakdown, hours, plots, report.html
+      report    the audit: funnel, genres, hours, near misses, clips to listen to, report.html
+      show      one pair: every stage's verdict, its clips and spectrogram
       run       a workflows/*.yaml chain of stages, skipping fresh ones
 
     Start with: pairminer discover data/sample/catalog.csv -o OUT

@@ -186,6 +186,24 @@ def _window(energy: np.ndarray, n: int) -> int:
     return int(np.argmax(c[n:] - c[:-n]))
 
 
+def clip_energy(voc: np.ndarray, man_row: dict | None) -> np.ndarray:
+    """Energy per frame of the vocal magnitude (bins, frames) that the clip window is chosen on.
+
+    With the manifest's covered frames (``cover_start_frame``, ``cover_stop_frame``: where the
+    aligned version covers the mix) the frames outside count 0, so the clip is heard where the
+    target is real.
+    """
+    e = np.square(voc, dtype=np.float64).sum(axis=0)
+    if man_row is not None:
+        lo, hi = _num(man_row.get("cover_start_frame")), _num(man_row.get("cover_stop_frame"))
+        if lo is not None and hi is not None and 0 <= lo < hi:
+            keep = np.zeros(len(e), dtype=bool)
+            keep[int(lo):int(hi)] = True
+            if keep.any():
+                e = np.where(keep, e, 0.0)
+    return e
+
+
 def pair_audio(row: dict, man_row: dict | None, targets_dir: str | None, settings: StftSettings, clip_s: float,
                audio_root: str | None = None) -> PairAudio:
     """Decode one pair and cut its clip window (see the module docstring).
@@ -238,7 +256,7 @@ def pair_audio(row: dict, man_row: dict | None, targets_dir: str | None, setting
     n_clip = max(1, int(round(clip_s * sr / hop)))
     clip_n = int(round(clip_s * sr))
     # the clip lies inside the mix: frame f is centred on sample f * hop
-    f0 = min(_window(np.square(voc).sum(axis=0), n_clip), max(0, (len(mix) - clip_n) // hop))
+    f0 = min(_window(clip_energy(voc, man_row), n_clip), max(0, (len(mix) - clip_n) // hop))
     f1 = min(f0 + n_clip, voc.shape[1])
     s0, s1 = f0 * hop, min(len(mix), f0 * hop + clip_n)
     clips = {"mix": mix[s0:s1], "version": aligned[s0:s1]}
