@@ -409,3 +409,28 @@ def test_clip_window_stays_in_the_covered_frames():
     assert 10 <= start <= 40
     assert _window(clip_energy(voc, {"cover_start_frame": None, "cover_stop_frame": None}), 20) == 80
     assert _window(np.zeros(100), 20) == 40  # no energy: the middle
+
+
+def _extra_funnel_steps(stages, steps):
+    steps.append({"key": "extra", "label": "Pairs an extra stage kept", "count": 3, "hours": None,
+                  "parent": "targets", "level": 4, "source": "extra.parquet", "pct_of_catalog": None,
+                  "pct_of_parent": None})
+
+
+def test_a_registered_stage_contributes_its_funnel_steps(tmp_path, monkeypatch):
+    import dataclasses
+
+    from test_report import make_out
+
+    from pairminer import stages as registry
+    from pairminer.report.funnel import build_funnel
+
+    out = make_out(tmp_path / "out")
+    base = [s["key"] for s in build_funnel(load_outputs(str(out)))]
+    assert base[0] == "catalog_rows" and base[-1] == "targets"
+    extra = dataclasses.replace(registry.STAGES[-1], name="extra",
+                                extra={"report_funnel": "test_report_listening:_extra_funnel_steps"})
+    monkeypatch.setattr(registry, "STAGES", (*registry.STAGES, extra))
+    steps = build_funnel(load_outputs(str(out)))
+    assert [s["key"] for s in steps] == [*base, "extra"]
+    assert steps[-1]["pct_of_parent"] == pytest.approx(100 * 3 / 4)  # 4 pairs with targets

@@ -13,17 +13,9 @@ def _step(key, label, count, hours=None, *, parent=None, level=0, source="") -> 
             "source": source, "pct_of_catalog": None, "pct_of_parent": None}
 
 
-def build_funnel(stages: dict[str, StageOutputs]) -> list[dict]:
-    """The funnel from catalog rows to pairs with targets.
-
-    Returns:
-        A list of steps, each a dict with key, label, count (int or None when unknown), hours
-        (mix + version hours of the pairs at that step; catalog hours for the catalog row; None
-        where the outputs do not say), parent (key of the step it is a share of), level (indent),
-        source (the file the count came from), pct_of_catalog and pct_of_parent (0-100 or None).
-    """
-    d, v, t = stages["discover"], stages["verify"], stages["targets"]
-    steps: list[dict] = []
+def _discover_steps(stages: dict[str, StageOutputs], steps: list[dict]) -> None:
+    """Catalog rows, rejected, usable, versions (by kind), candidates."""
+    d = stages["discover"]
     dc = d.counts
     rejects = d.tables.get("rejects")
     cands = d.tables.get("candidates")
@@ -59,6 +51,11 @@ def build_funnel(stages: dict[str, StageOutputs]) -> list[dict]:
             hm, hv = _num(hours_doc.get("kept_mix")), _num(hours_doc.get("kept_version"))
             h_cand = hm + hv if hm is not None and hv is not None else None
         steps.append(_step("candidates", "Candidate pairs", n_cand, h_cand, parent="versions", level=1, source=src))
+
+
+def _verify_steps(stages: dict[str, StageOutputs], steps: list[dict]) -> None:
+    """One step per verify status, shares of the candidates."""
+    d, v = stages["discover"], stages["verify"]
     if v.present:
         ver = v.tables.get("verified")
         parent = "candidates" if d.present else None
@@ -76,6 +73,11 @@ def build_funnel(stages: dict[str, StageOutputs]) -> list[dict]:
             for st in STATUSES:
                 steps.append(_step(st, STATUS_LABELS[st], _int(vc.get(st)),
                                    _num(vh.get(st)), parent=parent, level=2, source="verify-report.json"))
+
+
+def _targets_steps(stages: dict[str, StageOutputs], steps: list[dict]) -> None:
+    """Pairs with targets, a share of the verified pairs."""
+    d, v, t = stages["discover"], stages["verify"], stages["targets"]
     if t.present:
         tp = targets_pairs(stages)
         if tp is not None:
@@ -88,6 +90,44 @@ def build_funnel(stages: dict[str, StageOutputs]) -> list[dict]:
         parent = "verified" if v.present else ("candidates" if d.present else None)
         steps.append(_step("targets", "Pairs with targets", n_t, h_t, parent=parent, level=3 if v.present else 2,
                            source=src))
+
+
+FUNNEL_STEPS = {"discover": _discover_steps, "verify": _verify_steps, "targets": _targets_steps}
+"""Stage -> the function that appends its funnel steps. A stage of the registry (pairminer.stages)
+may instead name its own as ``extra={"report_funnel": "module:function"}`` in its StageSpec."""
+
+
+def funnel_contributors() -> list:
+    """The funnel-step functions of the registry's stages, in pipeline order."""
+    import importlib
+
+    from .. import stages as registry
+
+    out = []
+    for spec in registry.STAGES:
+        ref = spec.extra.get("report_funnel") if isinstance(spec.extra, dict) else None
+        if ref:
+            module, _, attr = ref.partition(":")
+            fn = getattr(importlib.import_module(module), attr)
+        else:
+            fn = FUNNEL_STEPS.get(spec.name)
+        if fn is not None:
+            out.append(fn)
+    return out
+
+
+def build_funnel(stages: dict[str, StageOutputs]) -> list[dict]:
+    """The funnel from catalog rows to pairs with targets.
+
+    Returns:
+        A list of steps, each a dict with key, label, count (int or None when unknown), hours
+        (mix + version hours of the pairs at that step; catalog hours for the catalog row; None
+        where the outputs do not say), parent (key of the step it is a share of), level (indent),
+        source (the file the count came from), pct_of_catalog and pct_of_parent (0-100 or None).
+    """
+    steps: list[dict] = []
+    for contribute in funnel_contributors():
+        contribute(stages, steps)
     by_key = {s["key"]: s for s in steps}
     cat = by_key.get("catalog_rows", {}).get("count")
     for s in steps:
