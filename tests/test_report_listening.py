@@ -434,3 +434,22 @@ def test_a_registered_stage_contributes_its_funnel_steps(tmp_path, monkeypatch):
     steps = build_funnel(load_outputs(str(out)))
     assert [s["key"] for s in steps] == [*base, "extra"]
     assert steps[-1]["pct_of_parent"] == pytest.approx(100 * 3 / 4)  # 4 pairs with targets
+
+
+@needs_ffmpeg
+def test_cli_clip_options(audio_out, tmp_path):
+    from click.testing import CliRunner
+
+    from pairminer.cli import main
+
+    out, _ = audio_out
+    r = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path / "r"), "--clips", "1", "--clip-s", "2",
+                                  "--max-audio-mb", "5", "-q"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["config"]["clips_per_status"] == 1 and doc["config"]["max_audio_mb"] == 5.0
+    assert {p["clip_s"] for p in doc["listening"]["pairs"]} == {2.0} and len(doc["listening"]["pairs"]) == 4
+    for bad, word in ((["--clips", "-1"], "clips_per_status"), (["--clip-s", "0"], "clip_s"),
+                      (["--max-audio-mb", "0"], "max_audio_mb")):
+        r = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path / "x"), *bad])
+        assert r.exit_code == 2 and word in r.output and "Traceback" not in r.output
