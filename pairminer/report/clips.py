@@ -370,7 +370,8 @@ def _row_index(df: pd.DataFrame | None) -> dict[str, dict]:
     return {str(r["pair_id"]): {k: _jsonable(v) for k, v in r.items()} for r in first.to_dict("records")}
 
 
-def build_listening(stages: dict[str, StageOutputs], out_dir: str, config: Any) -> Listening:
+def build_listening(stages: dict[str, StageOutputs], out_dir: str, config: Any, *,
+                    progress: bool = False) -> Listening:
     """Clips and spectrograms of a sample of pairs per group, within `config.max_audio_mb`.
 
     Per-pair problems (a missing file, a failed decode) are recorded on the pair and the others go on.
@@ -398,7 +399,10 @@ def build_listening(stages: dict[str, StageOutputs], out_dir: str, config: Any) 
     audio_root = config.audio_root or (vconf.get("audio_root") if isinstance(vconf, dict) else None)
     budget = int(config.max_audio_mb * 2**20)
     left_out = not_found = 0
-    for group, row in sample:
+    from ..progress import Progress
+
+    bar = Progress("report: clips", len(sample), unit="pair", enabled=progress)
+    for group, row in bar.track(sample):
         pid = str(row["pair_id"])
         entry = {"group": group, "pair_id": pid, **{k: row.get(k) for k in (
             "status", "artist", "mix_title", "version_title", "version_kind", "genre", "ber", "ber_margin",

@@ -83,7 +83,7 @@ def run_report(
         out_dir: The folder the pipeline stages wrote (local path or fsspec URL).
         report_dir: Where report.html, report.json, genre_breakdown.csv/.parquet and the PNGs go.
         config: ReportConfig (defaults when None).
-        progress: Log each step at INFO level (the report is fast; there is no progress bar).
+        progress: Log each step at INFO level, and show the progress of the clips (pairminer.progress).
 
     Returns:
         ReportResult with the output paths and the numbers.
@@ -124,7 +124,7 @@ def run_report(
         near = near_miss_summary(stages, config.near_miss_rows)
 
     with timings.step("listening"):
-        listening = build_listening(stages, out_dir, config)
+        listening = build_listening(stages, out_dir, config, progress=progress)
         say("report: %d pair(s) with clips (%.1f MiB)%s", len(listening.blobs), listening.bytes_total / 2**20,
             f"; {listening.note}" if listening.note else "")
 
