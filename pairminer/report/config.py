@@ -30,7 +30,7 @@ class ReportConfig(StageConfig):
         clip_bitrate_kbps: Bitrate of the Opus (or MP3) clips.
         max_audio_mb: Upper bound on the clips and spectrograms embedded in report.html (MiB); pairs
             that would go over it are left out and the page says how many.
-        audio_root: Resolve relative audio paths against this folder (default: verify's audio_root).
+        audio_root: Resolve relative audio paths against this folder.
         near_miss_rows: Rows listed per near-miss reason.
     """
 
