@@ -37,6 +37,8 @@ def _parse_keywords(values: tuple[str, ...]) -> dict[str, list[str]] | None:
 @click.option("--keyword", "keywords", multiple=True, metavar="KIND=WORD",
               help="Extra version keyword for a kind (repeatable), e.g. --keyword instrumental=instru.")
 @click.option("--max-delta", type=float, default=None, help="Max |duration difference| in seconds (strict). [1.0]")
+@click.option("--max-delta-acapella", type=float, default=None,
+              help="Duration window for acapellas, seconds (they are often trimmed by tens of seconds). [max-delta]")
 @click.option("--min-score", type=float, default=None, help="Min title similarity, 0-100. [90]")
 @click.option("--scorer", default=None, help="rapidfuzz scorer: ratio, token_sort_ratio, token_set_ratio, WRatio.")
 @click.option("--column", "columns", multiple=True, metavar="NAME=SOURCE",
@@ -47,7 +49,7 @@ def _parse_keywords(values: tuple[str, ...]) -> dict[str, list[str]] | None:
               help="YAML file with discover:/verify:/targets: sections (CLI options override it).")
 @scheduler_option
 @quiet_verbose_options
-def discover(catalog, out_dir, until, kinds, keywords, max_delta, min_score, scorer, columns, duration_unit,
+def discover(catalog, out_dir, until, kinds, keywords, max_delta, max_delta_acapella, min_score, scorer, columns, duration_unit,
              audio_root, config_file, scheduler, quiet, verbose):
     """Find (mix, instrumental) pairs in CATALOG (CSV or Parquet, path or URL) and mine them.
 
@@ -63,7 +65,8 @@ def discover(catalog, out_dir, until, kinds, keywords, max_delta, min_score, sco
 
     init_logging(verbose, quiet)
     overrides = {
-        "kinds": kinds, "keywords": _parse_keywords(keywords), "max_delta": max_delta, "min_score": min_score,
+        "kinds": kinds, "keywords": _parse_keywords(keywords), "max_delta": max_delta,
+        "max_delta_acapella": max_delta_acapella, "min_score": min_score,
         "scorer": scorer, "columns": _parse_columns(columns), "duration_unit": duration_unit,
         "audio_root": audio_root,
     }
