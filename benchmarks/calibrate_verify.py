@@ -65,7 +65,7 @@ def report(out: pd.DataFrame, config: VerifyConfig, seed_rule: bool) -> dict:
             v = sub[col].to_numpy(float)
             line[col] = [float(np.nanmin(v)), float(np.nanmedian(v)), float(np.nanmax(v))] if len(v) else None
         if seed_rule:
-            old = [classify(b, o, VerifyConfig())[0] for b, o in zip(sub["ber"], sub["overlap_s"])]
+            old = [classify(b, o, VerifyConfig(max_ber=0.35))[0] for b, o in zip(sub["ber"], sub["overlap_s"])]
             line["seed_rule_right"] = int(sum(a == e for a, e in zip(old, sub["expected"])))
         rows.append(line)
     print(f"{'case':20s} {'exp':13s} {'right':>7s} {'seed':>5s}  {'BER min/med/max':20s} {'excess share':20s} "

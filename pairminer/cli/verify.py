@@ -13,13 +13,13 @@ from ._options import init_logging, quiet_verbose_options, scheduler_option
 @click.option("-o", "--out", "out_dir", required=True, help="Output folder (local or URL).")
 @click.option("--audio-root", default=None, help="Rebase relative audio paths on this folder (default: the candidates' folder).")
 @click.option("--min-ber", type=float, default=None, help="Below this BER the version is the mix itself (too_similar). [default: 0.10]")
-@click.option("--max-ber", type=float, default=None, help="Above this BER the pair is not the same recording (too_different). [default: 0.40]")
-@click.option("--max-ber-acapella", type=float, default=None, help="max-ber for acapellas. [default: 0.46]")
+@click.option("--max-ber", type=float, default=None, help="Above this BER the pair is not the same recording (too_different). [default: 0.41]")
+@click.option("--max-ber-acapella", type=float, default=None, help="max-ber for acapellas. [default: 0.44]")
 @click.option("--min-peak-ratio", type=float, default=None,
               help="Below this GCC-PHAT envelope peak ratio the pair is too_different. [default: 4]")
-@click.option("--min-peak-ratio-acapella", type=float, default=None, help="min-peak-ratio for acapellas. [default: 1.2]")
+@click.option("--min-peak-ratio-acapella", type=float, default=None, help="min-peak-ratio for acapellas (0: not used). [default: 0]")
 @click.option("--max-copy-excess-share", type=float, default=None,
-              help="A low-BER version whose excess share is below this is the mix itself. [default: 0.001]")
+              help="A low-BER version whose excess share is below this is the mix itself. [default: 0.0005]")
 @click.option("--min-overlap-share", type=float, default=None,
               help="Minimum overlap as a share of the shorter track. [default: 0.5]")
 @click.option("--max-offset-s", type=float, default=None, help="Cap of the offset search, seconds. [default: 120]")

@@ -37,11 +37,11 @@ class VerifyConfig(StageConfig):
     stage: ClassVar[str] = "verify"
 
     min_ber: float = 0.10
-    max_ber: float = 0.40
-    max_ber_acapella: float = 0.46
+    max_ber: float = 0.41
+    max_ber_acapella: float = 0.44
     min_peak_ratio: float = 4.0
-    min_peak_ratio_acapella: float = 1.2
-    max_copy_excess_share: float = 0.001
+    min_peak_ratio_acapella: float = 0.0
+    max_copy_excess_share: float = 0.0005
     min_overlap_s: float = 6.0
     min_overlap_share: float = 0.5
     offset_margin_s: float = 3.0
@@ -58,7 +58,7 @@ class VerifyConfig(StageConfig):
     def check(self) -> None:
         if not 0.0 <= self.min_ber < self.max_ber <= 1.0:
             raise ConfigError(f"verify: need 0 <= min_ber < max_ber <= 1, got min_ber={self.min_ber}, "
-                              f"max_ber={self.max_ber}; the defaults are 0.10 and 0.40")
+                              f"max_ber={self.max_ber}; the defaults are 0.10 and 0.41")
         if not self.min_ber < self.max_ber_acapella <= 1.0:
             raise ConfigError(f"verify: need min_ber < max_ber_acapella <= 1, got {self.max_ber_acapella}")
         for name in ("min_peak_ratio", "min_peak_ratio_acapella", "max_copy_excess_share"):

@@ -321,8 +321,11 @@ def compare(a: np.ndarray, b: np.ndarray, max_offset_items: int, *, min_overlap_
     return Match(best, int(offsets[i]), (offsets[i] + frac) * ITEM_S, int(overlap[i]), overlap[i] * ITEM_S, second)
 
 
-# A cell counts as "the mix holds something the version lacks" when it is this far above the version.
+# A cell counts as "the mix holds something the version lacks" when it is this far above the version,
+# in the bands from EXCESS_MIN_HZ up (below it, kick and bass fall on one or two FFT bins and an EQ of
+# another master moves them by more than a quiet voice does).
 EXCESS_DB = 6.0
+EXCESS_MIN_HZ = 220.0
 
 
 def residual_share(mix: Fingerprint, version: Fingerprint, offset_items: float) -> tuple[float, float]:
@@ -343,7 +346,8 @@ def residual_stats(mix: Fingerprint, version: Fingerprint, offset_items: float) 
     Returns:
         residual_share: sum(max(M - g_b V, 0)) / sum(M), in [0, 1]: ~0 for a copy of the mix, about the
             energy share of the missing source for a true version, large for unrelated audio;
-        excess_share: share of the audible cells where M is more than `EXCESS_DB` above g_b V. A
+        excess_share: share of the audible cells (bands from `EXCESS_MIN_HZ` up) where M is more than
+            `EXCESS_DB` above g_b V. A
             remaster or a lossy copy of the mix stays within a few dB everywhere (share ~0); a voice
             that is missing from the version, even 20 dB down, pokes out of a few percent of cells;
         version_gain_db: level of the version relative to the mix (median over the bands of -10 log10 g_b).
@@ -378,6 +382,7 @@ def residual_stats(mix: Fingerprint, version: Fingerprint, offset_items: float) 
     GW = gains[None, :] * W
     share = float(np.maximum(M - GW, 0.0).sum() / max(M.sum(), 1e-20))
     audible = cells & (M > 1e-4 * M.max())
+    audible[:, _BAND_EDGES_HZ[:-1] < EXCESS_MIN_HZ] = False
     excess = float(np.mean(M[audible] > GW[audible] * 10 ** (EXCESS_DB / 10))) if audible.any() else float("nan")
     gain_db = (-10 * float(np.log10(g_all)) + 0.0) if g_all > 0 else float("nan")
     return {"residual_share": share, "excess_share": excess, "version_gain_db": gain_db}
