@@ -15,6 +15,8 @@ from ._options import init_logging, quiet_verbose_options, scheduler_option
 @click.option("--min-ber", type=float, default=None, help="Below this BER the version is the mix itself (too_similar). [default: 0.10]")
 @click.option("--max-ber", type=float, default=None, help="Above this BER the pair is not the same recording (too_different). [default: 0.41]")
 @click.option("--max-ber-acapella", type=float, default=None, help="max-ber for acapellas. [default: 0.44]")
+@click.option("--peak-check-ber", type=float, default=None,
+              help="Pairs with a BER above this also need --min-peak-ratio. [default: 0.30]")
 @click.option("--min-peak-ratio", type=float, default=None,
               help="Below this GCC-PHAT envelope peak ratio the pair is too_different. [default: 4]")
 @click.option("--min-peak-ratio-acapella", type=float, default=None, help="min-peak-ratio for acapellas (0: not used). [default: 0]")
@@ -33,7 +35,7 @@ from ._options import init_logging, quiet_verbose_options, scheduler_option
               help="YAML file with a verify: section; command-line options override it.")
 @scheduler_option
 @quiet_verbose_options
-def verify(candidates, out_dir, audio_root, min_ber, max_ber, max_ber_acapella, min_peak_ratio,
+def verify(candidates, out_dir, audio_root, min_ber, max_ber, max_ber_acapella, peak_check_ber, min_peak_ratio,
            min_peak_ratio_acapella, max_copy_excess_share, min_overlap_share, max_offset_s, max_duration_s, min_overlap_s, max_seconds, no_cache, cache_dir,
            config_path, scheduler, quiet, verbose):
     """Check each candidate pair by listening: Chromaprint both files, align, classify.
@@ -51,7 +53,7 @@ def verify(candidates, out_dir, audio_root, min_ber, max_ber, max_ber_acapella, 
     init_logging(verbose, quiet)
     base = VerifyConfig.from_yaml(Path(config_path).read_text(encoding="utf-8")) if config_path else VerifyConfig()
     config = base.replace(audio_root=audio_root, min_ber=min_ber, max_ber=max_ber, max_ber_acapella=max_ber_acapella,
-                          min_peak_ratio=min_peak_ratio, min_peak_ratio_acapella=min_peak_ratio_acapella,
+                          peak_check_ber=peak_check_ber, min_peak_ratio=min_peak_ratio, min_peak_ratio_acapella=min_peak_ratio_acapella,
                           max_copy_excess_share=max_copy_excess_share, min_overlap_share=min_overlap_share,
                           max_offset_s=max_offset_s, max_duration_s=max_duration_s, min_overlap_s=min_overlap_s,
                           max_seconds=max_seconds, no_cache=no_cache, cache_dir=cache_dir)

@@ -17,6 +17,7 @@ class VerifyConfig(StageConfig):
         min_ber: below this BER (and an excess share under max_copy_excess_share) the version is the mix itself (too_similar).
         max_ber: above this BER the two are different recordings (too_different).
         max_ber_acapella: max_ber for acapellas (a voice alone shares fewer fingerprint bits with its mix).
+        peak_check_ber: pairs with a BER above this also need min_peak_ratio (the ambiguous zone).
         min_peak_ratio: below this GCC-PHAT envelope peak ratio there is no sharp alignment (too_different).
         min_peak_ratio_acapella: min_peak_ratio for acapellas.
         max_copy_excess_share: a low-BER version with fewer cells than this where the mix pokes out of it is a copy.
@@ -39,6 +40,7 @@ class VerifyConfig(StageConfig):
     min_ber: float = 0.10
     max_ber: float = 0.41
     max_ber_acapella: float = 0.44
+    peak_check_ber: float = 0.30
     min_peak_ratio: float = 4.0
     min_peak_ratio_acapella: float = 0.0
     max_copy_excess_share: float = 0.0005
@@ -61,7 +63,7 @@ class VerifyConfig(StageConfig):
                               f"max_ber={self.max_ber}; the defaults are 0.10 and 0.41")
         if not self.min_ber < self.max_ber_acapella <= 1.0:
             raise ConfigError(f"verify: need min_ber < max_ber_acapella <= 1, got {self.max_ber_acapella}")
-        for name in ("min_peak_ratio", "min_peak_ratio_acapella", "max_copy_excess_share"):
+        for name in ("min_peak_ratio", "min_peak_ratio_acapella", "max_copy_excess_share", "peak_check_ber"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"verify: {name} must be >= 0, got {getattr(self, name)}")
         if self.max_seconds is not None and self.max_seconds < self.min_seconds:

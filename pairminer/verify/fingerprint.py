@@ -38,6 +38,7 @@ BAND_HOP_SAMPLES = ITEM_HOP_SAMPLES // BANDS_PER_ITEM  # 455 samples, ~41 ms
 BAND_HOP_S = BAND_HOP_SAMPLES / CHROMAPRINT_SR_HZ
 N_BANDS = 16
 _BAND_FFT = 1024
+_BAND_BLOCK_FRAMES = 4096
 _BAND_EDGES_HZ = np.geomspace(60.0, 5000.0, N_BANDS + 1)
 
 
@@ -161,12 +162,16 @@ def band_energies(y: np.ndarray) -> np.ndarray:
     import scipy.fft
 
     frames = np.lib.stride_tricks.as_strided(y, (n, _BAND_FFT), (BAND_HOP_SAMPLES * 4, 4))
-    spec = scipy.fft.rfft(frames * _band_window(), axis=1)  # float32 in, complex64 out
-    power = spec.real**2 + spec.imag**2
     first, rel_starts, stop = _band_bins()
-    # Sum the bins of each band (no BLAS call: its threads fight the Dask workers for cores).
-    out = np.add.reduceat(power[:, first:stop], rel_starts, axis=1)
-    return (out / np.float32(_BAND_FFT**2)).astype(np.float32)
+    out = np.empty((n, N_BANDS), np.float32)
+    # In blocks of frames, so that a 2-hour file costs a block of spectra, not all of them at once.
+    for k in range(0, n, _BAND_BLOCK_FRAMES):
+        spec = scipy.fft.rfft(frames[k:k + _BAND_BLOCK_FRAMES] * _band_window(), axis=1)  # complex64
+        power = spec.real**2 + spec.imag**2
+        # Sum the bins of each band (no BLAS call: its threads fight the Dask workers for cores).
+        out[k:k + _BAND_BLOCK_FRAMES] = np.add.reduceat(power[:, first:stop], rel_starts, axis=1)
+    out /= np.float32(_BAND_FFT**2)
+    return out
 
 
 def fingerprint_signal(y: np.ndarray, *, source_sr_hz: int = 0, channels: int = 0) -> Fingerprint:

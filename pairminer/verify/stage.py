@@ -240,8 +240,9 @@ def classify_pair(rec: dict, config: VerifyConfig, kind: str = "instrumental") -
     1. too_different: the overlap at the best offset is under `min_overlap_s`, or under
        `min_overlap_share` of the shorter track;
     2. too_different: BER above `max_ber` (`max_ber_acapella` for acapellas: a voice alone shares fewer
-       fingerprint bits with its mix than a band does), or a GCC-PHAT envelope peak ratio under
-       `min_peak_ratio` (`min_peak_ratio_acapella`): no sharp alignment, not the same recording;
+       fingerprint bits with its mix than a band does), or, in the ambiguous zone of BER above
+       `peak_check_ber`, a GCC-PHAT envelope peak ratio under `min_peak_ratio`
+       (`min_peak_ratio_acapella`): no sharp alignment, not the same recording;
     3. too_similar: BER under `min_ber` and an excess share under `max_copy_excess_share`: nothing of
        the mix is missing from the version, it is the mix itself (another master or encode);
     4. verified.
@@ -260,9 +261,10 @@ def classify_pair(rec: dict, config: VerifyConfig, kind: str = "instrumental") -
     peak = rec.get("align_peak_ratio", np.nan)
     min_peak, peak_name = ((config.min_peak_ratio_acapella, "min_peak_ratio_acapella") if acapella
                            else (config.min_peak_ratio, "min_peak_ratio"))
-    if np.isfinite(peak) and peak < min_peak:
-        return "too_different", (f"alignment peak ratio {peak:.2f} below {peak_name} {min_peak:g}: no sharp "
-                                 "alignment, not the same recording")
+    if ber > config.peak_check_ber and np.isfinite(peak) and peak < min_peak:
+        return "too_different", (f"BER {ber:.3f} is above peak_check_ber {config.peak_check_ber:g} and the alignment "
+                                 f"peak ratio {peak:.2f} below {peak_name} {min_peak:g}: no sharp alignment, not the "
+                                 "same recording")
     excess = rec.get("excess_share", np.nan)
     if ber < config.min_ber and not (np.isfinite(excess) and excess >= config.max_copy_excess_share):
         return "too_similar", (f"BER {ber:.3f} below min_ber {config.min_ber:g} and excess share {excess:.4f} below "
