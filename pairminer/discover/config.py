@@ -36,7 +36,7 @@ class DiscoverConfig(StageConfig):
     stage: ClassVar[str] = "discover"
 
     kinds: tuple[str, ...] = ("instrumental",)
-    keywords: dict | None = None
+    keywords: dict[str, list[str]] | None = None
     replace_keywords: bool = False
     max_delta: float = 1.0
     max_delta_acapella: float | None = None
@@ -44,7 +44,7 @@ class DiscoverConfig(StageConfig):
     scorer: str = "ratio"
     ambiguity_margin: float = 2.0
     duration_unit: str = "s"
-    columns: dict | None = None
+    columns: dict[str, str] | None = None
     audio_root: str | None = None
     partition_rows: int = 500_000
 
