@@ -282,3 +282,25 @@ def test_pairs_no_longer_verified_leave_the_manifest(tmp_path):
     assert gone not in set(manifest["pair_id"]) and len(manifest) == 2
     assert res.counts["skipped_existing"] == 2
     assert json.loads((out / "targets-report.json").read_text())["inputs"]["dropped_stale"] == 1
+
+
+def test_old_format_manifest_is_remade(tmp_path):
+    verified, rows = _make_dataset(tmp_path / "in", n=1, duration_s=8.0)
+    out = tmp_path / "out"
+    first = run_targets(verified, out, TargetsConfig(), progress=False)
+    assert first.counts["written"] == 1
+    m = pd.read_parquet(out / "manifest.parquet")
+    assert (m["format_version"] == shards.FORMAT_VERSION).all()
+    # a manifest written before format versions existed (and its pairs) counts as stale
+    m.drop(columns=["format_version", "cover_start_frame", "cover_stop_frame"]).to_parquet(out / "manifest.parquet")
+    again = run_targets(verified, out, TargetsConfig(), progress=False)
+    assert again.counts == {"verified_in": 1, "written": 1, "skipped_existing": 0, "failed": 0}
+    m2 = shards.read_manifest(out)
+    assert m2["format_version"].tolist() == [shards.FORMAT_VERSION]
+    # and a fresh one is skipped
+    third = run_targets(verified, out, TargetsConfig(), progress=False)
+    assert third.counts["skipped_existing"] == 1
+    from pairminer.workflow.freshness import config_hash
+
+    assert TargetsConfig().freshness_extra() == {"shard_format_version": shards.FORMAT_VERSION}
+    assert config_hash(TargetsConfig()) != config_hash(TargetsConfig(split_seed=1))
