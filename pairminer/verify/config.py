@@ -16,11 +16,11 @@ class VerifyConfig(StageConfig):
     Attributes:
         min_ber: below this BER (and an excess share under max_copy_excess_share) the version is the mix itself (too_similar).
         max_ber: above this BER the two are different recordings (too_different).
-        max_ber_acapella: max_ber for acapellas (a voice alone shares fewer fingerprint bits with its mix).
+        max_ber_acapella: the max_ber of acapellas (a voice alone shares fewer fingerprint bits with its mix).
         peak_check_ber: pairs with a BER above this also need min_peak_ratio (the ambiguous zone).
         min_peak_ratio: below this GCC-PHAT envelope peak ratio there is no sharp alignment (too_different).
-        min_peak_ratio_acapella: min_peak_ratio for acapellas.
-        max_copy_excess_share: a low-BER version with fewer cells than this where the mix pokes out of it is a copy.
+        min_peak_ratio_acapella: the min_peak_ratio of acapellas (0: not used; a voice's envelope matches its mix weakly).
+        max_copy_excess_share: a low-BER version with a smaller share of cells where the mix pokes out of it is a copy.
         min_overlap_s: a shorter overlap at the best offset is too_different.
         min_overlap_share: an overlap below this share of the shorter track is too_different.
         offset_margin_s: offsets are searched within |duration delta| + this margin.
