@@ -1,5 +1,7 @@
 """The verify stage: Chromaprint each candidate's audio once, align each pair, classify it.
 
+(Over 500 lines: the fingerprint cache, the pure per-pair tasks and the stage driver belong together.)
+
     candidates.parquet -> verified.parquet, verify-report.json, similarity.png (+ fingerprint cache)
 
 Per batch of `batch_pairs` candidates (memory stays bounded for any number of pairs):
@@ -10,11 +12,13 @@ Per batch of `batch_pairs` candidates (memory stays bounded for any number of pa
    to the cache as one atomically written Parquet part;
 3. compare the pairs (Dask tasks over chunks of pairs): best item offset within
    |duration delta| + `offset_margin_s`, BER there, sub-item offset, overlap, residual share;
-4. classify: error (a file failed; `reason` names it and why) | too_different (overlap shorter
-   than `min_overlap_s` or BER > `max_ber`) | too_similar (BER < `min_ber`: the "version" is the
-   mix's own master) | verified.
+4. classify (`classify_pair`): error (a file failed; `reason` names it and why) | too_different
+   (overlap too short, absolutely or relative to the shorter track; BER above `max_ber`; or, in the
+   ambiguous BER zone, no sharp GCC-PHAT envelope peak) | too_similar (low BER and no excess: the
+   "version" is the mix itself) | verified.
 
-The default thresholds come from synthetic pairs (see docs/verify.md for the distributions).
+The default thresholds come from the realistic generated cases of `pairminer.synth_cases`,
+calibrated on one seed and reported on a held-out one (see docs/verify.md for the distributions).
 """
 
 from __future__ import annotations
@@ -212,7 +216,11 @@ def fingerprint_task(path: str, max_seconds: float | None, min_seconds: float,
 
 
 def classify(ber: float, overlap_s: float, config: VerifyConfig) -> tuple[str, str | None]:
-    """Status and reason of a pair from its BER and overlap (files already decoded fine)."""
+    """The seed's BER-only rule, kept for comparison (benchmarks/calibrate_verify.py --seed-rule).
+
+    The stage decides with `classify_pair`, which also uses the overlap share, the excess share and the
+    alignment peak ratio.
+    """
     if not np.isfinite(ber) or overlap_s < config.min_overlap_s:
         return "too_different", (f"overlap {overlap_s:.1f} s at the best offset is below min_overlap_s "
                                  f"{config.min_overlap_s:g} s")
@@ -559,4 +567,4 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
 
 
 __all__ = ["VerifyConfig", "VerifyResult", "run_verify", "FingerprintCache", "fingerprint_task", "compare_pairs",
-           "classify", "file_key", "error_category", "STATUSES"]
+           "classify", "classify_pair", "search_radius_s", "file_key", "content_digest", "error_category", "STATUSES"]
