@@ -95,6 +95,8 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("train", "compile"): {"decls": ("--compile/--no-compile", "compile")},
     ("train", "skip_silent_target_db"): {"default_text": "off"},
     ("report", "examples_per_status"): {"decls": ("--examples", "examples_per_status")},
+    ("report", "clips_per_status"): {"decls": ("--clips", "clips_per_status")},
+    ("report", "audio_root"): {"default_text": "verify's audio_root"},
 }
 """(stage, field) -> how its option differs from the generated one: `decls` (the option's spelling and
 parameter name), `flag` (a plain on-flag), `callback`/`multiple`/`metavar`, `help`, `default_text`

@@ -17,15 +17,16 @@ from ._options import (config_file_option, config_options, init_logging, quiet_v
 @config_file_option("report")
 @quiet_verbose_options
 def report(out, report_dir, config_path, quiet, verbose, **options):
-    """Audit what the pipeline mined in OUT: funnel, genre breakdown, hours, plots, one HTML page.
+    """Audit what the pipeline mined in OUT: funnel, genres, hours, near misses, clips, one HTML page.
 
     Reads whichever of candidates.parquet, rejects.parquet, discover-report.json, verified.parquet,
-    verify-report.json and targets/manifest.parquet exist in OUT; a stage that has not run gets a
-    section saying so.
+    verify-report.json, near_misses.parquet and targets/manifest.parquet exist in OUT; a stage that
+    has not run gets a section saying so. For a few pairs per verify status, clips of the mix, the
+    aligned version and the targets are embedded (needs the audio files and ffmpeg).
 
     \b
     Example:
-      pairminer report OUT -o OUT/report --top-n 10
+      pairminer report OUT -o OUT/report --top-n 10 --clips 3 --clip-s 8
       open OUT/report/report.html
     """
     init_logging(verbose, quiet)

@@ -170,11 +170,9 @@ class _Metrics:
 def _progress_bar(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm  # optional: a torch-only machine may lack it
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc="train")
+    from ..progress import Progress  # a bar in a terminal, bounded log lines elsewhere
+
+    return Progress("train", total, unit="step", initial=initial)
 
 
 @torch.no_grad()
