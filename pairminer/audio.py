@@ -227,6 +227,20 @@ def _wav_data_shortfall(path: str) -> tuple[int, int, int] | None:
 
 
 def _decode_soundfile(path: str, sr_hz: int, max_seconds: float | None):
+    (y,), src_sr, channels = _decode_soundfile_rates(path, [(sr_hz, max_seconds)])
+    if isinstance(y, AudioError):
+        raise y
+    return y, src_sr, channels
+
+
+def _decode_soundfile_rates(path: str, wants: list[tuple[int, float | None]]):
+    """One decode of `path`, mono, resampled (soxr, streaming) to each (sr_hz, max_seconds) of `wants`.
+
+    Each output gets the same blocks, in the same order, as a decode for it alone would feed its
+    resampler, so each is bit-identical to `_decode_soundfile(path, sr_hz, max_seconds)`. Returns
+    (outputs, source rate, channels) where an output is an array or the AudioError that a decode for
+    it alone would raise; an AudioError raised here concerns every output.
+    """
     import soundfile as sf
     import soxr
 
@@ -243,29 +257,45 @@ def _decode_soundfile(path: str, sr_hz: int, max_seconds: float | None):
             raise AudioError(f"{path}: truncated, the WAV header promises {claimed} bytes of audio but the file holds "
                              f"{present}; re-fetch or re-encode it")
         src_sr, channels = f.samplerate, f.channels
-        limit = f.frames if max_seconds is None else min(f.frames, int(max_seconds * src_sr))
+        limits = [f.frames if ms is None else min(f.frames, int(ms * src_sr)) for _, ms in wants]
+        limit = max(limits)
         if limit <= 0:
             raise AudioError(f"{path}: no audio frames (empty or zero-length file)")
-        resampler = soxr.ResampleStream(src_sr, sr_hz, 1, dtype="float32", quality="HQ") if src_sr != sr_hz else None
-        parts, read = [], 0
+        resamplers = [soxr.ResampleStream(src_sr, sr, 1, dtype="float32", quality="HQ") if src_sr != sr else None
+                      for sr, _ in wants]
+        parts: list[list[np.ndarray]] = [[] for _ in wants]
+        errors: list[AudioError | None] = [
+            AudioError(f"{path}: no audio frames (empty or zero-length file)") if lim <= 0 else None for lim in limits]
+        read = 0
         try:
             while read < limit:
                 block = f.read(min(_BLOCK_FRAMES, limit - read), dtype="float32", always_2d=True)
                 if len(block) == 0:
                     break
-                read += len(block)
+                before, read = read, read + len(block)
                 mono = _mono(block)
-                last = read >= limit
-                parts.append(resampler.resample_chunk(mono, last=last) if resampler else mono)
+                for k, (lim, rs) in enumerate(zip(limits, resamplers)):
+                    if before >= lim:
+                        continue
+                    piece = mono if read <= lim else mono[: lim - before]
+                    parts[k].append(rs.resample_chunk(piece, last=read >= lim) if rs else piece)
         except sf.LibsndfileError as exc:
             # The header parsed (the file opened), so the stream stops short of what it promises.
-            raise AudioError(f"{path}: truncated or corrupt, decoding fails after {read / src_sr:.1f} s of the "
-                             f"{f.frames / src_sr:.1f} s its header promises ({exc})") from exc
-        if resampler is not None and (not parts or read < limit):
-            parts.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        if read < limit:
-            raise AudioError(f"{path}: truncated, header promises {limit / src_sr:.1f} s but only {read / src_sr:.1f} s decode")
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32), src_sr, channels
+            err = AudioError(f"{path}: truncated or corrupt, decoding fails after {read / src_sr:.1f} s of the "
+                             f"{f.frames / src_sr:.1f} s its header promises ({exc})")
+            err.__cause__ = exc
+            errors = [e or (err if read < lim else None) for e, lim in zip(errors, limits)]
+        for k, (lim, rs) in enumerate(zip(limits, resamplers)):
+            if errors[k] is not None:
+                continue
+            if rs is not None and (not parts[k] or read < lim):
+                parts[k].append(rs.resample_chunk(np.zeros(0, np.float32), last=True))
+            if read < lim:
+                errors[k] = AudioError(f"{path}: truncated, header promises {lim / src_sr:.1f} s but only "
+                                       f"{read / src_sr:.1f} s decode")
+    outs = [e if e is not None else (np.concatenate(p) if p else np.zeros(0, np.float32))
+            for e, p in zip(errors, parts)]
+    return outs, src_sr, channels
 
 
 class _Fallback(Exception):
@@ -353,6 +383,90 @@ def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_s
             y, src_sr, ch = _decode_ffmpeg(path, sr_hz, max_seconds, timeout_s)
         except _Fallback:
             y, src_sr, ch = _decode_audioread(path, sr_hz, max_seconds)
+    return _finish(path, y, sr_hz, min_seconds, check_silence, src_sr, ch)
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """One consumer's view of a file for `load_audio_rates` (the keyword arguments of `load_audio`)."""
+
+    sr_hz: int
+    max_seconds: float | None = None
+    min_seconds: float = 0.0
+    check_silence: bool = True
+    max_duration_s: float | None = None
+
+
+def load_audio_rates(path: str, requests: list[DecodeRequest], *, timeout_s: float = DECODE_TIMEOUT_S
+                     ) -> list[tuple[np.ndarray, AudioInfo] | AudioError]:
+    """Decode `path` once for several consumers (e.g. verify at 11025 Hz and targets at 8192 Hz).
+
+    Each result is what ``load_audio(path, r.sr_hz, ...)`` would return for request r, bit for bit,
+    or the AudioError it would raise: the file is read and downmixed once, and resampled (soxr) once
+    per requested rate. Formats that libsndfile cannot read go through one ffmpeg run per request.
+    """
+    if not requests:
+        return []
+    local = _file_url_path(path)
+    if local is not None:
+        path = local
+    p = Path(path)
+
+    def each(fn) -> list:
+        out = []
+        for r in requests:
+            try:
+                out.append(fn(r))
+            except AudioError as exc:
+                out.append(exc)
+        return out
+
+    if "://" in path or p.suffix.lower() not in SOUNDFILE_EXTS or not p.is_file() or p.stat().st_size == 0:
+        return each(lambda r: load_audio(path, r.sr_hz, max_seconds=r.max_seconds, min_seconds=r.min_seconds,
+                                         check_silence=r.check_silence, max_duration_s=r.max_duration_s,
+                                         timeout_s=timeout_s))
+    results: list = [None] * len(requests)
+    need_probe = [r.max_duration_s is not None and (r.max_seconds is None or r.max_seconds > r.max_duration_s)
+                  for r in requests]
+    dur = probe_duration_s(path) if any(need_probe) else None
+    live = []
+    for k, r in enumerate(requests):
+        if need_probe[k] and dur is not None and dur > r.max_duration_s:
+            results[k] = AudioError(f"{path}: {dur / 3600:.2f} h long, over the length cap of {r.max_duration_s:g} "
+                                    "s; raise the stage's max_duration_s (or set max_seconds) to read it")
+        else:
+            live.append(k)
+    if not live:
+        return results
+    try:
+        outs, src_sr, ch = _decode_soundfile_rates(path, [(requests[k].sr_hz, requests[k].max_seconds) for k in live])
+    except _Fallback:
+        for k in live:
+            r = requests[k]
+            try:
+                results[k] = load_audio(path, r.sr_hz, max_seconds=r.max_seconds, min_seconds=r.min_seconds,
+                                        check_silence=r.check_silence, timeout_s=timeout_s)
+            except AudioError as exc:
+                results[k] = exc
+        return results
+    except AudioError as exc:
+        for k in live:
+            results[k] = exc
+        return results
+    for k, y in zip(live, outs):
+        results[k] = y if isinstance(y, AudioError) else _checked(path, y, requests[k], src_sr, ch)
+    return results
+
+
+def _checked(path: str, y: np.ndarray, r: DecodeRequest, src_sr: int, ch: int):
+    try:
+        return _finish(path, y, r.sr_hz, r.min_seconds, r.check_silence, src_sr, ch)
+    except AudioError as exc:
+        return exc
+
+
+def _finish(path: str, y: np.ndarray, sr_hz: int, min_seconds: float, check_silence: bool, src_sr: int, ch: int
+            ) -> tuple[np.ndarray, AudioInfo]:
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     dur = len(y) / sr_hz

@@ -129,20 +129,41 @@ def compute_pair(row: dict, config: TargetsConfig) -> tuple[np.ndarray, dict[str
     Raises:
         AudioError: a file cannot be decoded, or the pair is unusable (too short, no overlap).
     """
-    import librosa
+    from ..audio import load_audio
 
-    from .align import estimate_gain, refine_offset, shift_onto
-    from ..audio import load_audio, resolve_audio_path
+    check_mix_duration(row, config)
+    (mpath, mreq), (vpath, vreq) = decode_requests(row, config)
+    # The length cap is read from the headers first, so a small file that holds hours is never decoded.
+    mix, _ = load_audio(mpath, mreq.sr_hz, max_duration_s=mreq.max_duration_s)
+    ver, _ = load_audio(vpath, vreq.sr_hz, max_duration_s=vreq.max_duration_s)
+    return compute_pair_audio(row, config, mix, ver)
 
+
+def check_mix_duration(row: dict, config: TargetsConfig) -> None:
+    """Refuse (AudioError) a pair whose mix_duration_s is over `max_duration_s`, before any decode."""
     dur = row.get("mix_duration_s")
     if dur is not None and np.isfinite(dur) and dur > config.max_duration_s:
         raise AudioError(f"mix is {dur:.0f} s long, over max_duration_s={config.max_duration_s:.0f}; raise it to keep it")
+
+
+def decode_requests(row: dict, config: TargetsConfig) -> tuple[tuple[str, Any], tuple[str, Any]]:
+    """((mix path, DecodeRequest), (version path, DecodeRequest)): what `compute_pair` decodes, and how."""
+    from ..audio import DecodeRequest, resolve_audio_path
+
+    mix = resolve_audio_path(row["mix_audio_path"], audio_root=config.audio_root)
+    ver = resolve_audio_path(row["version_audio_path"], audio_root=config.audio_root)
+    return ((mix, DecodeRequest(config.sr, max_duration_s=config.max_duration_s)),
+            (ver, DecodeRequest(config.sr, max_duration_s=config.max_duration_s + config.search_window_s + 3600.0)))
+
+
+def compute_pair_audio(row: dict, config: TargetsConfig, mix: np.ndarray, ver: np.ndarray
+                       ) -> tuple[np.ndarray, dict[str, Any]]:
+    """`compute_pair` on audio already decoded (mono float32 at `config.sr`, as `load_audio` gives it)."""
+    import librosa
+
+    from .align import estimate_gain, refine_offset, shift_onto
+
     sr = config.sr
-    # The length cap is read from the headers first, so a small file that holds hours is never decoded.
-    mix, _ = load_audio(resolve_audio_path(row["mix_audio_path"], audio_root=config.audio_root), sr,
-                        max_duration_s=config.max_duration_s)
-    ver, _ = load_audio(resolve_audio_path(row["version_audio_path"], audio_root=config.audio_root), sr,
-                        max_duration_s=config.max_duration_s + config.search_window_s + 3600.0)
     if len(mix) > config.max_duration_s * sr:
         raise AudioError(f"mix is over max_duration_s={config.max_duration_s:.0f} s long; raise it to keep it")
     coarse_s = float(row["offset_s"]) if row.get("offset_s") is not None and np.isfinite(row["offset_s"]) else 0.0
@@ -361,124 +382,179 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
         OutputError: out_dir cannot be written.
     """
     config = config or TargetsConfig()
-    config.check()
     check_scheduler(scheduler)
-    if is_url(out_dir):
-        raise OutputError(f"{out_dir}: targets writes memory-mappable shards and needs a local -o folder")
-    out = Path(out_dir)
-    ensure_dir(out)
-    remove_stale_temps(out)  # e.g. a manifest a killed run was writing
-    remove_file(out / REPORT_NAME)  # written last, it marks a complete run; the manifest changes below
-    timings = Timings()
-    with timings.step("read_input"):
+    session = TargetsSession(out_dir, config)
+    with session.timings.step("read_input"):
         verified, rows_in = _load_verified(str(verified_path))
-        existing = _load_existing_manifest(out, config)
-    dropped_stale = 0
-    if existing is not None and len(existing):
-        # A pair that is no longer verified upstream must not stay in the training data.
-        stale = ~existing["pair_id"].isin(set(verified["pair_id"].astype(str)))
-        dropped_stale = int(stale.sum())
-        if dropped_stale:
-            log.warning("targets: dropping %d manifest row(s) whose pair is no longer verified", dropped_stale)
-            existing = existing[~stale].reset_index(drop=True)
-            write_table(out / shardlib.MANIFEST_NAME, existing, "manifest")
-    done_ids = set(existing["pair_id"]) if existing is not None else set()
-    manifest_parts: list[pd.DataFrame] = [existing] if existing is not None and len(existing) else []
-    referenced = sorted(set(existing["shard"])) if existing is not None else []
-    shardlib.remove_unreferenced(out, referenced)
+        session.load_existing()
+    session.drop_stale(set(verified["pair_id"].astype(str)))
+    session.open_writer()
+    pending = session.plan(_row_dict(r) for _, r in verified.iterrows())
+    log.info("targets: %d verified pairs, %d already done, %d to make", len(verified), session.skipped, len(pending))
 
-    failures: list[dict[str, str]] = []
-    pending: list[dict] = []
-    skipped = 0
-    seen: set[str] = set()
-    for _, r in verified.iterrows():
-        row = _row_dict(r)
-        pid = str(row["pair_id"])
-        if pid in done_ids:
-            skipped += 1
-        elif pid in seen:
-            failures.append({"pair_id": pid, "reason": "duplicate pair_id in the input; only its first row is used"})
-        else:
-            seen.add(pid)
-            pending.append(row)
-    log.info("targets: %d verified pairs, %d already done, %d to make", len(verified), skipped, len(pending))
-
-    capacity = shardlib.shard_capacity_frames(config.shard_mb, config.n_fft)
-    first_index = max((shardlib.shard_index(s) for s in referenced), default=-1) + 1
-    waiting: dict[str, tuple[dict, dict]] = {}
-    written_stats: list[dict] = []
-
-    def commit(relpath: str, entries: list[tuple[Any, int, int]]) -> None:
-        rows = []
-        for pid, start, _n in entries:
-            row, stats = waiting.pop(pid)
-            rows.append(_manifest_row(row, stats, relpath, start, config))
-            written_stats.append(stats)
-        manifest_parts.append(pd.DataFrame(rows))
-        write_table(out / shardlib.MANIFEST_NAME, pd.concat(manifest_parts, ignore_index=True), "manifest")
-
-    writer = shardlib.ShardWriter(out, config.bins, capacity, first_index=first_index, on_seal=commit)
     from ..progress import Progress
 
-    with timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
+    with session.timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
             Progress("targets", len(pending), unit="pair", enabled=progress) as bar:
         import dask
 
-        for batch in _plan_batches(pending, config, capacity):
+        for batch in _plan_batches(pending, config, session.capacity):
             tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
             results = runner.compute(*tasks, label=f"{len(batch)} pair(s)", progress=bar)
             for row, res in zip(batch, results):
-                if res.error is not None:
-                    log.warning("pair %s failed: %s", row["pair_id"], res.error)
-                    failures.append({"pair_id": str(row["pair_id"]), "reason": res.error})
-                    continue
-                waiting[row["pair_id"]] = (row, res.stats)
-                writer.add(row["pair_id"], res.frames)
+                session.add(row, res)
             del results, tasks
-        writer.close()
-    if not manifest_parts:  # nothing ever written: still leave an empty, schema-valid manifest
-        write_table(out / shardlib.MANIFEST_NAME, pd.DataFrame([], columns=_manifest_columns()), "manifest")
+        session.close_writer()
+    return session.finish(str(verified_path), len(verified), rows_in, scheduler)
 
-    manifest = shardlib.read_manifest(out)
-    splits = [assign_split(k, tuple(config.splits), config.split_seed) for k in manifest["artist_key"]]
-    if splits != manifest["split"].tolist():  # splits or split_seed changed since those pairs were written
-        manifest["split"] = splits
-        write_table(out / shardlib.MANIFEST_NAME, manifest, "manifest")
-    shard_list = sorted(set(manifest["shard"]))
-    total_bytes = sum((out / s).stat().st_size for s in shard_list)
-    processed_s = float(sum(s["duration_s"] for s in written_stats))
-    counts = {"verified_in": len(verified), "written": len(written_stats), "skipped_existing": skipped,
-              "failed": len(failures)}
-    assert counts["verified_in"] == counts["written"] + counts["skipped_existing"] + counts["failed"], counts
-    wall = timings.steps.get("compute_and_write", 0.0)
-    cores = _n_cores(scheduler)
-    rtf = processed_s / wall if processed_s > 0 and wall > 0 else None
-    report = {
-        "stage": "targets",
-        "config": config.to_dict(),
-        "versions": versions(),
-        "inputs": {"verified": str(verified_path), "rows_in": rows_in, "not_verified": rows_in - len(verified),
-                   "dropped_stale": dropped_stale},
-        "counts": counts,
-        "failures": failures,
-        "hours": float(manifest["duration_s"].sum()) / 3600.0 if len(manifest) else 0.0,
-        "hours_written": processed_s / 3600.0,
-        "frames": int(manifest["n_frames"].sum()) if len(manifest) else 0,
-        "bytes": int(total_bytes),
-        "shards": len(shard_list),
-        "splits": {k: int(v) for k, v in manifest["split"].value_counts().items()} if len(manifest) else {},
-        "timings_s": timings.to_dict(),
-        "realtime_factor": rtf,
-        "realtime_factor_per_core": rtf / cores if rtf is not None else None,
-        "cores": cores,
-    }
-    report_path = out / REPORT_NAME
-    write_json(report_path, report, "targets-report")
-    log.info("targets: %d written, %d skipped, %d failed; %.2f h in %d shard(s)", counts["written"], skipped,
-             len(failures), report["hours"], len(shard_list))
-    return TargetsResult(out_dir=str(out), manifest_path=str(out / shardlib.MANIFEST_NAME),
-                         report_path=str(report_path), shards=shard_list, counts=counts, hours=report["hours"],
-                         frames=report["frames"], bytes=report["bytes"], failures=failures)
+
+class TargetsSession:
+    """The targets folder of one run: its manifest, shard writer, commit protocol and report.
+
+    `run_targets` drives it from verified.parquet; the fused verify+targets path (`pairminer.chain`)
+    drives it from pairs verified in the same tasks. Order: `load_existing`, `drop_stale` (when the
+    verified pairs are known up front), `open_writer`, `plan`, `add` per computed pair,
+    `close_writer`, `drop_stale` (when they are known only now), `finish`.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, config: TargetsConfig):
+        config.check()
+        if is_url(out_dir):
+            raise OutputError(f"{out_dir}: targets writes memory-mappable shards and needs a local -o folder")
+        self.config = config
+        self.out = out = Path(out_dir)
+        ensure_dir(out)
+        remove_stale_temps(out)  # e.g. a manifest a killed run was writing
+        remove_file(out / REPORT_NAME)  # written last, it marks a complete run; the manifest changes below
+        self.timings = Timings()
+        self.existing: pd.DataFrame | None = None
+        self.manifest_parts: list[pd.DataFrame] = []
+        self.dropped_stale = 0
+        self.failures: list[dict[str, str]] = []
+        self.skipped = 0
+        self.done_ids: set[str] = set()
+        self.waiting: dict[str, tuple[dict, dict]] = {}
+        self.written_stats: list[dict] = []
+        self.capacity = shardlib.shard_capacity_frames(config.shard_mb, config.n_fft)
+        self.writer: shardlib.ShardWriter | None = None
+        self._seen: set[str] = set()
+
+    def load_existing(self) -> None:
+        self.existing = _load_existing_manifest(self.out, self.config)
+        self._sync_existing()
+
+    def _sync_existing(self) -> None:
+        ex = self.existing
+        self.done_ids = set(ex["pair_id"]) if ex is not None else set()
+        self.manifest_parts = [ex] if ex is not None and len(ex) else []
+
+    def drop_stale(self, verified_ids: set[str]) -> None:
+        """Drop manifest rows whose pair is no longer verified (they must not stay in the training data)."""
+        manifest = (pd.concat(self.manifest_parts, ignore_index=True) if self.manifest_parts else None)
+        if manifest is None or not len(manifest):
+            return
+        stale = ~manifest["pair_id"].astype(str).isin(verified_ids)
+        n = int(stale.sum())
+        if not n:
+            return
+        self.dropped_stale += n
+        log.warning("targets: dropping %d manifest row(s) whose pair is no longer verified", n)
+        kept = manifest[~stale].reset_index(drop=True)
+        write_table(self.out / shardlib.MANIFEST_NAME, kept, "manifest")
+        self.manifest_parts = [kept] if len(kept) else []
+        self.done_ids -= set(manifest.loc[stale, "pair_id"])
+        if self.writer is not None:  # called after the writer closed: clear shards nobody names any more
+            shardlib.remove_unreferenced(self.out, sorted(set(kept["shard"])))
+
+    def open_writer(self) -> None:
+        parts = self.manifest_parts
+        referenced = sorted(set(pd.concat(parts)["shard"])) if parts else []
+        shardlib.remove_unreferenced(self.out, referenced)
+        first_index = max((shardlib.shard_index(s) for s in referenced), default=-1) + 1
+        self.writer = shardlib.ShardWriter(self.out, self.config.bins, self.capacity, first_index=first_index,
+                                           on_seal=self._commit)
+
+    def _commit(self, relpath: str, entries: list[tuple[Any, int, int]]) -> None:
+        rows = []
+        for pid, start, _n in entries:
+            row, stats = self.waiting.pop(pid)
+            rows.append(_manifest_row(row, stats, relpath, start, self.config))
+            self.written_stats.append(stats)
+        self.manifest_parts.append(pd.DataFrame(rows))
+        write_table(self.out / shardlib.MANIFEST_NAME, pd.concat(self.manifest_parts, ignore_index=True), "manifest")
+
+    def wanted(self, pair_id: str) -> bool | None:
+        """True: make this pair; False: already in the manifest (counted as skipped); None: a duplicate (a failure)."""
+        pid = str(pair_id)
+        if pid in self.done_ids:
+            self.skipped += 1
+            return False
+        if pid in self._seen:
+            self.failures.append({"pair_id": pid, "reason": "duplicate pair_id in the input; only its first row is used"})
+            return None
+        self._seen.add(pid)
+        return True
+
+    def plan(self, rows: Any) -> list[dict]:
+        """The rows still to make, in order (skips and duplicates are counted)."""
+        return [row for row in rows if self.wanted(row["pair_id"])]
+
+    def add(self, row: dict, res: "_PairOutput") -> None:
+        if res.error is not None:
+            log.warning("pair %s failed: %s", row["pair_id"], res.error)
+            self.failures.append({"pair_id": str(row["pair_id"]), "reason": res.error})
+            return
+        self.waiting[row["pair_id"]] = (row, res.stats)
+        self.writer.add(row["pair_id"], res.frames)
+
+    def close_writer(self) -> None:
+        self.writer.close()
+
+    def finish(self, verified_path: str, n_verified: int, rows_in: int, scheduler: str) -> "TargetsResult":
+        """Write the final manifest (if none yet) and targets-report.json; return the result."""
+        config, out, timings, failures = self.config, self.out, self.timings, self.failures
+        if not self.manifest_parts:  # nothing ever written: still leave an empty, schema-valid manifest
+            write_table(out / shardlib.MANIFEST_NAME, pd.DataFrame([], columns=_manifest_columns()), "manifest")
+        manifest = shardlib.read_manifest(out)
+        splits = [assign_split(k, tuple(config.splits), config.split_seed) for k in manifest["artist_key"]]
+        if splits != manifest["split"].tolist():  # splits or split_seed changed since those pairs were written
+            manifest["split"] = splits
+            write_table(out / shardlib.MANIFEST_NAME, manifest, "manifest")
+        shard_list = sorted(set(manifest["shard"]))
+        total_bytes = sum((out / s).stat().st_size for s in shard_list)
+        processed_s = float(sum(s["duration_s"] for s in self.written_stats))
+        counts = {"verified_in": n_verified, "written": len(self.written_stats), "skipped_existing": self.skipped,
+                  "failed": len(failures)}
+        assert counts["verified_in"] == counts["written"] + counts["skipped_existing"] + counts["failed"], counts
+        wall = timings.steps.get("compute_and_write", 0.0)
+        cores = _n_cores(scheduler)
+        rtf = processed_s / wall if processed_s > 0 and wall > 0 else None
+        report = {
+            "stage": "targets",
+            "config": config.to_dict(),
+            "versions": versions(),
+            "inputs": {"verified": str(verified_path), "rows_in": rows_in, "not_verified": rows_in - n_verified,
+                       "dropped_stale": self.dropped_stale},
+            "counts": counts,
+            "failures": failures,
+            "hours": float(manifest["duration_s"].sum()) / 3600.0 if len(manifest) else 0.0,
+            "hours_written": processed_s / 3600.0,
+            "frames": int(manifest["n_frames"].sum()) if len(manifest) else 0,
+            "bytes": int(total_bytes),
+            "shards": len(shard_list),
+            "splits": {k: int(v) for k, v in manifest["split"].value_counts().items()} if len(manifest) else {},
+            "timings_s": timings.to_dict(),
+            "realtime_factor": rtf,
+            "realtime_factor_per_core": rtf / cores if rtf is not None else None,
+            "cores": cores,
+        }
+        report_path = out / REPORT_NAME
+        write_json(report_path, report, "targets-report")
+        log.info("targets: %d written, %d skipped, %d failed; %.2f h in %d shard(s)", counts["written"], self.skipped,
+                 len(failures), report["hours"], len(shard_list))
+        return TargetsResult(out_dir=str(out), manifest_path=str(out / shardlib.MANIFEST_NAME),
+                             report_path=str(report_path), shards=shard_list, counts=counts, hours=report["hours"],
+                             frames=report["frames"], bytes=report["bytes"], failures=failures)
 
 
 def _n_cores(scheduler: str) -> int:

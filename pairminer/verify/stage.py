@@ -342,142 +342,206 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
     Returns:
         VerifyResult with output paths and counts (verified + too_similar + too_different + error = candidates).
     """
-    config = config or VerifyConfig()
-    timings = Timings()
-    out_dir = str(out_dir)
-    ensure_dir(out_dir)
-    remove_stale_temps(out_dir)
-    with timings.step("read_candidates"):
-        table = read_table(candidates_path)
-        # A verified.parquet (or any table with extra columns) can be verified again: keep the
-        # candidate columns, then check them against the schema.
-        from ..schemas import table_schema
-
-        cand_cols = [c for c in table_schema("candidates").names if c in table.column_names]
-        cands = table_schema("candidates").conform(table.select(cand_cols)).to_pandas()
-    n = len(cands)
-    base_dir = None if is_url(candidates_path) else str(Path(candidates_path).resolve().parent)
-
-    tmp_cache = None
-    if config.no_cache:
-        cache_dir = tmp_cache = os.path.join(out_dir if not is_url(out_dir) else "/tmp",
-                                             f".fingerprint-cache-{uuid.uuid4().hex[:8]}")
-    else:
-        cache_dir = config.cache_dir or join(out_dir, "fingerprint-cache")
-    if is_url(cache_dir):
-        raise ConfigError(f"--cache-dir must be a local folder, got {cache_dir}")
-    cache = FingerprintCache(cache_dir)
-
-    results: list[dict] = []
-    file_errors: dict[str, str] = {}
-    seen_files: set[str] = set()
-    n_decoded = n_cached = 0
-    decoded_audio_s = decode_cpu_s = 0.0
+    session = VerifySession(candidates_path, out_dir, config)
     try:
         with dask_runner(scheduler, progress=progress) as runner:
-            for start in range(0, n, config.batch_pairs):
-                batch = cands.iloc[start:start + config.batch_pairs]
-                stats = _run_batch(batch, start, config, cache, runner, base_dir, file_errors, seen_files, timings)
-                results.extend(stats["results"])
-                n_decoded += stats["decoded"]
-                n_cached += stats["cached"]
-                decoded_audio_s += stats["decoded_audio_s"]
-                decode_cpu_s += stats["decode_s"]
-        if tmp_cache is None:
-            cache.compact()
+            for start, batch in session.batches():
+                session.add_stats(_run_batch(batch, start, session, runner))
+        session.close_cache()
     finally:
-        if tmp_cache is not None:
-            shutil.rmtree(tmp_cache, ignore_errors=True)
+        session.remove_tmp_cache()
+    return session.finish(scheduler)
 
-    with timings.step("write"):
-        remove_file(join(out_dir, "verify-report.json"))  # written last, it marks a complete run
-        res = pd.DataFrame(results).set_index("row").reindex(range(n)) if results else pd.DataFrame(
-            index=range(n), columns=[*RESULT_COLUMNS, "mix_s"])
-        out = cands.reset_index(drop=True).copy()
+
+class VerifySession:
+    """One verify run: its candidates, fingerprint cache, per-file state, counts and outputs.
+
+    `run_verify` drives it with fingerprint and compare tasks; the fused verify+targets path
+    (`pairminer.chain`) with one task per pair. Both call `batches`, `lookup` per batch,
+    `add_stats`, `close_cache` and `finish`, so they write the same tables.
+    """
+
+    def __init__(self, candidates_path: str | os.PathLike, out_dir: str | os.PathLike,
+                 config: VerifyConfig | None = None):
+        self.config = config = config or VerifyConfig()
+        self.timings = timings = Timings()
+        self.candidates_path = candidates_path
+        self.out_dir = out_dir = str(out_dir)
+        ensure_dir(out_dir)
+        remove_stale_temps(out_dir)
+        with timings.step("read_candidates"):
+            table = read_table(candidates_path)
+            # A verified.parquet (or any table with extra columns) can be verified again: keep the
+            # candidate columns, then check them against the schema.
+            from ..schemas import table_schema
+
+            cand_cols = [c for c in table_schema("candidates").names if c in table.column_names]
+            self.cands = table_schema("candidates").conform(table.select(cand_cols)).to_pandas()
+        self.n = len(self.cands)
+        self.base_dir = None if is_url(candidates_path) else str(Path(candidates_path).resolve().parent)
+        self.tmp_cache = None
+        if config.no_cache:
+            self.cache_dir = self.tmp_cache = os.path.join(out_dir if not is_url(out_dir) else "/tmp",
+                                                           f".fingerprint-cache-{uuid.uuid4().hex[:8]}")
+        else:
+            self.cache_dir = config.cache_dir or join(out_dir, "fingerprint-cache")
+        if is_url(self.cache_dir):
+            raise ConfigError(f"--cache-dir must be a local folder, got {self.cache_dir}")
+        self.cache = FingerprintCache(self.cache_dir)
+        self.results: list[dict] = []
+        self.file_errors: dict[str, str] = {}
+        self.seen_files: set[str] = set()
+        self.n_decoded = self.n_cached = 0
+        self.decoded_audio_s = self.decode_cpu_s = 0.0
+
+    def batches(self) -> Iterable[tuple[int, pd.DataFrame]]:
+        for start in range(0, self.n, self.config.batch_pairs):
+            yield start, self.cands.iloc[start:start + self.config.batch_pairs]
+
+    def add_stats(self, stats: dict) -> None:
+        self.results.extend(stats["results"])
+        self.n_decoded += stats["decoded"]
+        self.n_cached += stats["cached"]
+        self.decoded_audio_s += stats["decoded_audio_s"]
+        self.decode_cpu_s += stats["decode_s"]
+
+    def close_cache(self) -> None:
+        """After a complete pass: merge the cache's parts when there are many."""
+        if self.tmp_cache is None:
+            self.cache.compact()
+
+    def remove_tmp_cache(self) -> None:
+        """Always, last: remove the throw-away cache of a `no_cache` run."""
+        if self.tmp_cache is not None:
+            shutil.rmtree(self.tmp_cache, ignore_errors=True)
+
+    def lookup(self, batch: pd.DataFrame, start: int) -> tuple[list[tuple], dict, dict[str, Fingerprint], list[str], set]:
+        """Resolve a batch's paths and look its files up in the cache.
+
+        Returns:
+            (rows, keys, fps, todo, new_files): rows are (row, delta_s, mix path, mix error, version
+            path, version error, kind); keys maps a path to its (cache key, size, mtime); fps holds the
+            cached fingerprints by path; todo lists the paths to decode; new_files the paths first seen here.
+        """
+        config = self.config
+        rows = []
+        for i, rec in enumerate(batch.itertuples(index=False)):
+            mpath, merr = _resolve(rec.mix_audio_path, self.base_dir, config.audio_root)
+            vpath, verr = _resolve(rec.version_audio_path, self.base_dir, config.audio_root)
+            rows.append((start + i, float(rec.duration_delta_s), mpath, merr, vpath, verr,
+                         str(getattr(rec, "version_kind", "instrumental") or "instrumental").strip().lower()))
+        with self.timings.step("cache_lookup"):
+            keys: dict[str, tuple[str, int, int]] = {}
+            new_files: set[str] = set()
+            for _, _, mpath, _, vpath, _, _ in rows:
+                for p in (mpath, vpath):
+                    if p is None or p in keys or p in self.file_errors:
+                        continue
+                    if p not in self.seen_files:
+                        new_files.add(p)
+                        self.seen_files.add(p)
+                    try:
+                        keys[p] = file_key(p, config.max_seconds)
+                    except AudioError as exc:
+                        self.file_errors[p] = str(exc)
+            cached = self.cache.lookup(k for k, _, _ in keys.values())
+        fps: dict[str, Fingerprint] = {p: cached[k[0]] for p, k in keys.items() if k[0] in cached}
+        todo = [p for p in keys if p not in fps]
+        self.n_cached += sum(1 for p, k in keys.items() if k[0] in cached and p in new_files)
+        return rows, keys, fps, todo, new_files
+
+    def cache_record(self, path: str, keys: dict, fp: Fingerprint) -> dict:
+        key, size, mtime_ns = keys[path]
+        return {"key": key, "path": path, "size_bytes": size, "mtime_ns": mtime_ns,
+                "max_seconds": self.config.max_seconds, **fp.encode()}
+
+    def error_result(self, row: int, mpath, merr, vpath, verr) -> dict | None:
+        """The error record of a pair whose file(s) failed, naming each file and why; None if both are fine."""
+        problems = []
+        for side, p, e in (("mix", mpath, merr), ("version", vpath, verr)):
+            msg = e or (self.file_errors.get(p) if p is not None else None)
+            if msg:
+                problems.append(f"{side} {msg}")
+        if not problems:
+            return None
+        return {"row": row, "status": "error", "reason": "; ".join(problems),
+                **{c: np.nan for c in _FLOAT_RESULTS}, "mix_s": np.nan}
+
+    def _with_results(self, out: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
         for col in RESULT_COLUMNS:
             out[col] = res[col].to_numpy()
         for col in _FLOAT_RESULTS:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
         out["reason"] = out["reason"].astype(object).where(out["reason"].notna(), None)
-        verified_path = join(out_dir, "verified.parquet")
-        write_table(verified_path, out, "verified")
-        plot_path = _plot(out, config, join(out_dir, "similarity.png"))
+        return out
 
-    counts = out["status"].value_counts().to_dict()
-    err = out[out["status"] == "error"]
-    by_reason: dict[str, int] = {}
-    for r in err["reason"]:
-        by_reason[error_category(r)] = by_reason.get(error_category(r), 0) + 1
-    n_ok = n - len(err)
-    mix_s = pd.to_numeric(res["mix_s"], errors="coerce").to_numpy()
-    verified_s = float(np.nansum(np.where(out["status"].to_numpy() == "verified", mix_s, 0.0)))
-    total = timings.total_s
-    cores = os.cpu_count() or 1
-    report = {
-        "stage": "verify",
-        "inputs": {"candidates": str(candidates_path)},
-        "outputs": {"verified": verified_path, "plot": plot_path, "cache_dir": None if tmp_cache else cache_dir},
-        "config": config.to_dict(),
-        "versions": versions(),
-        "scheduler": scheduler,
-        "counts": {
-            "candidates": n,
-            **{s: int(counts.get(s, 0)) for s in STATUSES},
-            "errors_by_reason": by_reason,
-            "files": len(seen_files),
-            "files_decoded": n_decoded,
-            "files_cached": n_cached,
-            "files_failed": len(file_errors),
-        },
-        "metadata_confusion_share": (int(counts.get("too_similar", 0)) / n_ok) if n_ok else 0.0,
-        "hours": {"verified": verified_s / 3600.0, "decoded": decoded_audio_s / 3600.0},
-        "timings_s": timings.to_dict(),
-        "realtime_factor": decoded_audio_s / total if total > 0 else 0.0,
-        "realtime_factor_per_core": decoded_audio_s / decode_cpu_s if decode_cpu_s > 0 else None,
-        "cpu_cores": cores,
-    }
-    report_path = join(out_dir, "verify-report.json")
-    write_json(report_path, report, "verify-report")
-    log.info("verify: %d candidates -> %d verified, %d too similar, %d too different, %d errors", n,
-             counts.get("verified", 0), counts.get("too_similar", 0), counts.get("too_different", 0), len(err))
-    return VerifyResult(
-        verified_path=verified_path, report_path=report_path, plot_path=plot_path,
-        cache_dir=None if tmp_cache else cache_dir, n_candidates=n,
-        n_verified=int(counts.get("verified", 0)), n_too_similar=int(counts.get("too_similar", 0)),
-        n_too_different=int(counts.get("too_different", 0)), n_error=int(counts.get("error", 0)),
-        n_files=len(seen_files), n_decoded=n_decoded, n_cached=n_cached, n_file_errors=len(file_errors),
-    )
+    def finish(self, scheduler: str, extra_timings: dict | None = None) -> VerifyResult:
+        """Write verified.parquet, similarity.png and verify-report.json (last: it marks a complete run)."""
+        config, timings, n, out_dir = self.config, self.timings, self.n, self.out_dir
+        results = self.results
+        with timings.step("write"):
+            remove_file(join(out_dir, "verify-report.json"))  # written last, it marks a complete run
+            res = pd.DataFrame(results).set_index("row").reindex(range(n)) if results else pd.DataFrame(
+                index=range(n), columns=[*RESULT_COLUMNS, "mix_s"])
+            out = self._with_results(self.cands.reset_index(drop=True).copy(), res)
+            verified_path = join(out_dir, "verified.parquet")
+            write_table(verified_path, out, "verified")
+            plot_path = _plot(out, config, join(out_dir, "similarity.png"))
+        tmp_cache, cache_dir, file_errors, seen_files = self.tmp_cache, self.cache_dir, self.file_errors, self.seen_files
+        n_decoded, n_cached = self.n_decoded, self.n_cached
+        decoded_audio_s, decode_cpu_s = self.decoded_audio_s, self.decode_cpu_s
+        candidates_path = self.candidates_path
+        counts = out["status"].value_counts().to_dict()
+        err = out[out["status"] == "error"]
+        by_reason: dict[str, int] = {}
+        for r in err["reason"]:
+            by_reason[error_category(r)] = by_reason.get(error_category(r), 0) + 1
+        n_ok = n - len(err)
+        mix_s = pd.to_numeric(res["mix_s"], errors="coerce").to_numpy()
+        verified_s = float(np.nansum(np.where(out["status"].to_numpy() == "verified", mix_s, 0.0)))
+        total = timings.total_s
+        cores = os.cpu_count() or 1
+        report = {
+            "stage": "verify",
+            "inputs": {"candidates": str(candidates_path)},
+            "outputs": {"verified": verified_path, "plot": plot_path, "cache_dir": None if tmp_cache else cache_dir},
+            "config": config.to_dict(),
+            "versions": versions(),
+            "scheduler": scheduler,
+            "counts": {
+                "candidates": n,
+                **{s: int(counts.get(s, 0)) for s in STATUSES},
+                "errors_by_reason": by_reason,
+                "files": len(seen_files),
+                "files_decoded": n_decoded,
+                "files_cached": n_cached,
+                "files_failed": len(file_errors),
+            },
+            "metadata_confusion_share": (int(counts.get("too_similar", 0)) / n_ok) if n_ok else 0.0,
+            "hours": {"verified": verified_s / 3600.0, "decoded": decoded_audio_s / 3600.0},
+            "timings_s": {**timings.to_dict(), **(extra_timings or {})},
+            "realtime_factor": decoded_audio_s / total if total > 0 else 0.0,
+            "realtime_factor_per_core": decoded_audio_s / decode_cpu_s if decode_cpu_s > 0 else None,
+            "cpu_cores": cores,
+        }
+        report_path = join(out_dir, "verify-report.json")
+        write_json(report_path, report, "verify-report")
+        log.info("verify: %d candidates -> %d verified, %d too similar, %d too different, %d errors", n,
+                 counts.get("verified", 0), counts.get("too_similar", 0), counts.get("too_different", 0), len(err))
+        return VerifyResult(
+            verified_path=verified_path, report_path=report_path, plot_path=plot_path,
+            cache_dir=None if tmp_cache else cache_dir, n_candidates=n,
+            n_verified=int(counts.get("verified", 0)), n_too_similar=int(counts.get("too_similar", 0)),
+            n_too_different=int(counts.get("too_different", 0)), n_error=int(counts.get("error", 0)),
+            n_files=len(seen_files), n_decoded=n_decoded, n_cached=n_cached, n_file_errors=len(file_errors),
+        )
 
 
-def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: FingerprintCache, runner,
-               base_dir: str | None, file_errors: dict[str, str], seen_files: set[str], timings: Timings) -> dict:
+def _run_batch(batch: pd.DataFrame, start: int, session: VerifySession, runner) -> dict:
     import dask
 
-    rows = []
-    for i, rec in enumerate(batch.itertuples(index=False)):
-        mpath, merr = _resolve(rec.mix_audio_path, base_dir, config.audio_root)
-        vpath, verr = _resolve(rec.version_audio_path, base_dir, config.audio_root)
-        rows.append((start + i, float(rec.duration_delta_s), mpath, merr, vpath, verr,
-                     str(getattr(rec, "version_kind", "instrumental") or "instrumental").strip().lower()))
-
-    # Which files are needed, and which of those the cache already holds.
-    with timings.step("cache_lookup"):
-        keys: dict[str, tuple[str, int, int]] = {}
-        new_files: set[str] = set()
-        for _, _, mpath, _, vpath, _, _ in rows:
-            for p in (mpath, vpath):
-                if p is None or p in keys or p in file_errors:
-                    continue
-                if p not in seen_files:
-                    new_files.add(p)
-                    seen_files.add(p)
-                try:
-                    keys[p] = file_key(p, config.max_seconds)
-                except AudioError as exc:
-                    file_errors[p] = str(exc)
-        cached = cache.lookup(k for k, _, _ in keys.values())
-    fps: dict[str, Fingerprint] = {p: cached[k[0]] for p, k in keys.items() if k[0] in cached}
-    todo = [p for p in keys if p not in fps]
+    config, cache, file_errors, timings = session.config, session.cache, session.file_errors, session.timings
+    rows, keys, fps, todo, _new = session.lookup(batch, start)
 
     decoded_audio_s = decode_s = 0.0
     if todo:
@@ -496,23 +560,16 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
             fp: Fingerprint = o["fp"]
             fps[p] = fp
             decoded_audio_s += fp.duration_s
-            key, size, mtime_ns = keys[p]
-            new_records.append({"key": key, "path": p, "size_bytes": size, "mtime_ns": mtime_ns,
-                                "max_seconds": config.max_seconds, **fp.encode()})
+            new_records.append(session.cache_record(p, keys, fp))
         with timings.step("cache_write"):
             cache.append(new_records)
 
     # Compare pairs whose two files both fingerprinted; the rest are errors naming the file.
     results, comparable = [], []
     for row, delta, mpath, merr, vpath, verr, kind in rows:
-        problems = []
-        for side, p, e in (("mix", mpath, merr), ("version", vpath, verr)):
-            msg = e or (file_errors.get(p) if p is not None else None)
-            if msg:
-                problems.append(f"{side} {msg}")
-        if problems:
-            results.append({"row": row, "status": "error", "reason": "; ".join(problems),
-                            **{c: np.nan for c in _FLOAT_RESULTS}, "mix_s": np.nan})
+        err = session.error_result(row, mpath, merr, vpath, verr)
+        if err is not None:
+            results.append(err)
         else:
             comparable.append((row, delta, mpath, vpath, kind))
     with timings.step("compare"):
@@ -528,9 +585,7 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
             for part in runner.compute(tasks, label="verify: compare", unit="pair",
                                        weights=sizes)[0]:
                 results.extend(part)
-    # A file reused from an earlier batch of this run is not counted again.
-    n_cached = sum(1 for p, k in keys.items() if k[0] in cached and p in new_files)
-    return {"results": results, "decoded": sum(1 for p in todo if p in fps), "cached": n_cached,
+    return {"results": results, "decoded": sum(1 for p in todo if p in fps), "cached": 0,
             "decoded_audio_s": decoded_audio_s, "decode_s": decode_s}
 
 
