@@ -163,6 +163,10 @@ class StageSpec:
         results: result object -> its run.json `results` ({"counts": {...}, ...}).
         summary_counts: the counts `pairminer run` prints after the stage.
         doc: the docs page that describes it.
+        fused_with: (next stage, "module:function") when the two can run as one pass: when both run
+            in one invocation, the runner calls ``function(<input>, <output>, <next stage's output>,
+            config, next config, progress=, scheduler=)``, which returns {stage name: result} with
+            each stage's usual result (verify -> targets decode each audio file once this way).
     """
 
     name: str
@@ -183,6 +187,7 @@ class StageSpec:
     uses_scheduler: bool = True
     summary_counts: tuple[str, ...] = ()
     doc: str = ""
+    fused_with: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def config_class(self) -> type:
@@ -216,7 +221,8 @@ STAGES: tuple[StageSpec, ...] = (
         command="verify", reads=("candidates",),
         writes=("verified", "verify_report", "similarity_plot", "fingerprint_cache"), fresh_outputs=2,
         run_input="candidates", run_output="OUT", path_fields=("audio_root", "cache_dir"), audio_from="all",
-        results=_verify_results, summary_counts=("candidates", "verified", "error"), doc="docs/verify.md"),
+        results=_verify_results, summary_counts=("candidates", "verified", "error"), doc="docs/verify.md",
+        fused_with=("targets", "pairminer.chain:run_verify_targets")),
     StageSpec(
         name="targets", config="pairminer.targets.config:TargetsConfig", run="pairminer.targets.stage:run_targets",
         command="targets", reads=("verified",), writes=("manifest", "targets_report", "shards"), fresh_outputs=2,

@@ -170,6 +170,7 @@ def fake_stages(monkeypatch):
     """Replace the stage calls: each writes its output files (content = a call counter) and is recorded."""
     class Calls(list):
         fail: dict[str, BaseException] = {}
+        fused: list[tuple[str, ...]]
 
     calls = Calls()
     fail = calls.fail = {}
@@ -183,7 +184,13 @@ def fake_stages(monkeypatch):
             Path(p).write_text(f"{stage} call {len(calls)}\n")
         return {"stage": stage, "n": len(calls)}
 
+    def fake_fused(wf, stages, progress):
+        calls.fused.append(tuple(stages))
+        return {s: fake_run(wf, s, progress) for s in stages}
+
+    calls.fused = []
     monkeypatch.setattr(wfr, "run_stage", fake_run)
+    monkeypatch.setattr(wfr, "run_fused", fake_fused)
     monkeypatch.setattr(wfr, "stage_results", lambda stage, res: {"counts": {"n": res["n"]}})
     return calls
 
@@ -329,19 +336,56 @@ def test_dry_run_plans_and_runs_nothing(tmp_path, fake_stages):
 
 def test_failure_is_recorded_and_the_next_run_resumes_there(tmp_path, fake_stages):
     path = _wf(tmp_path)
-    fake_stages.fail["targets"] = InputError("verified.parquet is broken; rerun verify")
+    fake_stages.fail["train"] = InputError("manifest.parquet is broken; rerun targets")
     with pytest.raises(InputError, match="broken"):
         run_workflow(path)
     doc = run_doc(tmp_path / "out")
     assert doc["status"] == "failed"
     st = {e["stage"]: e for e in doc["stages"]}
-    assert st["targets"]["status"] == "failed" and "broken" in st["targets"]["error"]
-    assert st["targets"]["last_success"] is None and "train" not in st
+    assert st["train"]["status"] == "failed" and "broken" in st["train"]["error"]
+    assert st["train"]["last_success"] is None and "report" not in st
+    del fake_stages.fail["train"]
+    fake_stages.clear()
+    res = run_workflow(path)
+    assert ran(fake_stages) == ["train", "report"]
+    assert res.outcome("train").reason == "last attempt failed: manifest.parquet is broken; rerun targets"
+
+
+def test_verify_and_targets_run_as_one_pass_only_when_both_run(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_workflow(path)
+    assert fake_stages.fused == [("verify", "targets")]
+    doc = run_doc(tmp_path / "out")
+    st = {e["stage"]: e for e in doc["stages"]}
+    # each stage keeps its own entry, with the fingerprints that make the next run skip it
+    assert st["verify"]["status"] == st["targets"]["status"] == "ran"
+    verified = str(tmp_path / "out" / "verified.parquet")
+    assert any(i["path"] == verified and i.get("exists", True) for i in st["targets"]["last_success"]["inputs"])
+    fake_stages.clear()
+    fake_stages.fused.clear()
+    assert run_workflow(path).skipped == list(STAGES) and fake_stages.fused == []
+    # only targets runs: the separate path
+    run_workflow(_wf(tmp_path, targets={"shard_mb": 64}))
+    assert fake_stages.fused == [] and ran(fake_stages) == ["targets", "train", "report"]
+    # until verify: verify alone
+    fake_stages.clear()
+    run_workflow(_wf(tmp_path, verify={"max_ber": 0.3}), until="verify")
+    assert fake_stages.fused == [] and ran(fake_stages) == ["verify"]
+
+
+def test_a_failed_one_pass_marks_both_stages_failed(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    fake_stages.fail["targets"] = InputError("disk full")
+    with pytest.raises(InputError, match="disk full"):
+        run_workflow(path)
+    st = {e["stage"]: e for e in run_doc(tmp_path / "out")["stages"]}
+    assert st["verify"]["status"] == st["targets"]["status"] == "failed"
+    assert "disk full" in st["targets"]["error"] and "train" not in st
     del fake_stages.fail["targets"]
     fake_stages.clear()
     res = run_workflow(path)
-    assert ran(fake_stages) == ["targets", "train", "report"]
-    assert res.outcome("targets").reason == "last attempt failed: verified.parquet is broken; rerun verify"
+    assert ran(fake_stages) == ["verify", "targets", "train", "report"]
+    assert res.outcome("verify").reason.startswith("last attempt failed")
 
 
 def test_interrupted_training_resumes_but_changed_training_starts_over(tmp_path, fake_stages):

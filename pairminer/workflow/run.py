@@ -96,6 +96,17 @@ def run_stage(wf: Workflow, stage: str, progress: bool, *, resume: bool = False)
                                wf.config(stage), **kwargs)
 
 
+def run_fused(wf: Workflow, stages: list[str], progress: bool) -> dict[str, Any]:
+    """Run two stages as one pass through the first's `StageSpec.fused_with` function: {stage: result}."""
+    first, second = (registry.stage(s) for s in stages)
+    kwargs: dict[str, Any] = {"progress": progress}
+    if first.uses_scheduler:
+        kwargs["scheduler"] = wf.scheduler
+    fn = registry._load(first.fused_with[1])
+    return fn(wf.artifact_path(first.run_input), wf.artifact_path(first.run_output),
+              wf.artifact_path(second.run_output), wf.config(first.name), wf.config(second.name), **kwargs)
+
+
 def stage_results(stage: str, res: Any) -> dict[str, Any]:
     """The counts of a stage result, as recorded in run.json."""
     return registry.stage(stage).results(res)
@@ -148,6 +159,45 @@ def _must_start_afresh(stage: str, prev: dict | None, chash: str, force: bool, r
 
 def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bool, progress: bool,
              entries: dict[str, dict], save: Callable[[], None], emit: Callable[[StageOutcome], None]) -> StageOutcome:
+    ctx = _prepare(wf, stage, prev, force, reason, entries, save, emit)
+    t0 = time.perf_counter()
+    try:
+        _start_afresh_if_needed(wf, ctx, prev, force)
+        res = run_stage(wf, stage, progress, resume=ctx["resume"])
+    except Exception as exc:  # recorded in run.json, then re-raised for the caller
+        return _failed(ctx, exc, round(time.perf_counter() - t0, 4), entries, emit)
+    return _succeeded(wf, ctx, res, round(time.perf_counter() - t0, 4), entries, save, emit)
+
+
+def _execute_fused(wf: Workflow, stages: list[str], prevs: list[dict | None], reasons: list[str], force: bool,
+                   progress: bool, entries: dict[str, dict], save: Callable[[], None],
+                   emit: Callable[[StageOutcome], None]) -> list[StageOutcome]:
+    """Run two stages as one pass (the first's `StageSpec.fused_with`); each keeps its run.json entry.
+
+    The wall time of the pass is split evenly between the two entries (the work is shared).
+    """
+    ctxs = [_prepare(wf, s, p, force, r, entries, save, emit) for s, p, r in zip(stages, prevs, reasons)]
+    t0 = time.perf_counter()
+    try:
+        for ctx, p in zip(ctxs, prevs):
+            _start_afresh_if_needed(wf, ctx, p, force)
+        res = run_fused(wf, stages, progress)
+    except Exception as exc:
+        dur = round(time.perf_counter() - t0, 4)
+        # One pass: neither stage completed (verify's tables are written at the end of the pass).
+        out = [_failed(ctxs[0], exc, dur, entries, emit)]
+        entries[stages[1]].update(status="failed", duration_s=dur, error=out[0].error)
+        return out
+    dur = round((time.perf_counter() - t0) / 2, 4)
+    # The second stage read what the first wrote in the same pass: fingerprint its inputs now.
+    ctxs[1]["inputs"] = input_fingerprints(wf, stages[1], content=True)
+    entries[stages[1]]["inputs"] = ctxs[1]["inputs"]
+    log.info("%s: ran in one pass with %s", stages[1], stages[0])
+    return [_succeeded(wf, ctx, res[s], dur, entries, save, emit) for ctx, s in zip(ctxs, stages)]
+
+
+def _prepare(wf: Workflow, stage: str, prev: dict | None, force: bool, reason: str, entries: dict[str, dict],
+             save: Callable[[], None], emit: Callable[[StageOutcome], None]) -> dict[str, Any]:
     spec = registry.stage(stage)
     cfg = wf.config(stage)
     chash = config_hash(cfg)
@@ -166,25 +216,34 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
     save()
     emit(StageOutcome(stage, "run", "running", reason))
     log.info("%s: running (%s)", stage, reason)
-    t0 = time.perf_counter()
-    try:
-        if folder is not None and _must_start_afresh(stage, prev, chash, force, resume):
-            _reset_owned_folder(wf, stage, folder, owned)
-        res = run_stage(wf, stage, progress, resume=resume)
-    except Exception as exc:  # recorded in run.json, then re-raised for the caller
-        dur = round(time.perf_counter() - t0, 4)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        entries[stage].update(status="failed", duration_s=dur, error=msg)
-        o = StageOutcome(stage, "run", "failed", reason, duration_s=dur, error=msg, result=exc)
-        emit(o)
-        return o
-    dur = round(time.perf_counter() - t0, 4)
+    return {"stage": stage, "cfg": cfg, "chash": chash, "resume": resume, "folder": folder, "owned": owned,
+            "inputs": inputs, "reason": reason}
+
+
+def _start_afresh_if_needed(wf: Workflow, ctx: dict, prev: dict | None, force: bool) -> None:
+    if ctx["folder"] is not None and _must_start_afresh(ctx["stage"], prev, ctx["chash"], force, ctx["resume"]):
+        _reset_owned_folder(wf, ctx["stage"], ctx["folder"], ctx["owned"])
+
+
+def _failed(ctx: dict, exc: Exception, dur: float, entries: dict[str, dict],
+            emit: Callable[[StageOutcome], None]) -> StageOutcome:
+    stage = ctx["stage"]
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    entries[stage].update(status="failed", duration_s=dur, error=msg)
+    o = StageOutcome(stage, "run", "failed", ctx["reason"], duration_s=dur, error=msg, result=exc)
+    emit(o)
+    return o
+
+
+def _succeeded(wf: Workflow, ctx: dict, res: Any, dur: float, entries: dict[str, dict], save: Callable[[], None],
+               emit: Callable[[StageOutcome], None]) -> StageOutcome:
+    stage = ctx["stage"]
     results = stage_results(stage, res)
     entries[stage].update(status="ran", duration_s=dur, last_success={
-        "finished_at": _now(), "duration_s": dur, "config": cfg.to_dict(), "config_hash": chash, "inputs": inputs,
-        "outputs": output_fingerprints(wf, stage, content=True), "results": results})
+        "finished_at": _now(), "duration_s": dur, "config": ctx["cfg"].to_dict(), "config_hash": ctx["chash"],
+        "inputs": ctx["inputs"], "outputs": output_fingerprints(wf, stage, content=True), "results": results})
     save()
-    o = StageOutcome(stage, "run", "ran", reason, duration_s=dur, results=results, result=res)
+    o = StageOutcome(stage, "run", "ran", ctx["reason"], duration_s=dur, results=results, result=res)
     emit(o)
     return o
 
@@ -285,6 +344,7 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
     outcomes: list[StageOutcome] = []
     entries: dict[str, dict] = {}
     upstream: str | None = None
+    fused_done: dict[str, StageOutcome | None] = {}  # second stages already run in one pass with the first
     t_all = time.perf_counter()
 
     doc = {"pairminer_version": _version(), "workflow": wf.source, "catalog": wf.catalog, "out": wf.out,
@@ -310,6 +370,11 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
             outcomes.append(StageOutcome(stage, "out_of_range", "not_selected", why))
             entries[stage] = _carry(prev, stage, "not_selected", why)
             continue
+        if stage in fused_done:  # ran in one pass with the stage before it
+            o = fused_done[stage]
+            outcomes.append(o)
+            doc["timings_s"][stage] = o.duration_s
+            continue
         action, reason = decide(wf, stage, prev, force=force, upstream=upstream)
         if action == "skip":
             last = prev["last_success"]
@@ -327,7 +392,18 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
             outcomes.append(o)
             emit(o)
             continue
-        o = _execute(wf, stage, prev, reason, force, progress, entries, save, emit)
+        spec = registry.stage(stage)
+        nxt = spec.fused_with[0] if spec.fused_with else None
+        if nxt is not None and nxt in selected and nxt not in fused_done:
+            # The next stage runs too (its upstream runs now): one pass does both (StageSpec.fused_with).
+            n_reason = decide(wf, nxt, previous.get(nxt), force=force, upstream=upstream)[1]
+            pair = _execute_fused(wf, [stage, nxt], [prev, previous.get(nxt)], [reason, n_reason], force, progress,
+                                  entries, save, emit)
+            if len(pair) > 1:
+                fused_done[nxt] = pair[1]
+            o = pair[0]
+        else:
+            o = _execute(wf, stage, prev, reason, force, progress, entries, save, emit)
         outcomes.append(o)
         doc["timings_s"][stage] = o.duration_s
         if o.status == "failed":
