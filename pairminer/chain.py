@@ -250,10 +250,13 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
                         if ts.wanted(job.pair_id):  # counts skips (in the manifest) and duplicates as run_targets
                             ts.add(dict(job.target_row, offset_s=float(o["rec"]["offset_s"])), o["targets"])
                     del outs, tasks
-                vs.add_stats({"results": results, "decoded": n_decoded, "cached": 0,
-                              "decoded_audio_s": decoded_s, "decode_s": decode_s})
+                vs.batch_done(start, batch, {"results": results, "decoded": n_decoded, "cached": 0,
+                                             "decoded_audio_s": decoded_s, "decode_s": decode_s})
         ts.close_writer()
         vs.close_cache()
+    except BaseException:
+        vs.abort()
+        raise
     finally:
         vs.remove_tmp_cache()
     ts.drop_stale(verified_ids)

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -252,6 +253,72 @@ def write_table(path: str | os.PathLike, data: Any, schema: str) -> pa.Table:
     with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table
+
+
+class TableWriter:
+    """Write a table in batches: each batch is conformed to `schemas/<schema>` and appended as row groups.
+
+    The file appears only on `close()` (atomically for a local path; a URL gets the finished file
+    uploaded), so a killed run leaves no half table. Memory holds one batch, not the table.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: str):
+        self.path, self.schema = str(path), table_schema(schema)
+        self._stack = contextlib.ExitStack()
+        if is_url(self.path):
+            fd, self._tmp = tempfile.mkstemp(suffix=".parquet.tmp")
+            os.close(fd)
+            self._stack.callback(lambda: os.path.exists(self._tmp) and os.unlink(self._tmp))
+        else:
+            self._tmp = self._stack.enter_context(atomic_path(self.path, suffix=".parquet"))
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, data: Any) -> None:
+        table = self.schema.conform(data)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.rows += len(table)
+
+    def close(self, empty: Any = None) -> str:
+        """Finish the file (with `empty`, a zero-row frame, when no batch came) and put it in place."""
+        if self._writer is None:
+            self.write(empty)
+        self._writer.close()
+        if is_url(self.path):
+            import fsspec
+
+            with open(self._tmp, "rb") as src, fsspec.open(self.path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        self._stack.close()
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        with contextlib.suppress(BaseException):
+            self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def open_parquet(path: str | os.PathLike) -> tuple[pq.ParquetFile, Any]:
+    """(ParquetFile, handle to close) of a local path or URL, for reading in row batches."""
+    try:
+        if is_url(path):
+            import fsspec
+
+            f = fsspec.open(str(path), "rb").open()
+            return pq.ParquetFile(f), f
+        if Path(path).is_dir():
+            raise InputError(f"{path} is a folder; give the path of a .parquet file")
+        return pq.ParquetFile(str(path)), None
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} does not exist; run the stage that writes it first") from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path} is not a readable Parquet file ({exc}); rerun the stage that writes it") from exc
 
 
 def read_table(path: str | os.PathLike, schema: str | None = None) -> pa.Table:

@@ -260,16 +260,37 @@ def _pair_task(row: dict, config: TargetsConfig) -> _PairOutput:
         return _PairOutput(error=f"{type(exc).__name__}: {exc}")
 
 
-def _load_verified(verified_path: str) -> tuple[pd.DataFrame, int]:
-    table = read_table(verified_path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+# Rows of verified.parquet read per batch (the client holds one batch, not the table).
+READ_BATCH_ROWS = 20_000
+
+
+def _verified_ids(verified_path: str):
+    """(pair_ids of the verified rows as an Arrow array, rows in the file, ParquetFile, handle to close).
+
+    Reads only the pair_id and status columns; checks the required columns up front.
+    """
+    import pyarrow.compute as pc
+
+    from ..storage import open_parquet
+
+    pf, handle = open_parquet(verified_path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in pf.schema_arrow.names]
     if missing:
+        if handle is not None:
+            handle.close()
         raise InputError(f"{verified_path} lacks column(s) {', '.join(missing)}; give the verified.parquet written "
                          "by `pairminer verify`")
-    df = table.to_pandas()
-    rows_in = len(df)
-    df = df[df["status"].astype(str) == "verified"].reset_index(drop=True)
-    return df, rows_in
+    t = pf.read(columns=["pair_id", "status"])
+    ids = t.filter(pc.equal(pc.cast(t["status"], "string"), "verified"))["pair_id"]
+    return pc.cast(ids, "string").combine_chunks(), int(pf.metadata.num_rows), pf, handle
+
+
+def _verified_batches(pf) -> Any:
+    """The verified rows of verified.parquet as row dicts, one list per batch of READ_BATCH_ROWS rows."""
+    for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS):
+        df = rb.to_pandas()
+        df = df[df["status"].astype(str) == "verified"].reset_index(drop=True)
+        yield [_row_dict(r) for _, r in df.iterrows()]
 
 
 def _row_dict(row: pd.Series) -> dict:
@@ -385,27 +406,38 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
     check_scheduler(scheduler)
     session = TargetsSession(out_dir, config)
     with session.timings.step("read_input"):
-        verified, rows_in = _load_verified(str(verified_path))
+        verified_ids, rows_in, pf, handle = _verified_ids(str(verified_path))
         session.load_existing()
-    session.drop_stale(set(verified["pair_id"].astype(str)))
+    n_verified = len(verified_ids)
+    session.drop_stale(verified_ids)
+    del verified_ids
     session.open_writer()
-    pending = session.plan(_row_dict(r) for _, r in verified.iterrows())
-    log.info("targets: %d verified pairs, %d already done, %d to make", len(verified), session.skipped, len(pending))
 
     from ..progress import Progress
 
-    with session.timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
-            Progress("targets", len(pending), unit="pair", enabled=progress) as bar:
-        import dask
+    try:
+        with session.timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
+                Progress("targets", n_verified, unit="pair", enabled=progress) as bar:
+            import dask
 
-        for batch in _plan_batches(pending, config, session.capacity):
-            tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
-            results = runner.compute(*tasks, label=f"{len(batch)} pair(s)", progress=bar)
-            for row, res in zip(batch, results):
-                session.add(row, res)
-            del results, tasks
-        session.close_writer()
-    return session.finish(str(verified_path), len(verified), rows_in, scheduler)
+            # Per partition of verified.parquet: the client holds one batch of rows and one graph at a time.
+            for rows in _verified_batches(pf):
+                before = session.skipped + len(session.failures)
+                pending = session.plan(rows)
+                bar.update(session.skipped + len(session.failures) - before)
+                for batch in _plan_batches(pending, config, session.capacity):
+                    tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
+                    results = runner.compute(*tasks, label=f"{len(batch)} pair(s)", progress=bar)
+                    for row, res in zip(batch, results):
+                        session.add(row, res)
+                    del results, tasks
+            session.close_writer()
+    finally:
+        if handle is not None:
+            handle.close()
+    log.info("targets: %d verified pairs, %d already done, %d made or failed", n_verified, session.skipped,
+             n_verified - session.skipped)
+    return session.finish(str(verified_path), n_verified, rows_in, scheduler)
 
 
 class TargetsSession:
@@ -448,12 +480,18 @@ class TargetsSession:
         self.done_ids = set(ex["pair_id"]) if ex is not None else set()
         self.manifest_parts = [ex] if ex is not None and len(ex) else []
 
-    def drop_stale(self, verified_ids: set[str]) -> None:
+    def drop_stale(self, verified_ids: Any) -> None:
         """Drop manifest rows whose pair is no longer verified (they must not stay in the training data)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         manifest = (pd.concat(self.manifest_parts, ignore_index=True) if self.manifest_parts else None)
         if manifest is None or not len(manifest):
             return
-        stale = ~manifest["pair_id"].astype(str).isin(verified_ids)
+        ids = verified_ids if isinstance(verified_ids, (pa.Array, pa.ChunkedArray)) else pa.array(
+            sorted(verified_ids), pa.string())
+        keep = pc.is_in(pa.array(manifest["pair_id"].astype(str).tolist(), pa.string()), value_set=ids)
+        stale = ~np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
         n = int(stale.sum())
         if not n:
             return

@@ -44,7 +44,8 @@ from ..audio import resolve_audio_path
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError
 from .fingerprint import ITEM_S, Fingerprint, compare, envelope_peak_ratio, fingerprint_file, residual_stats
-from ..storage import ensure_dir, is_url, join, read_table, remove_file, remove_stale_temps, write_json, write_table
+from ..storage import (TableWriter, ensure_dir, is_url, join, open_parquet, remove_file, remove_stale_temps,
+                       write_json, write_table)
 from ..parallel import dask_runner
 from ..runinfo import Timings, versions
 from .config import VerifyConfig
@@ -346,8 +347,11 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
     try:
         with dask_runner(scheduler, progress=progress) as runner:
             for start, batch in session.batches():
-                session.add_stats(_run_batch(batch, start, session, runner))
+                session.batch_done(start, batch, _run_batch(batch, start, session, runner))
         session.close_cache()
+    except BaseException:
+        session.abort()
+        raise
     finally:
         session.remove_tmp_cache()
     return session.finish(scheduler)
@@ -358,7 +362,7 @@ class VerifySession:
 
     `run_verify` drives it with fingerprint and compare tasks; the fused verify+targets path
     (`pairminer.chain`) with one task per pair. Both call `batches`, `lookup` per batch,
-    `add_stats`, `close_cache` and `finish`, so they write the same tables.
+    `batch_done` per batch, `close_cache` and `finish`, so they write the same tables.
     """
 
     def __init__(self, candidates_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -370,14 +374,20 @@ class VerifySession:
         ensure_dir(out_dir)
         remove_stale_temps(out_dir)
         with timings.step("read_candidates"):
-            table = read_table(candidates_path)
+            # Read in row batches (`batches`): the client never holds the whole candidates table.
             # A verified.parquet (or any table with extra columns) can be verified again: keep the
-            # candidate columns, then check them against the schema.
+            # candidate columns, then check each batch against the schema.
             from ..schemas import table_schema
 
-            cand_cols = [c for c in table_schema("candidates").names if c in table.column_names]
-            self.cands = table_schema("candidates").conform(table.select(cand_cols)).to_pandas()
-        self.n = len(self.cands)
+            self._schema = table_schema("candidates")
+            self._pf, self._handle = open_parquet(candidates_path)
+            self._cand_cols = [c for c in self._schema.names if c in self._pf.schema_arrow.names]
+            self.n = int(self._pf.metadata.num_rows)
+        self._writer = TableWriter(join(out_dir, "verified.parquet"), "verified")
+        self._status_counts: dict[str, int] = {}
+        self._by_reason: dict[str, int] = {}
+        self._verified_s = 0.0
+        self._ber_hist = {st: np.zeros(len(_BER_BINS) - 1, np.int64) for st in STATUSES if st != "error"}
         self.base_dir = None if is_url(candidates_path) else str(Path(candidates_path).resolve().parent)
         self.tmp_cache = None
         if config.no_cache:
@@ -388,22 +398,41 @@ class VerifySession:
         if is_url(self.cache_dir):
             raise ConfigError(f"--cache-dir must be a local folder, got {self.cache_dir}")
         self.cache = FingerprintCache(self.cache_dir)
-        self.results: list[dict] = []
         self.file_errors: dict[str, str] = {}
         self.seen_files: set[str] = set()
         self.n_decoded = self.n_cached = 0
         self.decoded_audio_s = self.decode_cpu_s = 0.0
 
     def batches(self) -> Iterable[tuple[int, pd.DataFrame]]:
-        for start in range(0, self.n, self.config.batch_pairs):
-            yield start, self.cands.iloc[start:start + self.config.batch_pairs]
+        """(first row number, candidates) per batch of `batch_pairs` rows, read as they are needed."""
+        start = 0
+        for rb in self._pf.iter_batches(batch_size=self.config.batch_pairs, columns=self._cand_cols):
+            batch = self._schema.conform(pa.Table.from_batches([rb])).to_pandas()
+            yield start, batch
+            start += len(batch)
 
-    def add_stats(self, stats: dict) -> None:
-        self.results.extend(stats["results"])
+    def batch_done(self, start: int, batch: pd.DataFrame, stats: dict) -> None:
+        """Count a batch's results and append its rows (candidates + verify columns) to verified.parquet."""
         self.n_decoded += stats["decoded"]
         self.n_cached += stats["cached"]
         self.decoded_audio_s += stats["decoded_audio_s"]
         self.decode_cpu_s += stats["decode_s"]
+        with self.timings.step("write"):
+            res = pd.DataFrame(stats["results"]).set_index("row").reindex(range(start, start + len(batch)))
+            out = self._with_results(batch.reset_index(drop=True).copy(), res.reset_index(drop=True))
+            self._writer.write(out)
+        status = out["status"].to_numpy()
+        for st, k in out["status"].value_counts().items():
+            self._status_counts[st] = self._status_counts.get(st, 0) + int(k)
+        for r in out.loc[status == "error", "reason"]:
+            cat = error_category(r)
+            self._by_reason[cat] = self._by_reason.get(cat, 0) + 1
+        mix_s = pd.to_numeric(res["mix_s"], errors="coerce").to_numpy()
+        self._verified_s += float(np.nansum(np.where(status == "verified", mix_s, 0.0)))
+        ber = out["ber"].to_numpy()
+        for st, hist in self._ber_hist.items():
+            vals = ber[(status == st) & np.isfinite(ber)]
+            hist += np.histogram(np.clip(vals, _BER_BINS[0], _BER_BINS[-1]), bins=_BER_BINS)[0]
 
     def close_cache(self) -> None:
         """After a complete pass: merge the cache's parts when there are many."""
@@ -411,9 +440,19 @@ class VerifySession:
             self.cache.compact()
 
     def remove_tmp_cache(self) -> None:
-        """Always, last: remove the throw-away cache of a `no_cache` run."""
+        """Always, last: remove the throw-away cache of a `no_cache` run (and, after a failure, the half table)."""
         if self.tmp_cache is not None:
             shutil.rmtree(self.tmp_cache, ignore_errors=True)
+
+    def abort(self) -> None:
+        """After a failure: no half-written verified.parquet is left, the input is closed."""
+        self._writer.abort()
+        self.close_input()
+
+    def close_input(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def lookup(self, batch: pd.DataFrame, start: int) -> tuple[list[tuple], dict, dict[str, Fingerprint], list[str], set]:
         """Resolve a batch's paths and look its files up in the cache.
@@ -478,27 +517,23 @@ class VerifySession:
     def finish(self, scheduler: str, extra_timings: dict | None = None) -> VerifyResult:
         """Write verified.parquet, similarity.png and verify-report.json (last: it marks a complete run)."""
         config, timings, n, out_dir = self.config, self.timings, self.n, self.out_dir
-        results = self.results
         with timings.step("write"):
             remove_file(join(out_dir, "verify-report.json"))  # written last, it marks a complete run
-            res = pd.DataFrame(results).set_index("row").reindex(range(n)) if results else pd.DataFrame(
-                index=range(n), columns=[*RESULT_COLUMNS, "mix_s"])
-            out = self._with_results(self.cands.reset_index(drop=True).copy(), res)
-            verified_path = join(out_dir, "verified.parquet")
-            write_table(verified_path, out, "verified")
-            plot_path = _plot(out, config, join(out_dir, "similarity.png"))
+            empty = self._with_results(self._schema.conform(
+                self._pf.schema_arrow.empty_table().select(self._cand_cols)).to_pandas(),
+                pd.DataFrame(columns=[*RESULT_COLUMNS, "mix_s"]))
+            verified_path = self._writer.close(empty)
+            self.close_input()
+            plot_path = _plot(self._ber_hist, self._status_counts.get("error", 0), n, config,
+                              join(out_dir, "similarity.png"))
         tmp_cache, cache_dir, file_errors, seen_files = self.tmp_cache, self.cache_dir, self.file_errors, self.seen_files
         n_decoded, n_cached = self.n_decoded, self.n_cached
         decoded_audio_s, decode_cpu_s = self.decoded_audio_s, self.decode_cpu_s
         candidates_path = self.candidates_path
-        counts = out["status"].value_counts().to_dict()
-        err = out[out["status"] == "error"]
-        by_reason: dict[str, int] = {}
-        for r in err["reason"]:
-            by_reason[error_category(r)] = by_reason.get(error_category(r), 0) + 1
-        n_ok = n - len(err)
-        mix_s = pd.to_numeric(res["mix_s"], errors="coerce").to_numpy()
-        verified_s = float(np.nansum(np.where(out["status"].to_numpy() == "verified", mix_s, 0.0)))
+        counts = self._status_counts
+        by_reason = dict(sorted(self._by_reason.items()))
+        n_ok = n - int(counts.get("error", 0))
+        verified_s = self._verified_s
         total = timings.total_s
         cores = os.cpu_count() or 1
         report = {
@@ -527,7 +562,8 @@ class VerifySession:
         report_path = join(out_dir, "verify-report.json")
         write_json(report_path, report, "verify-report")
         log.info("verify: %d candidates -> %d verified, %d too similar, %d too different, %d errors", n,
-                 counts.get("verified", 0), counts.get("too_similar", 0), counts.get("too_different", 0), len(err))
+                 counts.get("verified", 0), counts.get("too_similar", 0), counts.get("too_different", 0),
+                 counts.get("error", 0))
         return VerifyResult(
             verified_path=verified_path, report_path=report_path, plot_path=plot_path,
             cache_dir=None if tmp_cache else cache_dir, n_candidates=n,
@@ -589,8 +625,11 @@ def _run_batch(batch: pd.DataFrame, start: int, session: VerifySession, runner) 
             "decoded_audio_s": decoded_audio_s, "decode_s": decode_s}
 
 
-def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
-    """BER histogram by status with the two thresholds; returns the path written."""
+_BER_BINS = np.linspace(0, 0.6, 61)
+
+
+def _plot(hists: dict[str, np.ndarray], n_err: int, n: int, config: VerifyConfig, path: str) -> str | None:
+    """BER histogram by status (counts per `_BER_BINS` bin, summed over the batches) with the two thresholds."""
     import io as _io
 
     # The object API with the Agg canvas, not pyplot: no backend selection or figure manager
@@ -603,19 +642,19 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
     fig = Figure(figsize=(7, 4))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    bins = np.linspace(0, 0.6, 61)
+    bins = _BER_BINS
     colors = {"verified": "tab:green", "too_similar": "tab:orange", "too_different": "tab:red"}
     for status, color in colors.items():
-        vals = out.loc[out["status"] == status, "ber"].dropna()
-        if len(vals):
-            ax.hist(np.clip(vals, 0, 0.6), bins=bins, alpha=0.7, color=color, label=f"{status} ({len(vals)})")
-    n_err = int((out["status"] == "error").sum())
+        counts = hists.get(status)
+        if counts is not None and counts.sum():
+            ax.hist(bins[:-1], bins=bins, weights=counts, alpha=0.7, color=color,
+                    label=f"{status} ({int(counts.sum())})")
     for x, name in ((config.min_ber, "min_ber"), (config.max_ber, "max_ber")):
         ax.axvline(x, color="k", ls="--", lw=1)
         ax.text(x, ax.get_ylim()[1] * 0.95, f" {name}={x:g}", va="top", fontsize=8)
     ax.set_xlabel("bit error rate at the best offset")
     ax.set_ylabel("pairs")
-    ax.set_title(f"verify: {len(out)} candidates ({n_err} errors not shown)")
+    ax.set_title(f"verify: {n} candidates ({n_err} errors not shown)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper center", fontsize=8)
     fig.tight_layout()
