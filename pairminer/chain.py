@@ -41,7 +41,7 @@ from .targets.stage import (TargetsSession, _DEFAULT_DURATION_S, _PairOutput, _r
                             compute_pair_audio, decode_requests)
 from .verify.config import VerifyConfig
 from .verify.fingerprint import CHROMAPRINT_SR_HZ, Fingerprint, fingerprint_signal
-from .verify.stage import VerifySession, compare_pairs
+from .verify.stage import VerifySession, compare_pairs, task_chunk_size
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,11 @@ def fused_pair_task(job: _Job, vconfig: VerifyConfig, tconfig: TargetsConfig) ->
         out["targets"] = _targets(job, rec, tconfig, treqs, audio_t)
     out["decode_s"] = time.perf_counter() - t0
     return out
+
+
+def fused_chunk_task(jobs: list[_Job], vconfig: VerifyConfig, tconfig: TargetsConfig) -> list[dict]:
+    """`fused_pair_task` over a chunk of pairs (one Dask task; chunks stay small, see `task_chunk_size`)."""
+    return [fused_pair_task(job, vconfig, tconfig) for job in jobs]
 
 
 def _targets(job: _Job, rec: dict, tconfig: TargetsConfig, treqs: dict, audio_t: dict) -> _PairOutput:
@@ -219,10 +224,13 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
                     for job in group:
                         job.mix_fp = job.mix_fp or fps.get(job.mix_path)
                         job.version_fp = job.version_fp or fps.get(job.version_path)
-                    tasks = [dask.delayed(fused_pair_task, pure=False)(
-                        job, vconfig, tconfig, dask_key_name=f"verify-targets-{uuid.uuid4().hex}") for job in group]
+                    size = task_chunk_size(len(group))
+                    chunks = [group[c:c + size] for c in range(0, len(group), size)]
+                    tasks = [dask.delayed(fused_chunk_task, pure=False)(
+                        chunk, vconfig, tconfig, dask_key_name=f"verify-targets-{uuid.uuid4().hex}") for chunk in chunks]
                     with vs.timings.step("verify_and_targets"):
-                        outs = runner.compute(tasks, label=f"{len(group)} pair(s)", progress=bar)[0]
+                        outs = [o for part in runner.compute(tasks, label=f"{len(group)} pair(s)", progress=bar,
+                                                             weights=[len(c) for c in chunks])[0] for o in part]
                     new_records = []
                     for job, o in zip(group, outs):
                         decode_s += o["decode_s"]
