@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairminer.discover.text import VersionDetector, artist_key, fold, match_key
+from pairminer.discover.text import VersionDetector, artist_key, fold, match_key, original_parts
 
 ALL_KINDS = ("instrumental", "acapella", "karaoke", "off-vocal")
 
@@ -57,9 +57,11 @@ def test_neutral_decorations_do_not_change_the_key(a, b):
     assert match_key(a) == match_key(b)
 
 
-@pytest.mark.parametrize("a,b", [("Song (Live)", "Song"), ("Song - Radio Edit", "Song")])
-def test_recording_changing_decorations_stay(a, b):
-    assert match_key(a) != match_key(b)
+def test_qualifiers_are_classed_not_kept_in_the_base():
+    live, radio = original_parts("Song (Live)"), original_parts("Song - Radio Edit")
+    assert live.base == radio.base == match_key("Song") == "song"
+    assert live.recording == ("live",) and live.edit == ()
+    assert radio.recording == () and radio.edit == ("radio",)
 
 
 @pytest.mark.parametrize("credit,key", [

@@ -568,7 +568,6 @@ def _candidates_frame(best: pd.DataFrame, cat: Catalog, cfg: DiscoverConfig) -> 
         "version_title": best["v_title"],
         "mix_match_title": best["o_match"],
         "version_match_title": best["v_match_title"],
-        "recording_qualifiers": best["v_recording_key"].astype(str),
         "genre": genre.where(genre.notna(), None),
         "mix_duration_s": best["mix_duration_s"].astype(float),
         "version_duration_s": best["v_duration_s"].astype(float),
