@@ -33,7 +33,7 @@ def _parse_keywords(values: tuple[str, ...]) -> dict[str, list[str]] | None:
 @click.option("-o", "--out", "out_dir", default="pairminer-out", show_default=True, help="Output folder (or URL).")
 @click.option("--until", type=click.Choice(["candidates", "verified", "targets"]), default=None,
               help="Stop after this stage. Default: the last stage (targets).")
-@click.option("--kinds", default=None, help="Version kinds, comma-separated: instrumental,acapella,karaoke,off-vocal.")
+@click.option("--kinds", default=None, help="Version kinds, comma-separated. [instrumental,acapella,karaoke,off-vocal]")
 @click.option("--keyword", "keywords", multiple=True, metavar="KIND=WORD",
               help="Extra version keyword for a kind (repeatable), e.g. --keyword instrumental=instru.")
 @click.option("--max-delta", type=float, default=None, help="Max |duration difference| in seconds (strict). [1.0]")
@@ -42,13 +42,19 @@ def _parse_keywords(values: tuple[str, ...]) -> dict[str, list[str]] | None:
 @click.option("--column", "columns", multiple=True, metavar="NAME=SOURCE",
               help="Map a catalog column (repeatable), e.g. --column title=track_name.")
 @click.option("--duration-unit", type=click.Choice(["s", "ms"]), default=None, help="Unit of the duration column. [s]")
+@click.option("--duration-resolution", default=None, metavar="auto|SECONDS",
+              help="Resolution of the catalog's durations: auto detects whole seconds (99%% of the rows "
+                   "integral) and widens --max-delta by it; 0 turns that off. [auto]")
+@click.option("--max-block-comparisons", type=int, default=None,
+              help="A version with more originals than this in its artist x duration block is compared "
+                   "by exact title only. [20000]")
 @click.option("--audio-root", default=None, help="Folder that relative audio paths resolve against. [catalog's folder]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML file with discover:/verify:/targets: sections (CLI options override it).")
 @scheduler_option
 @quiet_verbose_options
 def discover(catalog, out_dir, until, kinds, keywords, max_delta, min_score, scorer, columns, duration_unit,
-             audio_root, config_file, scheduler, quiet, verbose):
+             duration_resolution, max_block_comparisons, audio_root, config_file, scheduler, quiet, verbose):
     """Find (mix, instrumental) pairs in CATALOG (CSV or Parquet, path or URL) and mine them.
 
     Runs discover -> verify -> targets (as far as --until), leaving in OUT candidates.parquet,
@@ -65,7 +71,8 @@ def discover(catalog, out_dir, until, kinds, keywords, max_delta, min_score, sco
     overrides = {
         "kinds": kinds, "keywords": _parse_keywords(keywords), "max_delta": max_delta, "min_score": min_score,
         "scorer": scorer, "columns": _parse_columns(columns), "duration_unit": duration_unit,
-        "audio_root": audio_root,
+        "audio_root": audio_root, "duration_resolution": duration_resolution,
+        "max_block_comparisons": max_block_comparisons,
     }
     result = run_pipeline(catalog, out_dir, until=until, discover_overrides=overrides, config_file=config_file,
                           scheduler=scheduler, progress=not quiet, audio_root=audio_root)

@@ -275,6 +275,23 @@ def _title_scorer(cfg: DiscoverConfig) -> TitleScorer:
     return TitleScorer(cfg.detector(), RapidfuzzScorer(cfg.scorer, cfg.min_score))
 
 
+_MS_MAX = 2**27 - 1  # 37 h in ms: durations are packed in 28 bits next to the artist code
+
+
+def _ms(dur_s: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(dur_s, dtype=np.float64) * 1000), 0, _MS_MAX).astype(np.int64)
+
+
+def _window_ranges(comp_sorted: np.ndarray, code: np.ndarray, dur_s: np.ndarray, reach_s: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi) positions of the originals with the same code and |duration - dur_s| <= reach_s (+1 ms)."""
+    r = int(np.ceil(reach_s * 1000)) + 1
+    v = _ms(dur_s)
+    lo = np.searchsorted(comp_sorted, (code << 28) | np.maximum(v - r, 0), side="left")
+    hi = np.searchsorted(comp_sorted, (code << 28) | np.minimum(v + r, 2**28 - 1), side="right")
+    return lo, hi
+
+
 def _range_pairs(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(i, position) for every position lo[i] .. hi[i]-1, flattened."""
     n = np.maximum(hi - lo, 0)
@@ -293,49 +310,45 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
 
     Returns:
         {"pairs": DataFrame of matches (version_row, mix fields..., title_score, duration_delta_s),
-          "codes": int64 ndarray, each row's artist code (-1: no version of that artist),
+          "index": the originals sorted by (artist code, duration) for near_miss_scan,
          "originals": int, "blocked": int, "within": int, "above": int, "capped_versions": ndarray of rows}
     """
     ts = _title_scorer(cfg)
     is_orig = ~detected["is_version"]
     n_orig = int(is_orig.sum())
-    empty = {"pairs": pd.DataFrame(), "codes": np.zeros(0, np.int64),
+    empty = {"pairs": pd.DataFrame(),
              "originals": n_orig, "blocked": 0, "within": 0, "above": 0, "capped_versions": np.zeros(0, np.int64)}
     if len(vs["block"]) == 0 or n_orig == 0:
         return empty
     o_codes = _artist_codes(part, vs["vkeys"])
     o_codes[~is_orig] = -1
-    empty["codes"] = o_codes
     in_block = o_codes >= 0
     if not in_block.any():
         return empty
     width = vs["window"]
-    # Blocks are (artist code, duration bucket) packed into one int64; sorted once, then every version
-    # looks up its bucket and the two neighbours with binary search (|delta| < width spans at most those,
-    # and the three are adjacent in the sort order).
+    # Originals sorted once by (artist code, duration in ms) packed into one int64; every version looks
+    # its window up with two binary searches, so a block costs (versions) x (originals in the window).
     sel = np.flatnonzero(in_block)
     o_dur = part.column("duration_s").take(pa.array(sel, pa.int64())).to_numpy(zero_copy_only=False)
-    o_block = (o_codes[sel] << 32) + np.floor(o_dur / width).astype(np.int64)
-    order = np.argsort(o_block, kind="stable")
-    o_block_sorted = o_block[order]
-    v_dur, v_block = vs["dur"], vs["block"]
-    lo = np.searchsorted(o_block_sorted, v_block - 1, side="left")
-    hi = np.searchsorted(o_block_sorted, v_block + 1, side="right")
+    comp = (o_codes[sel] << 28) | _ms(o_dur)
+    order = np.argsort(comp, kind="stable")
+    comp_sorted = comp[order]
+    lo, hi = _window_ranges(comp_sorted, vs["code"], vs["dur"], width)
     capped = (hi - lo) > cfg.max_block_comparisons
-    lo_u, hi_u = np.where(capped, 0, lo), np.where(capped, 0, hi)
-    vi, opos = _range_pairs(lo_u, hi_u)
+    vi, opos = _range_pairs(np.where(capped, 0, lo), np.where(capped, 0, hi))
     oi = order[opos]  # index into sel
     blocked = len(vi)
-    delta = v_dur[vi] - o_dur[oi]
+    delta = vs["dur"][vi] - o_dur[oi]
     keep = np.abs(delta) < width
     vi, oi, delta = vi[keep], oi[keep], delta[keep]
     if capped.any():
         cvi, coi, cdelta, cblocked = _capped_pairs(part, sel, order, o_dur, lo, hi, capped, vs, cfg)
         vi, oi, delta = np.concatenate([vi, cvi]), np.concatenate([oi, coi]), np.concatenate([delta, cdelta])
         blocked += cblocked
+    index = {"sel": sel, "order": order, "comp": comp_sorted, "dur": o_dur}
     within = len(vi)
     if within == 0:
-        return {**empty, "blocked": blocked, "capped_versions": vs["row"][capped]}
+        return {**empty, "index": index, "blocked": blocked, "capped_versions": vs["row"][capped]}
     o_pos = sel[oi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     base_a, rec_a, edit_a = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos)))
@@ -357,7 +370,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
         "artist_key": vs["key"][vi[hit]],
     })
     pairs = pd.concat([pairs, mix.reset_index(drop=True)], axis=1)
-    return {"pairs": pairs, "codes": o_codes, "originals": n_orig, "blocked": blocked,
+    return {"pairs": pairs, "index": index, "originals": n_orig, "blocked": blocked,
             "within": within, "above": above, "capped_versions": vs["row"][capped]}
 
 
@@ -397,35 +410,23 @@ def unmatched_side(vs: dict[str, Any], matched_rows: set) -> dict[str, Any]:
     return {k: (v[keep] if isinstance(v, np.ndarray) and k != "vkeys" else v) for k, v in vs.items()}
 
 
-_NEAR_MISS_CAP = 256  # originals looked at per unmatched version and partition, the nearest in duration
+_NEAR_MISS_CAP = 64  # originals looked at per unmatched version and partition, the nearest in duration
 
 
 def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], cfg: DiscoverConfig) -> pd.DataFrame:
     """For each unmatched version, the best same-artist original up to `near_miss_range_s` past the window.
 
-    Sorts the partition's originals by (artist code, duration in ms) and looks each version's range up
-    with binary search; at most `_NEAR_MISS_CAP` originals per version (the nearest in duration).
+    Reuses the partition's originals sorted by (artist code, duration in ms) from `block_window_score`
+    and looks each version's range up with binary search; at most `_NEAR_MISS_CAP` originals per
+    version (the nearest in duration).
     """
-    codes = scored["codes"]
-    if len(us["row"]) == 0 or len(codes) == 0:
+    idx = scored.get("index")
+    if len(us["row"]) == 0 or idx is None or len(idx["sel"]) == 0:
         return pd.DataFrame()
     ts = _title_scorer(cfg)
-    want = np.isin(codes, np.unique(us["code"]))
-    sel = np.flatnonzero(want)
-    if len(sel) == 0:
-        return pd.DataFrame()
-    o_dur = part.column("duration_s").take(pa.array(sel, pa.int64())).to_numpy(zero_copy_only=False)
-    ms = np.minimum(np.round(o_dur * 1000), 2**27 - 1).astype(np.int64)
-    comp = (codes[sel] << 28) | ms
-    order = np.argsort(comp, kind="stable")
-    comp_sorted = comp[order]
-    reach_ms = int(round((us["window"] + cfg.near_miss_range_s) * 1000))
-    v_ms = np.minimum(np.round(us["dur"] * 1000), 2**27 - 1).astype(np.int64)
-    v_lo = (us["code"] << 28) | np.maximum(v_ms - reach_ms, 0)
-    v_hi = (us["code"] << 28) | np.minimum(v_ms + reach_ms, 2**28 - 1)
-    lo = np.searchsorted(comp_sorted, v_lo, side="left")
-    hi = np.searchsorted(comp_sorted, v_hi, side="right")
-    mid = np.searchsorted(comp_sorted, (us["code"] << 28) | v_ms)
+    sel, order, comp_sorted, o_dur = idx["sel"], idx["order"], idx["comp"], idx["dur"]
+    lo, hi = _window_ranges(comp_sorted, us["code"], us["dur"], us["window"] + cfg.near_miss_range_s)
+    mid = np.searchsorted(comp_sorted, (us["code"] << 28) | _ms(us["dur"]))
     lo = np.maximum(lo, mid - _NEAR_MISS_CAP // 2)
     hi = np.minimum(hi, lo + _NEAR_MISS_CAP)
     vi, opos = _range_pairs(lo, hi)
@@ -434,20 +435,49 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     oi = order[opos]
     o_pos = sel[oi]
     delta = us["dur"][vi] - o_dur[oi]
+    # Outside the window only a title match matters: an ASCII original whose folded title starts with
+    # neither of the version's first two characters cannot be one (decorations trail the base), so it
+    # is dropped before its title is modelled. Inside the window every original is kept.
+    inside = np.abs(delta) < us["window"]
+    if not inside.all():
+        uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
+        titles = part.column("title").take(pa.array(uniq_pos))
+        ascii_ = pc.string_is_ascii(titles).to_numpy(zero_copy_only=False)
+        first = np.asarray(pc.utf8_slice_codeunits(_fold_ascii(titles), 0, 1).to_numpy(zero_copy_only=False),
+                           dtype=object)[inverse]
+        vm = us["match"][vi]
+        v0 = np.array([m[:1] for m in vm], dtype=object)
+        v1 = np.array([m[1:2] for m in vm], dtype=object)
+        keep = inside | ~ascii_[inverse] | (first == "") | (first == v0) | (first == v1)
+        vi, o_pos, delta, oi = vi[keep], o_pos[keep], delta[keep], oi[keep]
+        if len(vi) == 0:
+            return pd.DataFrame()
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     base_a, rec_a, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos)))
     o_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
     o_rec = np.asarray(rec_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    # Scores without the length bound: a near miss reports its true score.
+    # Inside the window every pair is scored (a near miss reports its true score); outside it only
+    # pairs that can reach min_score, with rapidfuzz's score_cutoff (NaN: below min_score, not scored).
     from rapidfuzz import fuzz, process
 
-    score = process.cpdist(us["match"][vi], o_base, scorer=getattr(fuzz, cfg.scorer), workers=1).astype(np.float64)
+    fn = getattr(fuzz, cfg.scorer)
+    v_base = us["match"][vi]
+    score = np.full(len(vi), np.nan)
+    inside = np.abs(delta) < us["window"]
+    if inside.any():
+        score[inside] = process.cpdist(v_base[inside], o_base[inside], scorer=fn, workers=1)
+    lv = np.fromiter((len(x) for x in v_base), dtype=np.int64, count=len(vi))
+    lo_len = np.fromiter((len(x) for x in o_base), dtype=np.int64, count=len(vi))
+    out = ~inside & ts.scorer.can_reach(lv, lo_len)
+    if out.any():
+        got = process.cpdist(v_base[out], o_base[out], scorer=fn, workers=1, score_cutoff=cfg.min_score)
+        score[out] = np.where(got >= cfg.min_score, got, np.nan)
     rec_ok = us["rec"][vi] == o_rec
-    good = score >= cfg.min_score
+    good = np.nan_to_num(score, nan=-1.0) >= cfg.min_score
     # Rank: a title match with the right recording (the window missed it) first, then a title match
     # with other recording qualifiers, then the best score; ties by |delta|.
     rank = np.where(good & rec_ok, 0, np.where(good, 1, 2))
-    o = np.lexsort((np.abs(delta), -score, rank, vi))
+    o = np.lexsort((np.abs(delta), -np.nan_to_num(score, nan=-1.0), rank, vi))
     first = o[np.r_[True, vi[o][1:] != vi[o][:-1]]]
     t = part.select(["track_id", "title"]).take(pa.array(o_pos[first], pa.int64()))
     return pd.DataFrame({
@@ -458,7 +488,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
 
 
 def _without_codes(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in r.items() if k != "codes"}
+    return {k: v for k, v in r.items() if k not in ("codes", "index")}
 
 
 NEAR_MISS_REASONS = ("delta_over_window", "score_below_min", "recording_qualifier_mismatch")
@@ -475,8 +505,8 @@ def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.
     frames = [f for f in found if len(f)]
     if frames:
         f = pd.concat(frames, ignore_index=True)
-        f = f.assign(abs_delta=f["delta_s"].abs()).sort_values(
-            ["version_row", "rank", "score", "abs_delta", "mix_track_id"], ascending=[True, True, False, True, True],
+        f = f.assign(abs_delta=f["delta_s"].abs(), score_rank=f["score"].fillna(-1.0)).sort_values(
+            ["version_row", "rank", "score_rank", "abs_delta", "mix_track_id"], ascending=[True, True, False, True, True],
             kind="mergesort").drop_duplicates("version_row")
     else:
         f = pd.DataFrame(columns=["version_row", "mix_track_id", "mix_title", "delta_s", "score", "rec_ok", "rank"])

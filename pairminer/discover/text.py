@@ -108,8 +108,10 @@ _FORM_WORDS = frozenset({"remix", "rmx", "mix", "version", "ver", "versie", "edi
 _SYNONYMS = {"speed up": "sped up", "sped": "sped up", "slowed down": "slowed", "slow": "slowed",
              "reverb": "reverb", "acoustic version": "acoustic", "unplugged": "acoustic"}
 
-_TRAIL_GROUP_RE = re.compile(r"\s*[(\[{<（【「〔『]([^()\[\]{}<>（）【】「」〔〕『』]*)[)\]}>）】」〕』]\s*$")
-_TRAIL_DASH_RE = re.compile(r"^(.*\S)\s+[-–—~]\s+(\S.*?)\s*$|^(.*\S)\s*[-~]([^-~]*\S)[-~]\s*$|^(.*\S)\s*[–—]\s*(\S.*?)\s*$")
+_OPENERS = "([{<（【「〔『"
+_CLOSERS = ")]}>）】」〕』"
+_SEP_RE = re.compile(r"\s+[-–—~]\s+|\s*[–—]\s*")
+_MAYBE_DECORATED_CHARS = frozenset(_OPENERS + _CLOSERS + "-–—~")
 
 
 @dataclass(frozen=True)
@@ -189,21 +191,36 @@ def classify_qualifier(q: str) -> list[tuple[str, str]]:
 
 def _peel(title: str) -> tuple[str, list[str]]:
     """Split a raw title into what precedes its trailing decorations and those decorations (raw, outermost
-    last): bracket groups (glued or spaced) and dash segments, peeled from the end."""
-    rest, decos = title, []
+    last): bracket groups (glued or spaced) and dash segments, peeled from the end. Linear in the length."""
+    rest, decos = title.rstrip(), []
     for _ in range(8):
-        m = _TRAIL_GROUP_RE.search(rest)
-        if m and m.start() > 0:
-            decos.append(m.group(1))
-            rest = rest[: m.start()]
-            continue
-        m = _TRAIL_DASH_RE.match(rest)
-        if m:
-            head, tail = (m.group(1), m.group(2)) if m.group(1) is not None else \
-                ((m.group(3), m.group(4)) if m.group(3) is not None else (m.group(5), m.group(6)))
-            if fold(head) or raw_key(head):
-                decos.append(tail)
+        if not rest:
+            break
+        last = rest[-1]
+        if last in _CLOSERS:
+            i = max(rest.rfind(o) for o in _OPENERS)
+            if i > 0 and not any(c in _CLOSERS for c in rest[i + 1:-1]):
+                head = rest[:i].rstrip()
+                if fold(head) or raw_key(head):
+                    decos.append(rest[i + 1:-1])
+                    rest = head
+                    continue
+            break
+        if last in "-~" and len(rest) > 2:  # "Song -off vocal ver.-", "Song ~Instrumental~"
+            i = max(rest.rfind("-", 0, len(rest) - 1), rest.rfind("~", 0, len(rest) - 1))
+            head = rest[:i].rstrip() if i > 0 else ""
+            if head and (fold(head) or raw_key(head)) and rest[i + 1:-1].strip():
+                decos.append(rest[i + 1:-1])
                 rest = head
+                continue
+        m = None
+        for m in _SEP_RE.finditer(rest):
+            pass
+        if m is not None and m.start() > 0 and m.end() < len(rest):
+            head = rest[: m.start()]
+            if fold(head) or raw_key(head):
+                decos.append(rest[m.end():])
+                rest = head.rstrip()
                 continue
         break
     return rest, decos
@@ -221,7 +238,7 @@ def parse_title(title: str, detector: "VersionDetector | None" = None) -> TitleP
     raw = _CONTROL_RE.sub(" ", title or "")[:MAX_TITLE_CHARS]
     if not raw.isascii():
         raw = unicodedata.normalize("NFKC", raw)
-    head, decos = _peel(raw)
+    head, decos = _peel(raw) if not _MAYBE_DECORATED_CHARS.isdisjoint(raw) else (raw, [])
     kind = ""
     recording: list[str] = []
     edit: list[str] = []
@@ -284,6 +301,8 @@ class VersionDetector:
             for kind, ws in folded.items()
         }
         object.__setattr__(self, "_trailing", trailing)
+        last = {w.split()[-1] for ws in folded.values() for w in ws} | set(_TRAILERS)
+        object.__setattr__(self, "_last_tokens", frozenset(last))
         object.__setattr__(self, "_cache", {})
 
     def prefilter_tokens(self) -> list[str]:
@@ -310,6 +329,8 @@ class VersionDetector:
 
     def take_trailing_marker(self, folded: str) -> tuple[str, str]:
         """(kind, base) for a folded title ending with a bare marker after something ("song instrumental")."""
+        if folded.rpartition(" ")[2] not in self._last_tokens:  # type: ignore[attr-defined]
+            return "", folded
         for kind in self.kinds:
             m = self._trailing[kind].match(folded)  # type: ignore[attr-defined]
             if m:
