@@ -75,18 +75,19 @@ class TitleScorer:
         """The title model of an original."""
         return original_parts(title)
 
-    def compare(self, v_base: np.ndarray, v_rec: np.ndarray, o_base: np.ndarray, o_rec: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def compare(self, v_base: np.ndarray, v_rec: np.ndarray, o_base: np.ndarray, o_rec: np.ndarray,
+                v_len: np.ndarray | None = None, o_len: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(score, recording qualifiers agree) for aligned arrays of version and original parts.
 
         Pairs the length bound rules out get score -1 and are not scored. Empty bases never match.
+        `v_len`/`o_len` are the base lengths when the caller has them (computed here otherwise).
         """
         n = len(v_base)
         score = np.full(n, -1.0)
         if n == 0:
             return score, np.zeros(0, dtype=bool)
-        lv = np.fromiter((len(x) for x in v_base), dtype=np.int64, count=n)
-        lo = np.fromiter((len(x) for x in o_base), dtype=np.int64, count=n)
+        lv = v_len if v_len is not None else np.fromiter((len(x) for x in v_base), dtype=np.int64, count=n)
+        lo = o_len if o_len is not None else np.fromiter((len(x) for x in o_base), dtype=np.int64, count=n)
         todo = self.scorer.can_reach(lv, lo) & (lv > 0) & (lo > 0)
         if todo.any():
             score[todo] = self.scorer.score(v_base[todo], o_base[todo])

@@ -165,6 +165,7 @@ def version_side(versions: pd.DataFrame, cfg: DiscoverConfig, resolution_s: floa
         "block": block[order],
         "dur": dur[order],
         "match": arr("match_title", object),
+        "match_len": v["match_title"].str.len().to_numpy(dtype=np.int64)[order] if len(v) else np.zeros(0, np.int64),
         "rec": arr("recording_key", object),
         "edit": arr("edit_key", object),
         "row": arr("row_number", np.int64),
@@ -345,7 +346,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
         cvi, coi, cdelta, cblocked = _capped_pairs(part, sel, order, o_dur, lo, hi, capped, vs, cfg)
         vi, oi, delta = np.concatenate([vi, cvi]), np.concatenate([oi, coi]), np.concatenate([delta, cdelta])
         blocked += cblocked
-    index = {"sel": sel, "order": order, "comp": comp_sorted, "dur": o_dur}
+    index = {"sel": sel, "order": order, "comp": comp_sorted, "dur": o_dur, "parts_pos": np.zeros(0, np.int64)}
     within = len(vi)
     if within == 0:
         return {**empty, "index": index, "blocked": blocked, "capped_versions": vs["row"][capped]}
@@ -355,7 +356,10 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     o_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
     o_rec = np.asarray(rec_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
     o_edit = np.asarray(edit_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec)
+    o_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
+    index.update(parts_pos=uniq_pos, parts_base=np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object),
+                 parts_rec=np.asarray(rec_a.to_numpy(zero_copy_only=False), dtype=object))
+    score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec, vs["match_len"][vi], o_len)
     hit = ts.is_match(score, rec_ok)
     above = int(hit.sum())
     cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in part.column_names]
@@ -445,17 +449,15 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
         ascii_ = pc.string_is_ascii(titles).to_numpy(zero_copy_only=False)
         first = np.asarray(pc.utf8_slice_codeunits(_fold_ascii(titles), 0, 1).to_numpy(zero_copy_only=False),
                            dtype=object)[inverse]
-        vm = us["match"][vi]
-        v0 = np.array([m[:1] for m in vm], dtype=object)
-        v1 = np.array([m[1:2] for m in vm], dtype=object)
+        v0 = np.array([m[:1] for m in us["match"]], dtype=object)[vi]
+        v1 = np.array([m[1:2] for m in us["match"]], dtype=object)[vi]
         keep = inside | ~ascii_[inverse] | (first == "") | (first == v0) | (first == v1)
         vi, o_pos, delta, oi = vi[keep], o_pos[keep], delta[keep], oi[keep]
         if len(vi) == 0:
             return pd.DataFrame()
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
-    base_a, rec_a, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos)))
-    o_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    o_rec = np.asarray(rec_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
+    u_base, u_rec = _parts_reusing(part, uniq_pos, idx)
+    o_base, o_rec = u_base[inverse], u_rec[inverse]
     # Inside the window every pair is scored (a near miss reports its true score); outside it only
     # pairs that can reach min_score, with rapidfuzz's score_cutoff (NaN: below min_score, not scored).
     from rapidfuzz import fuzz, process
@@ -485,6 +487,25 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
         "mix_title": t.column("title").to_pylist(), "delta_s": delta[first], "score": score[first],
         "rec_ok": rec_ok[first], "rank": rank[first],
     })
+
+
+def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(base, recording key) of the originals at sorted positions `uniq_pos`, reusing those the block
+    pass already modelled."""
+    known_pos = idx["parts_pos"]
+    at = np.searchsorted(known_pos, uniq_pos)
+    known = (at < len(known_pos)) & (known_pos[np.minimum(at, max(len(known_pos) - 1, 0))] == uniq_pos) \
+        if len(known_pos) else np.zeros(len(uniq_pos), dtype=bool)
+    base = np.empty(len(uniq_pos), dtype=object)
+    rec = np.empty(len(uniq_pos), dtype=object)
+    if known.any():
+        base[known] = idx["parts_base"][at[known]]
+        rec[known] = idx["parts_rec"][at[known]]
+    if (~known).any():
+        b, r, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos[~known])))
+        base[~known] = np.asarray(b.to_numpy(zero_copy_only=False), dtype=object)
+        rec[~known] = np.asarray(r.to_numpy(zero_copy_only=False), dtype=object)
+    return base, rec
 
 
 def _without_codes(r: dict[str, Any]) -> dict[str, Any]:
