@@ -13,6 +13,7 @@ and prints wall time (median of --repeat runs), peak RSS, precision and recall a
 truth, recall per planted category, and the ratios discover/read, discover/duckdb, discover/splink.
 
     python benchmarks/bench_discover.py --rows 1000000 --rows 10000000
+    python benchmarks/bench_discover.py --run-peer duckdb --csv CATALOG.csv --out pairs.parquet
 """
 
 from __future__ import annotations
@@ -162,7 +163,17 @@ def main() -> None:
     ap.add_argument("--peer-repeat", type=int, default=1, help="runs of each peer [1]")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--generate", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--run-peer", choices=["duckdb", "splink"], default=None,
+                    help="run one peer on --csv and write its pairs to --out (for timing it from outside)")
+    ap.add_argument("--csv", default=None)
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.run_peer:
+        normalise = NORMALISE_SQL.format(path=args.csv, kw=_keyword_regex())
+        argv = [normalise, DUCKDB_SQL, args.out] if args.run_peer == "duckdb" else [normalise, args.out]
+        sys.argv = ["peer", *argv]
+        exec(DUCKDB_RUNNER if args.run_peer == "duckdb" else SPLINK_RUNNER, {"__name__": "__peer__"})
+        return
     if args.generate:
         generate(args.generate, args.seed, Path(args.work))
         return

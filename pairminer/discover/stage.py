@@ -203,28 +203,25 @@ def _or_raw(keys: pa.Array, col: pa.Array) -> pa.Array:
     return keys
 
 
-def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """(base, recording key, edit key) of original titles as Arrow arrays: Arrow kernels for plain ASCII
-    titles (no decoration possible: base = fold, else the raw characters), `text.original_parts` once per
-    distinct remaining title. Both paths give identical keys (a test checks this)."""
+def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(base as Arrow strings, recording keys, edit keys as object ndarrays) of original titles: Arrow
+    kernels for plain ASCII titles (no decoration possible: base = fold, else the raw characters),
+    `text.original_parts` once per distinct remaining title. Both paths give identical keys (a test
+    checks this)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     needs_py = pc.match_substring_regex(col, _TITLE_NEEDS_PY).fill_null(False)
     base = _or_raw(_fold_ascii(col), col)
-    empty = pa.array([""] * len(col), pa.string()) if len(col) else pa.array([], pa.string())
-    rec, edit = empty, empty
+    rec = np.full(len(col), "", dtype=object)
+    edit = np.full(len(col), "", dtype=object)
     if pc.any(needs_py).as_py():
         sub = pc.dictionary_encode(col.filter(needs_py))
         parts = [original_parts(v) for v in sub.dictionary.to_pylist()]
         ind = sub.indices.to_numpy(zero_copy_only=False)
-        for j, get in enumerate((lambda p: p.base, lambda p: p.recording_key, lambda p: p.edit_key)):
-            uniq = np.array([get(p) for p in parts], dtype=object)
-            repl = pa.array(uniq[ind], pa.string())
-            if j == 0:
-                base = pc.replace_with_mask(base, needs_py, repl)
-            elif j == 1:
-                rec = pc.replace_with_mask(rec, needs_py, repl)
-            else:
-                edit = pc.replace_with_mask(edit, needs_py, repl)
+        at = np.flatnonzero(needs_py.to_numpy(zero_copy_only=False))
+        base = pc.replace_with_mask(base, needs_py, pa.array(np.array([p.base for p in parts], dtype=object)[ind],
+                                                             pa.string()))
+        rec[at] = np.array([p.recording_key for p in parts], dtype=object)[ind]
+        edit[at] = np.array([p.edit_key for p in parts], dtype=object)[ind]
     return base, rec, edit
 
 
@@ -354,11 +351,11 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     base_a, rec_a, edit_a = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos)))
     o_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    o_rec = np.asarray(rec_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    o_edit = np.asarray(edit_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
+    o_rec = rec_a[inverse]
+    o_edit = edit_a[inverse]
     o_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
     index.update(parts_pos=uniq_pos, parts_base=np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object),
-                 parts_rec=np.asarray(rec_a.to_numpy(zero_copy_only=False), dtype=object))
+                 parts_rec=rec_a)
     score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec, vs["match_len"][vi], o_len)
     hit = ts.is_match(score, rec_ok)
     above = int(hit.sum())
@@ -504,7 +501,7 @@ def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]) ->
     if (~known).any():
         b, r, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos[~known])))
         base[~known] = np.asarray(b.to_numpy(zero_copy_only=False), dtype=object)
-        rec[~known] = np.asarray(r.to_numpy(zero_copy_only=False), dtype=object)
+        rec[~known] = r
     return base, rec
 
 
