@@ -341,3 +341,13 @@ def test_bad_titles_neither_crash_nor_match_everything(write_csv, tmp_path):
     # each version pairs with its own original or not at all, never with every original
     assert all(m.replace("o", "v") == v for m, v in _pairs(c) - {("m", "w")})
     assert c["version_track_id"].is_unique
+
+
+def test_identical_rows_block_is_capped(write_csv, tmp_path):
+    """3000 identical titles and durations: each capped version keeps at most 64 exact-title originals."""
+    rows = [f"o{i},Same,Same Song,200,," for i in range(3000)]
+    rows += [f"v{i},Same,Same Song (Instrumental),200,," for i in range(30)]
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path, max_block_comparisons=500)
+    assert res.counts["capped_versions"] == 30 and res.counts["blocked_pairs"] <= 30 * 64
+    assert len(c) == 30 and set(c["mix_track_id"]) <= {f"o{i}" for i in range(3000)}
+    assert (c["title_score"] == 100).all()

@@ -1,17 +1,20 @@
 """The discover stage: catalog in, candidate (mix, version) pairs out.
 
-Dask graph, one task per catalog partition and step:
+Dask graph, one task per catalog partition and step, computed in one call:
 
-    read (client, multi-threaded Arrow)                 -> partitions of validated rows
-    detect[i]   = split_partition(partition i)          -> versions of i (small) + originals mask
-    versions    = concat_versions(detect[*])            -> every version (~1% of the catalog)
-    side        = version_side(versions)                 -> sorted arrays, broadcast to every task
-    pairs[i]    = block_window_score(partition i, side) -> scored pairs above min_score
-    best        = best_match(concat(pairs[*]))           (client; small)
+    detect[i]   = split_partition(partition i)           -> versions of i (small), originals mask, duration counts
+    versions    = concat_versions(detect[*])             -> every version (~1% of the catalog)
+    resolution  = resolve_resolution(detect[*])          -> 0 or 1 s (whole-second catalogs), or the override
+    side        = version_side(versions, resolution)     -> sorted arrays, broadcast to every task
+    scored[i]   = block_window_score(partition i, side)  -> matches (score >= min_score, recording qualifiers equal)
+    best        = best_match(concat(scored[*]))          -> one original per version
+    near[i]     = near_miss_scan(partition i, scored[i], side without the matched versions)
 
-Blocking joins the small version side against each partition's originals on artist key x duration
-bucket (the version's bucket and its two neighbours, bucket width = max_delta), so there is no shuffle
-and a block costs (versions in it) x (originals in three buckets), never (block size)^2.
+Blocking joins the small version side against each partition's originals on artist key x duration:
+the originals are sorted by (artist code, duration in ms) and each version looks its window up by
+binary search, so there is no shuffle and a block costs (versions in it) x (originals in its window),
+never (block size)^2; a version whose window holds more than `max_block_comparisons` originals is
+compared by exact base title only. Titles are compared through the scorer unit (`scoring.py`).
 """
 
 from __future__ import annotations
@@ -302,9 +305,9 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
                        cfg: DiscoverConfig) -> dict[str, Any]:
     """Join one partition's originals against all versions, apply the window and the title score.
 
-    A version with more than `max_block_comparisons` originals in its three buckets (a placeholder
-    duration, one artist's 100k tracks) is capped: it is compared only with the originals of exactly its
-    base title, at most `max_block_comparisons` of them (the nearest in duration).
+    A version with more than `max_block_comparisons` originals in its window (a placeholder duration,
+    one artist's 100k tracks) is capped: it is compared only with the originals of exactly its base
+    title, at most 64 of them (the nearest in duration).
 
     Returns:
         {"pairs": DataFrame of matches (version_row, mix fields..., title_score, duration_delta_s),
@@ -375,28 +378,55 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
             "within": within, "above": above, "capped_versions": vs["row"][capped]}
 
 
+_CAPPED_KEEP = 64
+
+
+def _group_by_key_then_duration(keys: np.ndarray, dur: np.ndarray):
+    """Positions sorted by (key, duration), with {key: group number} and the group bounds."""
+    uniq, inv = np.unique(keys.astype(str), return_inverse=True)
+    order = np.lexsort((dur, inv))
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    return {u: j for j, u in enumerate(uniq.tolist())}, order, dur[order], bounds
+
+
 def _capped_pairs(part: pa.Table, sel: np.ndarray, order: np.ndarray, o_dur: np.ndarray, lo: np.ndarray,
                   hi: np.ndarray, capped: np.ndarray, vs: dict[str, Any], cfg: DiscoverConfig):
-    """Pairs of the capped versions: exact base-title grouping within their block, nearest first."""
-    cap = cfg.max_block_comparisons
+    """Pairs of the capped versions: exact base-title grouping within their block, the nearest
+    `_CAPPED_KEEP` in duration (all score 100 with each other, so best_match needs no more)."""
+    cap = min(cfg.max_block_comparisons, _CAPPED_KEEP)
     width = vs["window"]
     vis, ois, deltas, blocked = [], [], [], 0
-    keyed: dict[int, str] = {}
+    keyed = np.empty(len(sel), dtype=object)  # base title per original, filled as capped blocks need it
+    have = np.zeros(len(sel), dtype=bool)
+    groups: dict[tuple[int, int], dict[str, np.ndarray]] = {}  # versions sharing a window share its index
     for i in np.flatnonzero(capped).tolist():
-        cand = order[lo[i]:hi[i]]  # indices into sel
-        todo = [int(c) for c in cand if int(c) not in keyed]
-        if todo:
-            titles = part.column("title").take(pa.array(sel[todo], pa.int64()))
-            for c, b in zip(todo, _title_parts_hybrid(titles)[0].to_pylist()):
-                keyed[c] = b
-        same = np.array([keyed[int(c)] == vs["match"][i] for c in cand], dtype=bool)
-        cand = cand[same]
-        d = vs["dur"][i] - o_dur[cand]
-        ok = np.abs(d) < width
-        cand, d = cand[ok], d[ok]
-        if len(cand) > cap:
-            near = np.argsort(np.abs(d), kind="stable")[:cap]
-            cand, d = cand[near], d[near]
+        span = (int(lo[i]), int(hi[i]))
+        cand_all = order[span[0]:span[1]]  # indices into sel
+        if span not in groups:
+            need = cand_all[~have[cand_all]]
+            if len(need):
+                titles = part.column("title").take(pa.array(sel[need], pa.int64()))
+                keyed[need] = np.asarray(_title_parts_hybrid(titles)[0].to_numpy(zero_copy_only=False), dtype=object)
+                have[need] = True
+            groups[span] = _group_by_key_then_duration(keyed[cand_all], o_dur[cand_all])
+        key_at, o_sorted, d_sorted, bounds = groups[span]
+        j = key_at.get(vs["match"][i])
+        if j is None:
+            continue
+        # the group's originals sorted by duration: the window, then the `cap` nearest, by binary search
+        pos_sorted, dur_sorted = o_sorted[bounds[j]:bounds[j + 1]], d_sorted[bounds[j]:bounds[j + 1]]
+        v = vs["dur"][i]
+        a = np.searchsorted(dur_sorted, v - width, side="right")
+        b = np.searchsorted(dur_sorted, v + width, side="left")
+        if b - a > cap:
+            mid = np.searchsorted(dur_sorted, v)
+            a2 = max(a, min(mid - cap, b - 2 * cap))
+            near_idx = np.arange(a2, min(b, a2 + 2 * cap))
+            near_idx = near_idx[np.argsort(np.abs(dur_sorted[near_idx] - v), kind="stable")[:cap]]
+        else:
+            near_idx = np.arange(a, b)
+        cand = cand_all[pos_sorted[near_idx]]
+        d = v - o_dur[cand]
         blocked += len(cand)
         vis.append(np.full(len(cand), i, dtype=np.int64))
         ois.append(cand)
