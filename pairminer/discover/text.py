@@ -110,6 +110,7 @@ _SYNONYMS = {"speed up": "sped up", "sped": "sped up", "slowed down": "slowed", 
 
 _OPENERS = "([{<（【「〔『"
 _CLOSERS = ")]}>）】」〕』"
+_LAST_GROUP_RE = re.compile(f"[{re.escape(_OPENERS)}][^{re.escape(_OPENERS + _CLOSERS)}]*[{re.escape(_CLOSERS)}]$")
 _SEP_RE = re.compile(r"\s+[-–—~]\s+|\s*[–—]\s*")
 _MAYBE_DECORATED_CHARS = frozenset(_OPENERS + _CLOSERS + "-–—~")
 
@@ -198,8 +199,9 @@ def _peel(title: str) -> tuple[str, list[str]]:
             break
         last = rest[-1]
         if last in _CLOSERS:
-            i = max(rest.rfind(o) for o in _OPENERS)
-            if i > 0 and not any(c in _CLOSERS for c in rest[i + 1:-1]):
+            m = _LAST_GROUP_RE.search(rest)
+            i = m.start() if m else -1
+            if i > 0:
                 head = rest[:i].rstrip()
                 if fold(head) or raw_key(head):
                     decos.append(rest[i + 1:-1])
