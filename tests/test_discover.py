@@ -351,3 +351,15 @@ def test_identical_rows_block_is_capped(write_csv, tmp_path):
     assert res.counts["capped_versions"] == 30 and res.counts["blocked_pairs"] <= 30 * 64
     assert len(c) == 30 and set(c["mix_track_id"]) <= {f"o{i}" for i in range(3000)}
     assert (c["title_score"] == 100).all()
+
+
+def test_long_titles_pair_and_keys_agree_on_both_paths():
+    import pyarrow as pa
+
+    from pairminer.discover.stage import _title_parts_hybrid
+    from pairminer.discover.text import VersionDetector, original_parts
+
+    long = "Long " + "x" * 10_000
+    base = _title_parts_hybrid(pa.array([long]))[0].to_pylist()[0]
+    assert base == original_parts(long).base == VersionDetector().parse(long + " (Instrumental)").base
+    assert len(base) == 1000

@@ -36,7 +36,7 @@ from .catalog import Catalog, read_catalog
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError
 from ..runinfo import Timings, versions
-from .text import (ARTIST_ASCII_SYMBOLS, DEFAULT_KEYWORDS, VersionDetector, artist_key, match_key,  # noqa: F401
+from .text import (ARTIST_ASCII_SYMBOLS, DEFAULT_KEYWORDS, MAX_TITLE_CHARS, VersionDetector, artist_key, match_key,  # noqa: F401
                    original_parts)
 from .config import DiscoverConfig, SCORERS, OPTIONAL
 from .scoring import RapidfuzzScorer, TitleScorer, ratio_can_reach  # noqa: F401  (ratio_can_reach: public)
@@ -213,7 +213,7 @@ def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray
     checks this)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     needs_py = pc.match_substring_regex(col, _TITLE_NEEDS_PY).fill_null(False)
-    base = _or_raw(_fold_ascii(col), col)
+    base = pc.utf8_slice_codeunits(_or_raw(_fold_ascii(col), col), 0, MAX_TITLE_CHARS)  # ASCII here: chars
     rec = np.full(len(col), "", dtype=object)
     edit = np.full(len(col), "", dtype=object)
     if pc.any(needs_py).as_py():

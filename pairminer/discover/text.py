@@ -85,7 +85,8 @@ def fold(s: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # The title model: base title + version marker + qualifiers (neutral / edit / recording).
 
-MAX_TITLE_CHARS = 1000  # longer titles are modelled on their first 1000 characters
+MAX_TITLE_CHARS = 1000  # base titles are cut to this many characters (decorations are read at the end first)
+_MAX_RAW_CHARS = 100_000
 
 NEUTRAL, EDIT, RECORDING = "neutral", "edit", "recording"
 
@@ -237,7 +238,7 @@ def parse_title(title: str, detector: "VersionDetector | None" = None) -> TitleP
     a bare marker at the end of a title with something before it ("SONG Instrumental"). A title that is
     a marker word ("Instrumental", "放課後カラオケ") is an original.
     """
-    raw = _CONTROL_RE.sub(" ", title or "")[:MAX_TITLE_CHARS]
+    raw = _CONTROL_RE.sub(" ", (title or "")[:_MAX_RAW_CHARS])
     if not raw.isascii():
         raw = unicodedata.normalize("NFKC", raw)
     head, decos = _peel(raw) if not _MAYBE_DECORATED_CHARS.isdisjoint(raw) else (raw, [])
@@ -262,9 +263,9 @@ def parse_title(title: str, detector: "VersionDetector | None" = None) -> TitleP
         k, rest = detector.take_trailing_marker(base_f)
         if k:
             kind, base_f = k, rest
-    base = base_f or raw_key(head)
+    base = (base_f or raw_key(head))[:MAX_TITLE_CHARS]
     if not base:  # the whole title was decoration: model it as a plain title
-        return TitleParts(_key_or_raw(raw))
+        return TitleParts(_key_or_raw(raw)[:MAX_TITLE_CHARS])
     return TitleParts(base, kind, tuple(sorted(set(recording))), tuple(sorted(set(edit))))
 
 
