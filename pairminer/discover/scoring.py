@@ -46,6 +46,15 @@ class RapidfuzzScorer:
         return process.cpdist(a, b, scorer=getattr(fuzz, self.name), workers=1).astype(np.float64)
 
 
+_DEFAULT: list[VersionDetector] = []
+
+
+def _default_detector() -> VersionDetector:
+    if not _DEFAULT:
+        _DEFAULT.append(VersionDetector())
+    return _DEFAULT[0]
+
+
 def ratio_can_reach(len_a: np.ndarray, len_b: np.ndarray, min_score: float) -> np.ndarray:
     """False where two strings of these lengths cannot reach `min_score` with rapidfuzz's fuzz.ratio.
 
@@ -60,16 +69,16 @@ class TitleScorer:
     """The title model and the scorer together.
 
     Args:
-        detector: finds version markers (the configured kinds and keywords).
+        detector: finds version markers (the configured kinds and keywords; None: the defaults).
         scorer: compares base titles.
     """
 
-    detector: VersionDetector = field(default_factory=VersionDetector)
+    detector: VersionDetector | None = None
     scorer: RapidfuzzScorer = field(default_factory=RapidfuzzScorer)
 
     def version(self, title: str) -> TitleParts:
         """The title model of a catalog title, looking for version markers (kind "" = an original)."""
-        return self.detector.parse(title)
+        return (self.detector or _default_detector()).parse(title)
 
     def original(self, title: str) -> TitleParts:
         """The title model of an original."""

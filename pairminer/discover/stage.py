@@ -273,7 +273,8 @@ def _artist_codes(part: pa.Table, vkeys: np.ndarray) -> np.ndarray:
 
 
 def _title_scorer(cfg: DiscoverConfig) -> TitleScorer:
-    return TitleScorer(cfg.detector(), RapidfuzzScorer(cfg.scorer, cfg.min_score))
+    """The scorer unit for comparing parts (the versions were modelled with cfg.detector() already)."""
+    return TitleScorer(None, RapidfuzzScorer(cfg.scorer, cfg.min_score))
 
 
 _MS_MAX = 2**27 - 1  # 37 h in ms: durations are packed in 28 bits next to the artist code
@@ -466,22 +467,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     oi = order[opos]
     o_pos = sel[oi]
     delta = us["dur"][vi] - o_dur[oi]
-    # Outside the window only a title match matters: an ASCII original whose folded title starts with
-    # neither of the version's first two characters cannot be one (decorations trail the base), so it
-    # is dropped before its title is modelled. Inside the window every original is kept.
     inside = np.abs(delta) < us["window"]
-    if not inside.all():
-        uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
-        titles = part.column("title").take(pa.array(uniq_pos))
-        ascii_ = pc.string_is_ascii(titles).to_numpy(zero_copy_only=False)
-        first = np.asarray(pc.utf8_slice_codeunits(_fold_ascii(titles), 0, 1).to_numpy(zero_copy_only=False),
-                           dtype=object)[inverse]
-        v0 = np.array([m[:1] for m in us["match"]], dtype=object)[vi]
-        v1 = np.array([m[1:2] for m in us["match"]], dtype=object)[vi]
-        keep = inside | ~ascii_[inverse] | (first == "") | (first == v0) | (first == v1)
-        vi, o_pos, delta, oi = vi[keep], o_pos[keep], delta[keep], oi[keep]
-        if len(vi) == 0:
-            return pd.DataFrame()
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     u_base, u_rec = _parts_reusing(part, uniq_pos, idx)
     o_base, o_rec = u_base[inverse], u_rec[inverse]
@@ -492,11 +478,10 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     fn = getattr(fuzz, cfg.scorer)
     v_base = us["match"][vi]
     score = np.full(len(vi), np.nan)
-    inside = np.abs(delta) < us["window"]
     if inside.any():
         score[inside] = process.cpdist(v_base[inside], o_base[inside], scorer=fn, workers=1)
-    lv = np.fromiter((len(x) for x in v_base), dtype=np.int64, count=len(vi))
-    lo_len = np.fromiter((len(x) for x in o_base), dtype=np.int64, count=len(vi))
+    lv = us["match_len"][vi]
+    lo_len = pc.utf8_length(pa.array(u_base, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
     out = ~inside & ts.scorer.can_reach(lv, lo_len)
     if out.any():
         got = process.cpdist(v_base[out], o_base[out], scorer=fn, workers=1, score_cutoff=cfg.min_score)
