@@ -219,8 +219,8 @@ def main() -> None:
         fig["discover_vs_read"] = fig["discover_s"] / fig["read_s"]
         for k, v in fig.items():
             print(f"  {k:22s} {v:.4g}" if isinstance(v, float) else f"  {k:22s} {v}", flush=True)
-        table = pd.concat({k: v.set_index("category")[["planted", "recall", "false_pairs"]] for k, v in per_cat.items()},
-                          axis=1)
+        cols = ["planted", "recall", "false_pairs"]
+        table = pd.concat({k: v.set_index("category")[cols] for k, v in per_cat.items()}, axis=1)
         print(table.to_string(float_format=lambda x: f"{x:.3f}"), flush=True)
         fig["per_category"] = {k: v.to_dict(orient="records") for k, v in per_cat.items()}
         results.append(fig)

@@ -235,7 +235,8 @@ def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, ve
                 cat = "other_kind"
             if rng.random() < typo_rate:  # real catalogs misspell: one character dropped or swapped
                 i = int(rng.integers(1, len(base) - 1))
-                base = base[:i] + base[i + 1:] if rng.random() < 0.5 else base[:i - 1] + base[i] + base[i - 1] + base[i + 1:]
+                drop = rng.random() < 0.5
+                base = base[:i] + base[i + 1:] if drop else base[:i - 1] + base[i] + base[i - 1] + base[i + 1:]
                 cat = "typo"
             title = forms[rng.integers(len(forms))].format(t=base, T=base.upper())
         elif cat in ("multilingual", "bare_trailing", "glued"):
@@ -247,7 +248,8 @@ def make_catalog(n_rows: int, seed: int = 0, *, va_tracks: int | None = None, ve
             orig.iat[s, orig.columns.get_loc("title")] = of.format(t=base)
             kind, title = "instrumental", vf.format(t=base)
             if sib is not None:  # the plain song, close in duration half of the time
-                d_sib = near(o["duration"]) if rng.random() < 0.5 else round(float(o["duration"] + rng.uniform(20, 60)), 3)
+                close = rng.random() < 0.5
+                d_sib = near(o["duration"]) if close else round(float(o["duration"] + rng.uniform(20, 60)), 3)
                 sid = next(next_id)
                 extra_orig.append((sid, primary, sib.format(t=base), d_sib, o["genre"]))
                 traps.append((tid, "qualifier_sibling", sid))

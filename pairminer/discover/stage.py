@@ -36,8 +36,8 @@ from .catalog import Catalog, read_catalog
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError
 from ..runinfo import Timings, versions
-from .text import (ARTIST_ASCII_SYMBOLS, DEFAULT_KEYWORDS, MAX_TITLE_CHARS, VersionDetector, artist_key, match_key,  # noqa: F401
-                   original_parts)
+from .text import (ARTIST_ASCII_SYMBOLS, DEFAULT_KEYWORDS, MAX_TITLE_CHARS, VersionDetector,  # noqa: F401
+                   artist_key, match_key, original_parts)
 from .config import DiscoverConfig, SCORERS, OPTIONAL
 from .scoring import RapidfuzzScorer, TitleScorer, ratio_can_reach  # noqa: F401  (ratio_can_reach: public)
 
@@ -539,7 +539,8 @@ def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.
     if frames:
         f = pd.concat(frames, ignore_index=True)
         f = f.assign(abs_delta=f["delta_s"].abs(), score_rank=f["score"].fillna(-1.0)).sort_values(
-            ["version_row", "rank", "score_rank", "abs_delta", "mix_track_id"], ascending=[True, True, False, True, True],
+            ["version_row", "rank", "score_rank", "abs_delta", "mix_track_id"],
+            ascending=[True, True, False, True, True],
             kind="mergesort").drop_duplicates("version_row")
     else:
         f = pd.DataFrame(columns=["version_row", "mix_track_id", "mix_title", "delta_s", "score", "rec_ok", "rank"])

@@ -101,7 +101,8 @@ _NEUTRAL_RE = re.compile(
 # Edit qualifiers: the same recording cut or versioned differently; allowed on one side alone.
 _EDIT_PHRASE_RE = re.compile(
     r"(?:^| )(?:(?:radio|single|album|tv|short|long|full|clean|dj|club|original|ep|lp|mono|stereo) "
-    r"(?:edit|version|ver|mix|cut|size)|extended(?: (?:version|mix|edit|cut))?|(?:7|12)(?: inch)?(?: (?:version|mix|edit))?"
+    r"(?:edit|version|ver|mix|cut|size)|extended(?: (?:version|mix|edit|cut))?"
+    r"|(?:7|12)(?: inch)?(?: (?:version|mix|edit))?"
     r"|edit|short|tv size|radio|mono|stereo)(?= |$)"
 )
 # Words that name the form of a qualifier, not its content ("Nova Remix" = "Nova Mix" = "Nova").
