@@ -114,6 +114,8 @@ _OPENERS = "([{<（【「〔『"
 _CLOSERS = ")]}>）】」〕』"
 _LAST_GROUP_RE = re.compile(f"[{re.escape(_OPENERS)}][^{re.escape(_OPENERS + _CLOSERS)}]*[{re.escape(_CLOSERS)}]$")
 _SEP_RE = re.compile(r"\s+[-–—~]\s+|\s*[–—]\s*")
+_LAST_SEP_RE = re.compile(r"(?s).*(\s+[-–—~]\s+|\s*[–—]\s*)")  # greedy: the last separator
+_HAS_SEP_CHARS = re.compile(r"[-–—~]")
 _MAYBE_DECORATED_CHARS = frozenset(_OPENERS + _CLOSERS + "-–—~")
 
 
@@ -217,13 +219,11 @@ def _peel(title: str) -> tuple[str, list[str]]:
                 decos.append(rest[i + 1:-1])
                 rest = head
                 continue
-        m = None
-        for m in _SEP_RE.finditer(rest):
-            pass
-        if m is not None and m.start() > 0 and m.end() < len(rest):
-            head = rest[: m.start()]
+        m = _LAST_SEP_RE.match(rest) if _HAS_SEP_CHARS.search(rest) else None
+        if m is not None and m.start(1) > 0 and m.end(1) < len(rest):
+            head = rest[: m.start(1)]
             if fold(head) or raw_key(head):
-                decos.append(rest[m.end():])
+                decos.append(rest[m.end(1):])
                 rest = head.rstrip()
                 continue
         break
