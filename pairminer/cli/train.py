@@ -14,37 +14,19 @@ import click
 import numpy as np
 
 from . import main
-from ._options import init_logging, quiet_verbose_options
+from ._options import config_file_option, config_options, init_logging, quiet_verbose_options, stage_config
 
 log = logging.getLogger(__name__)
 
 
 @main.command()
+@config_options("train")
 @click.argument("targets_dir", metavar="TARGETS_DIR")
 @click.option("-o", "--out", "out_dir", required=True, help="Run folder to write (config, metrics, checkpoints).")
-@click.option("--source", type=click.Choice(["vocals", "instrumental"]), default=None,
-              help="Target to learn: vocals (shard channel 2) or instrumental (channel 1).  [default: vocals]")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML file with a `train:` section; command-line options override it.")
-@click.option("--lr", type=float, default=None, help="ADAM learning rate.  [default: 1e-4]")
-@click.option("--batch-size", type=int, default=None, help="Patches per step.  [default: 16]")
-@click.option("--epochs", type=int, default=None, help="Epochs (an epoch sees every frame about once).  [default: 20]")
-@click.option("--steps-per-epoch", type=int, default=None, help="Steps per epoch; 0 = from the data size.  [default: 0]")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps in all; 0 = no cap.  [default: 0]")
-@click.option("--time-budget-s", type=float, default=None,
-              help="Stop after this many seconds (then validate and checkpoint); 0 = no limit.  [default: 0]")
-@click.option("--valid-every", type=int, default=None, help="Validate every N steps; 0 = each epoch.  [default: 0]")
-@click.option("--num-workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
-@click.option("--skip-silent-target-db", type=float, default=None,
-              help="Redraw patches whose target is this many dB below the mix (e.g. 40).  [default: off]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]")
-@click.option("--compile/--no-compile", "compile_", default=None, help="Wrap the model in torch.compile.  [default: off]")
-@click.option("--seed", type=int, default=None, help="Seed for patches, weights and dropout.  [default: 0]")
+@config_file_option("train")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from checkpoint-last.pt.")
 @quiet_verbose_options
-def train(targets_dir, out_dir, source, config_path, lr, batch_size, epochs, steps_per_epoch, max_steps, time_budget_s,
-          valid_every,
-          num_workers, skip_silent_target_db, device, compile_, seed, resume, quiet, verbose):
+def train(targets_dir, out_dir, config_path, resume, quiet, verbose, **options):
     """Train the U-Net of Jansson and others (2017) for one source on the shards in TARGETS_DIR.
 
     Writes OUT/config.json, OUT/metrics.jsonl, OUT/checkpoint-last.pt, OUT/checkpoint-best.pt and
@@ -52,13 +34,10 @@ def train(targets_dir, out_dir, source, config_path, lr, batch_size, epochs, ste
 
     Example: pairminer train OUT/targets -o runs/vocals --source vocals --max-steps 20000
     """
-    from ..train import TrainConfig, run_train
+    from ..train import run_train
 
     init_logging(verbose, quiet)
-    base = TrainConfig.from_yaml(Path(config_path).read_text(encoding="utf-8")) if config_path else TrainConfig()
-    config = base.replace(source=source, lr=lr, batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                          max_steps=max_steps, time_budget_s=time_budget_s, valid_every=valid_every, num_workers=num_workers,
-                          skip_silent_target_db=skip_silent_target_db, device=device, compile=compile_, seed=seed)
+    config = stage_config("train", config_path, options)
     res = run_train(targets_dir, out_dir, config, resume=resume, progress=not quiet)
     click.echo(f"train: {res.steps_run} step(s) run, {res.step} in all; validation loss {res.last_valid_loss:.5f} "
                f"(best {res.best_valid_loss:.5f}); {res.n_train_pairs} train / {res.n_valid_pairs} valid pair(s) "

@@ -370,12 +370,15 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
         write_table(out / shardlib.MANIFEST_NAME, pd.concat(manifest_parts, ignore_index=True), "manifest")
 
     writer = shardlib.ShardWriter(out, config.bins, capacity, first_index=first_index, on_seal=commit)
-    with timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner:
+    from ..progress import Progress
+
+    with timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
+            Progress("targets", len(pending), unit="pair", enabled=progress) as bar:
         import dask
 
         for batch in _plan_batches(pending, config, capacity):
             tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
-            results = runner.compute(*tasks, label=f"{len(batch)} pair(s)")
+            results = runner.compute(*tasks, label=f"{len(batch)} pair(s)", progress=bar)
             for row, res in zip(batch, results):
                 if res.error is not None:
                     log.warning("pair %s failed: %s", row["pair_id"], res.error)

@@ -276,11 +276,10 @@ def _medians(rows: list[dict]) -> dict:
 def _maybe_tqdm(items, enabled: bool):
     if not enabled:
         return items
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, unit="track", desc="evaluate")
+    from ..progress import Progress  # a bar in a terminal, bounded log lines elsewhere
+
+    items = list(items)
+    return Progress("evaluate", len(items), unit="track").track(items)
 
 
 def format_table(doc: dict) -> str:

@@ -89,9 +89,9 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_json_atomic(path: Path, doc: dict) -> None:
-    def _w(tmp):
-        Path(tmp).write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    _atomic_write(Path(path), _w)
+    from ..storage import write_json  # the one atomic JSON writer (umask-honouring, NaN -> null)
+
+    write_json(path, json.loads(json.dumps(doc, default=_jsonable)))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -170,11 +170,9 @@ class _Metrics:
 def _progress_bar(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm  # optional: a torch-only machine may lack it
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc="train")
+    from ..progress import Progress  # a bar in a terminal, bounded log lines elsewhere
+
+    return Progress("train", total, unit="step", initial=initial)
 
 
 @torch.no_grad()

@@ -376,7 +376,7 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
             tasks = [dask.delayed(fingerprint_task, pure=False)(p, config.max_seconds, config.min_seconds,
                                                                 dask_key_name=f"fingerprint-{uuid.uuid4().hex}")
                      for p in todo]
-            outs = runner.compute(tasks, label=f"fingerprint {len(todo)} files")[0]
+            outs = runner.compute(tasks, label="verify: fingerprints", unit="file")[0]
         new_records = []
         for p, o in zip(todo, outs):
             decode_s += o["decode_s"]
@@ -414,7 +414,10 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
                 [(r, d) for r, d, _, _ in chunk], [fps[m] for _, _, m, _ in chunk], [fps[v] for _, _, _, v in chunk],
                 config))
         if tasks:
-            for part in runner.compute(tasks, label=f"compare {len(comparable)} pairs")[0]:
+            sizes = [min(config.pairs_per_task, len(comparable) - c) for c in range(0, len(comparable),
+                                                                                     config.pairs_per_task)]
+            for part in runner.compute(tasks, label="verify: compare", unit="pair",
+                                       weights=sizes)[0]:
                 results.extend(part)
     # A file reused from an earlier batch of this run is not counted again.
     n_cached = sum(1 for p, k in keys.items() if k[0] in cached and p in new_files)
