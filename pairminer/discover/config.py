@@ -34,7 +34,7 @@ class DiscoverConfig(StageConfig):
         audio_root: folder that relative audio paths resolve against (default: the catalog's folder).
         partition_rows: rows per Dask partition.
         max_block_comparisons: a version with more originals than this in its artist x duration block
-            is compared only with originals of exactly its base title (and at most this many of them);
+            is compared only with originals of exactly its base title (the 64 nearest in duration);
             such capped versions are counted in the report.
         near_miss_range_s: how far past the window a version's best same-artist original is looked
             for, in seconds, for near_misses.parquet.
