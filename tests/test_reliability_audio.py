@@ -247,7 +247,7 @@ def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     evil = {"model": {"w": torch.zeros(2)}, "payload": _Boom(str(marker))}
     torch.save(evil, tmp_path / "last.pt")
-    with pytest.raises(InputError, match="not a readable pairminer checkpoint"):
+    with pytest.raises(InputError, match="not a pairminer checkpoint"):
         load_checkpoint(tmp_path / "last.pt")
     assert not marker.exists()  # nothing was unpickled and run
     torch.save({"model": {"w": torch.ones(2)}, "step": 3}, tmp_path / "ok.pt")

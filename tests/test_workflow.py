@@ -224,7 +224,7 @@ def test_second_run_does_no_work(tmp_path, fake_stages):
     ("discover", {"min_score": 80}),
     ("verify", {"max_ber": 0.3}),
     ("targets", {"hop": 512}),
-    ("train", {"lr": 0.001}),
+    ("train", {"lr": 0.002}),
     ("report", {"top_n": 5}),
 ])
 def test_config_change_reruns_that_stage_and_later_ones_only(tmp_path, fake_stages, stage, change):
@@ -358,7 +358,7 @@ def test_interrupted_training_resumes_but_changed_training_starts_over(tmp_path,
     marker = Path(load_workflow(path).train_dir) / "old-checkpoint.pt"
     marker.write_text("x")
     fake_stages.clear()
-    run_workflow(_wf(tmp_path, train={"lr": 0.001}))
+    run_workflow(_wf(tmp_path, train={"lr": 0.002}))
     assert fake_stages == [("train", False), ("report", False)] and not marker.exists()
 
 
@@ -533,10 +533,10 @@ def test_a_folder_the_workflow_created_is_recorded_and_cleared_on_reconfigure(tm
                      "report": []}
     stale = tmp_path / "out" / "runs" / "vocals" / "old.pt"
     stale.write_text("x")
-    run_workflow(_wf(tmp_path, train={"lr": 0.001}))
+    run_workflow(_wf(tmp_path, train={"lr": 0.002}))
     assert not stale.exists()
     # ownership is carried through runs that skip the stage
-    run_workflow(_wf(tmp_path, train={"lr": 0.001}))
+    run_workflow(_wf(tmp_path, train={"lr": 0.002}))
     assert {e["stage"]: e["owned"] for e in run_doc(tmp_path / "out")["stages"]}["train"] == owned["train"]
 
 

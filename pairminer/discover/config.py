@@ -26,6 +26,7 @@ class DiscoverConfig(StageConfig):
             the duration resolution: with whole-second durations a rounded delta of 1 s is kept at 1.0).
         duration_resolution: "auto" (whole seconds when at least 99% of the durations of a catalog of
             100+ rows are integral, else none) or the resolution in seconds (0 = exact durations).
+        max_delta_acapella: the same for acapellas, which are often trimmed by tens of seconds (None: max_delta).
         min_score: minimum title similarity (0-100, rapidfuzz) to keep a pair.
         scorer: rapidfuzz.fuzz scorer used on the match titles.
         ambiguity_margin: originals within this many points of the best score count as near-best.
@@ -46,6 +47,7 @@ class DiscoverConfig(StageConfig):
     keywords: dict[str, list[str]] | None = None
     replace_keywords: bool = False
     max_delta: float = 1.0
+    max_delta_acapella: float | None = None
     min_score: float = 90.0
     scorer: str = "ratio"
     ambiguity_margin: float = 2.0
@@ -68,6 +70,8 @@ class DiscoverConfig(StageConfig):
                 )
         if not (0.001 <= self.max_delta <= 3600):
             raise ConfigError("discover.max_delta must be between 0.001 and 3600 seconds")
+        if self.max_delta_acapella is not None and not (0.001 <= self.max_delta_acapella <= 3600):
+            raise ConfigError("discover.max_delta_acapella must be between 0.001 and 3600 seconds")
         if not 0 <= self.min_score <= 100:
             raise ConfigError("discover.min_score must be between 0 and 100")
         if self.scorer not in SCORERS:
@@ -94,6 +98,16 @@ class DiscoverConfig(StageConfig):
         if not 0 <= r <= 60:  # also refuses nan and inf
             raise ConfigError("discover.duration_resolution must be between 0 and 60 seconds (or auto)")
         return r
+    def delta_for(self, kind: str) -> float:
+        """The duration window of a version kind (s)."""
+        if kind == "acapella" and self.max_delta_acapella is not None:
+            return float(self.max_delta_acapella)
+        return float(self.max_delta)
+
+    @property
+    def widest_delta(self) -> float:
+        """The widest window of the configured kinds: the width of the duration buckets."""
+        return max(self.delta_for(k) for k in self.kinds)
 
     def detector(self) -> VersionDetector:
         words: dict[str, tuple[str, ...]] = {}

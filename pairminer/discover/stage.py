@@ -151,7 +151,7 @@ def version_side(versions: pd.DataFrame, cfg: DiscoverConfig, resolution_s: floa
     Sorted by block (artist code, duration bucket) so the binary searches walk memory in order. The
     window is `max_delta + resolution_s` (a rounded delta may hide up to one resolution step).
     """
-    window = float(cfg.max_delta) + float(resolution_s)
+    window = float(cfg.widest_delta) + float(resolution_s)
     v = versions[versions["match_title"].str.len() > 0] if len(versions) else versions
     vkeys = pd.unique(v["artist_key"].to_numpy(dtype=object)) if len(v) else np.array([], dtype=object)
     dur = v["duration_s"].to_numpy(dtype=np.float64) if len(v) else np.zeros(0)
@@ -173,7 +173,10 @@ def version_side(versions: pd.DataFrame, cfg: DiscoverConfig, resolution_s: floa
         "edit": arr("edit_key", object),
         "row": arr("row_number", np.int64),
         "key": arr("artist_key", object),
-        "window": window,
+        # per-version duration window: max_delta (max_delta_acapella for acapellas) + the resolution
+        "window": (np.array([cfg.delta_for(k) for k in v["kind"].to_numpy(dtype=object)], np.float64)[order]
+                   + float(resolution_s) if len(v) else np.zeros(0)),
+        "widest": window,
         "resolution": float(resolution_s),
     }
 
@@ -284,10 +287,10 @@ def _ms(dur_s: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(dur_s, dtype=np.float64) * 1000), 0, _MS_MAX).astype(np.int64)
 
 
-def _window_ranges(comp_sorted: np.ndarray, code: np.ndarray, dur_s: np.ndarray, reach_s: float
+def _window_ranges(comp_sorted: np.ndarray, code: np.ndarray, dur_s: np.ndarray, reach_s: Any
                    ) -> tuple[np.ndarray, np.ndarray]:
     """[lo, hi) positions of the originals with the same code and |duration - dur_s| <= reach_s (+1 ms)."""
-    r = int(np.ceil(reach_s * 1000)) + 1
+    r = np.ceil(np.asarray(reach_s, dtype=np.float64) * 1000).astype(np.int64) + 1
     v = _ms(dur_s)
     lo = np.searchsorted(comp_sorted, (code << 28) | np.maximum(v - r, 0), side="left")
     hi = np.searchsorted(comp_sorted, (code << 28) | np.minimum(v + r, 2**28 - 1), side="right")
@@ -327,7 +330,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     in_block = o_codes >= 0
     if not in_block.any():
         return empty
-    width = vs["window"]
+    width = vs["window"]  # per version
     # Originals sorted once by (artist code, duration in ms) packed into one int64; every version looks
     # its window up with two binary searches, so a block costs (versions) x (originals in the window).
     sel = np.flatnonzero(in_block)
@@ -341,7 +344,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     oi = order[opos]  # index into sel
     blocked = len(vi)
     delta = vs["dur"][vi] - o_dur[oi]
-    keep = np.abs(delta) < width
+    keep = np.abs(delta) < width[vi]
     vi, oi, delta = vi[keep], oi[keep], delta[keep]
     if capped.any():
         cvi, coi, cdelta, cblocked = _capped_pairs(part, sel, order, o_dur, lo, hi, capped, vs, cfg)
@@ -395,7 +398,7 @@ def _capped_pairs(part: pa.Table, sel: np.ndarray, order: np.ndarray, o_dur: np.
     """Pairs of the capped versions: exact base-title grouping within their block, the nearest
     `_CAPPED_KEEP` in duration (all score 100 with each other, so best_match needs no more)."""
     cap = min(cfg.max_block_comparisons, _CAPPED_KEEP)
-    width = vs["window"]
+    widths = vs["window"]
     vis, ois, deltas, blocked = [], [], [], 0
     keyed = np.empty(len(sel), dtype=object)  # base title per original, filled as capped blocks need it
     have = np.zeros(len(sel), dtype=bool)
@@ -416,7 +419,7 @@ def _capped_pairs(part: pa.Table, sel: np.ndarray, order: np.ndarray, o_dur: np.
             continue
         # the group's originals sorted by duration: the window, then the `cap` nearest, by binary search
         pos_sorted, dur_sorted = o_sorted[bounds[j]:bounds[j + 1]], d_sorted[bounds[j]:bounds[j + 1]]
-        v = vs["dur"][i]
+        v, width = vs["dur"][i], widths[i]
         a = np.searchsorted(dur_sorted, v - width, side="right")
         b = np.searchsorted(dur_sorted, v + width, side="left")
         if b - a > cap:
@@ -467,7 +470,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     oi = order[opos]
     o_pos = sel[oi]
     delta = us["dur"][vi] - o_dur[oi]
-    inside = np.abs(delta) < us["window"]
+    inside = np.abs(delta) < us["window"][vi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     u_base, u_rec = _parts_reusing(part, uniq_pos, idx)
     o_base, o_rec = u_base[inverse], u_rec[inverse]
@@ -527,7 +530,7 @@ def _without_codes(r: dict[str, Any]) -> dict[str, Any]:
 NEAR_MISS_REASONS = ("delta_over_window", "score_below_min", "recording_qualifier_mismatch")
 
 
-def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.DataFrame], window_s: float,
+def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.DataFrame], resolution_s: float,
                       cfg: DiscoverConfig) -> pd.DataFrame:
     """One row per version that found no pair: its best same-artist original and why it missed."""
     v = versions[~versions["row_number"].isin(matched_rows)] if len(versions) else versions
@@ -552,7 +555,8 @@ def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.
     reason = np.where(good & ~rec_ok, "recording_qualifier_mismatch",
                       np.where(good | ~has, "delta_over_window", "score_below_min"))
     delta = m["delta_s"].astype(float)
-    over = np.where(has, np.maximum(delta.abs() - window_s, 0.0), np.nan)
+    window_s = np.array([cfg.delta_for(k) for k in m["kind"].tolist()], dtype=np.float64) + float(resolution_s)
+    over = np.where(has, np.maximum(delta.abs().to_numpy() - window_s, 0.0), np.nan)
     out = pd.DataFrame({
         "version_track_id": m["track_id"].astype(str), "version_title": m["title"], "version_kind": m["kind"],
         "artist": m["artist"], "version_duration_s": m["duration_s"].astype(float),
@@ -711,7 +715,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
 
             cands = table_schema("candidates").arrow_schema().empty_table().to_pandas()
         matched = set(best["version_row"].tolist()) if len(best) else set()
-        misses = near_misses_frame(versions_df, matched, list(found), window_s, cfg)
+        misses = near_misses_frame(versions_df, matched, list(found), float(resolution_s), cfg)
     capped_rows = np.unique(np.concatenate([r["capped_versions"] for r in results])) if results else np.zeros(0)
     by_kind = versions_df["kind"].value_counts().sort_index().to_dict() if len(versions_df) else {}
     counts = {

@@ -28,8 +28,16 @@ _HASH_CHUNK = 1 << 20
 
 
 def config_hash(config: StageConfig) -> str:
-    """sha256 of the config's canonical JSON dump (key order and tuple/list spelling do not matter)."""
-    text = json.dumps(config.to_dict(), sort_keys=True, default=str, separators=(",", ":"))
+    """sha256 of the config's canonical JSON dump (key order and tuple/list spelling do not matter).
+
+    A config may add output-format facts with a `freshness_extra()` method (targets: the shard
+    FORMAT_VERSION), so that a format change makes old outputs stale.
+    """
+    doc = config.to_dict()
+    extra = getattr(config, "freshness_extra", None)
+    if callable(extra):
+        doc = {**doc, "__format__": extra()}
+    text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -213,6 +221,8 @@ def _config_diff(old: dict | None, new: dict) -> str:
     diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
              if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new.get(k), sort_keys=True,
                                                                                     default=str)]
+    if not diffs:
+        return "output format changed (e.g. a new shard FORMAT_VERSION)"
     return "config changed: " + ", ".join(diffs[:4]) + (f" (+{len(diffs) - 4} more)" if len(diffs) > 4 else "")
 
 
