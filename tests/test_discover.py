@@ -363,3 +363,11 @@ def test_long_titles_pair_and_keys_agree_on_both_paths():
     base = _title_parts_hybrid(pa.array([long]))[0].to_pylist()[0]
     assert base == original_parts(long).base == VersionDetector().parse(long + " (Instrumental)").base
     assert len(base) == 1000
+
+
+def test_acapella_window_is_per_version(write_csv, tmp_path):
+    rows = ["m,A,Song,200,,", "a,A,Song (Acapella),205,,", "i,A,Song (Instrumental),205.5,,"]
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path, max_delta_acapella=10.0)
+    assert _pairs(c) == {("m", "a")}
+    nm = pd.read_parquet(res.near_misses_path).set_index("version_track_id")
+    assert nm.loc["i", "reason"] == "delta_over_window" and nm.loc["i", "over_window_s"] == pytest.approx(4.5)
