@@ -137,15 +137,37 @@ def test_fsspec_url_input():
 
 
 def test_duplicate_ids_across_chunks_and_lengths():
-    """Duplicate detection hashes ids chunk by chunk; equal ids must collide whatever their neighbours."""
-    import numpy as np
+    """Ids are hashed chunk by chunk; equal ids must hash equal whatever their neighbours' lengths."""
+    from pairminer.discover.catalog import _string_hashes
 
-    from pairminer.discover.catalog import _duplicate_mask
+    long = "x" * 300  # over 256 bytes: hashed one by one
+    ids = pa.chunked_array([pa.array(["a", "b", "a", long]),
+                            pa.array(["c", "b", "a", "", "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghijklmnopq",
+                                      long, "spotify:track:4uLU6hMCjMI75M1A2tKUQC", "7"])])
+    h = _string_hashes(ids)
+    values = ids.to_pylist()
+    for i in range(len(values)):
+        for j in range(len(values)):
+            assert (h[i] == h[j]) == (values[i] == values[j]), (values[i], values[j])
 
-    ids = pa.chunked_array([pa.array(["a", "b", "a"]),
-                            pa.array(["c", "b", "a", "", "abcdefghijklmnopq", "abcdefghijklmnopr", "abcdefghijklmnopq"])])
-    usable = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1], dtype=bool)
-    assert np.flatnonzero(_duplicate_mask(ids, usable)).tolist() == [2, 5, 9]
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_duplicates_found_across_blocks(write_csv, block_bytes):
+    rows = [f"id{i % 37},A,Song {i},{100 + i}" for i in range(200)]
+    cat = read_catalog(write_csv("track_id,artist,title,duration\n" + "\n".join(rows) + "\n"), block_bytes=block_bytes)
+    assert cat.table.column("track_id").to_pylist() == [f"id{i}" for i in range(37)]
+    assert cat.table.column("row_number").to_pylist() == list(range(2, 39))
+    dup = cat.rejects.column("row_number").to_pylist()
+    assert dup == list(range(39, 202)) and set(cat.rejects.column("reason_code").to_pylist()) == {"duplicate_track_id"}
+    assert cat.rejects.column("track_id").to_pylist()[0] == "id0"
+
+
+def test_long_and_short_ids_mixed(write_csv):
+    """Issue 17 #1: a spotify: URI next to a 1-character id used to raise IndexError."""
+    cat = read_catalog(write_csv("track_id,artist,title,duration\n"
+                                 "spotify:track:4uLU6hMCjMI75M1A2tKUQC,A,Song,200\n7,A,Song (Instrumental),200\n"))
+    assert cat.table.column("track_id").to_pylist() == ["spotify:track:4uLU6hMCjMI75M1A2tKUQC", "7"]
+    assert cat.rejects.num_rows == 0
 
 
 def test_other_delimiters_get_a_hint(write_csv):

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import storage as pio
-from .catalog import Catalog, read_catalog
+from .catalog import Catalog, read_partitions
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError
 from ..runinfo import Timings, versions
@@ -381,21 +381,25 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     pio.ensure_dir(out_dir)
     pio.remove_stale_temps(out_dir)
     timings = Timings()
-    with timings.step("read"):
-        cat = read_catalog(catalog, columns=cfg.columns, duration_unit=cfg.duration_unit)
-    table = cat.table
-    n = table.num_rows
-    step = cfg.partition_rows
-    parts = [table.slice(i, step) for i in range(0, n, step)] or [table]
     detector = cfg.detector()
-    with timings.step("match"), dask_runner(scheduler, progress=progress) as runner:
-        split = dask.delayed(split_partition, pure=True)
-        score = dask.delayed(block_window_score, pure=True)
-        det = [split(p, detector, dask_key_name=f"split-{i}") for i, p in enumerate(parts)]
-        versions_d = dask.delayed(concat_versions, pure=True)(det, dask_key_name="versions")
-        side_d = dask.delayed(version_side, pure=True)(versions_d, cfg, dask_key_name="version-side")
-        scored = [score(p, d, side_d, cfg, dask_key_name=f"score-{i}") for i, (p, d) in enumerate(zip(parts, det))]
-        versions_df, results = runner.compute(versions_d, scored, label="discover")
+    with dask_runner(scheduler, progress=progress) as runner:
+        with timings.step("read"):
+            reading = read_partitions(catalog, runner, columns=cfg.columns, duration_unit=cfg.duration_unit,
+                                      partition_rows=cfg.partition_rows)
+        cat = reading.catalog
+        n = cat.rows_used
+        parts = reading.parts
+        with timings.step("match"):
+            split = dask.delayed(split_partition, pure=True)
+            score = dask.delayed(block_window_score, pure=True)
+            det = [split(p, detector, dask_key_name=f"split-{i}") for i, p in enumerate(parts)]
+            versions_d = dask.delayed(concat_versions, pure=True)(det, dask_key_name="versions")
+            side_d = dask.delayed(version_side, pure=True)(versions_d, cfg, dask_key_name="version-side")
+            # read again on the workers once the side is known (never held across the barrier)
+            parts_again = reading.after(side_d)
+            scored = [score(p, d, side_d, cfg, dask_key_name=f"score-{i}")
+                      for i, (p, d) in enumerate(zip(parts_again, det))]
+            versions_df, results = runner.compute(versions_d, scored, label="discover")
     with timings.step("best_match"):
         frames = [r["pairs"] for r in results if len(r["pairs"])]
         pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -425,7 +429,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     }
     assert counts["rows_read"] == counts["rows_used"] + counts["rows_rejected"]
     hours = {
-        "catalog": round(float(pc.sum(table.column("duration_s")).as_py() or 0.0) / 3600, 4),
+        "catalog": round(cat.duration_s_total / 3600, 4),
         "kept_mix": round(float(cands["mix_duration_s"].sum()) / 3600, 4) if len(cands) else 0.0,
         "kept_version": round(float(cands["version_duration_s"].sum()) / 3600, 4) if len(cands) else 0.0,
     }
