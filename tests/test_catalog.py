@@ -175,3 +175,79 @@ def test_other_delimiters_get_a_hint(write_csv):
         read_catalog(write_csv("track_id;artist;title;duration\n1;X;S;3\n"))
     with pytest.raises(CatalogError, match="tabs, not commas"):
         read_catalog(write_csv("track_id\tartist\ttitle\tduration\n1\tX\tS\t3\n"))
+
+
+# --------------------------------------------------------------------------- blocks (issue 15)
+
+def _messy_csv(n=400) -> str:
+    lines = []
+    for i in range(n):
+        if i % 53 == 7:
+            lines.append(f'b{i},X,"broken quote {i},100,Pop')  # a broken quote: its line alone is rejected
+        elif i % 41 == 3:
+            lines.append("")  # blank lines are not records
+        elif i % 67 == 5:
+            lines.append(f"c{i},X,too,many,fields,here")
+        else:
+            lines.append(f'r{i},Artist {i % 7},"Title, {i}",{100 + i % 50},Pop')
+    return HEADER + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("block_bytes", [97, 500, 4096])
+def test_blocks_give_the_same_rows_rejects_and_line_numbers(write_csv, block_bytes):
+    from pairminer.discover.catalog import plan_catalog
+
+    path = write_csv(_messy_csv())
+    whole = read_catalog(path, block_bytes=1 << 30)
+    cut = read_catalog(path, block_bytes=block_bytes)
+    assert len(plan_catalog(path, block_bytes=block_bytes).blocks) > 3
+    assert cut.table.equals(whole.table) and cut.rejects.equals(whole.rejects)
+    # exact line numbers: line n of the file holds the row with row_number n
+    text = _messy_csv().split("\n")
+    for tid, n in zip(cut.table.column("track_id").to_pylist(), cut.table.column("row_number").to_pylist()):
+        assert text[n - 1].startswith(tid + ",")
+    for n, code in zip(cut.rejects.column("row_number").to_pylist(), cut.rejects.column("reason_code").to_pylist()):
+        assert code == "unparsable" and text[n - 1].startswith(("b", "c"))
+    assert cut.rows_read == cut.table.num_rows + cut.rejects.num_rows
+
+
+def test_broken_quote_at_a_block_end_does_not_swallow_the_next_block(write_csv):
+    from pairminer.discover.catalog import plan_catalog
+
+    first = HEADER + "a,X,Song,200,Pop\n" + 'b,X,"never closed,100,Pop\n'
+    rest = "".join(f"n{i},X,Next {i},100,Pop\n" for i in range(20))
+    path = write_csv(first + rest)
+    plan = plan_catalog(path, block_bytes=len(first) - len(HEADER) - 5)
+    assert plan.blocks[1].start == len(first)  # the cut is at the end of the broken line
+    cat = read_catalog(path, block_bytes=len(first) - len(HEADER) - 5)
+    assert cat.table.column("track_id").to_pylist() == ["a"] + [f"n{i}" for i in range(20)]
+    assert cat.rejects.column("row_number").to_pylist() == [3]
+
+
+def test_parquet_dataset_folder_glob_and_row_groups(tmp_path):
+    import fsspec
+
+    from pairminer.discover.catalog import plan_catalog
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    for k in range(3):
+        n = 50
+        pq.write_table(pa.table({"track_id": [f"f{k}-{i}" for i in range(n)], "artist": ["A"] * n,
+                                 "title": [f"S{i}" for i in range(n)], "duration": [100.0 + i for i in range(n)]}),
+                       folder / f"part-{k}.parquet", row_group_size=20)
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-9.parquet.crc").write_text("x")
+    plan = plan_catalog(str(folder), partition_rows=1000)
+    assert len(plan.blocks) == 3  # row groups of one file merge up to partition_rows
+    assert len(plan_catalog(str(folder), partition_rows=20).blocks) == 9  # one per row group
+    for target in (str(folder), str(folder / "part-*.parquet")):
+        cat = read_catalog(target, partition_rows=20)
+        assert cat.rows_read == 150 and cat.table.column("row_number").to_pylist() == list(range(1, 151))
+        assert cat.table.column("track_id").to_pylist()[50] == "f1-0"
+    fs = fsspec.filesystem("memory")
+    for k in range(2):
+        with fs.open(f"/pm-ds/cat/p{k}.parquet", "wb") as f:
+            pq.write_table(pa.table({"track_id": [f"m{k}"], "artist": ["A"], "title": ["T"], "duration": [1.0]}), f)
+    for url in ("memory://pm-ds/cat", "memory://pm-ds/cat/*.parquet"):
+        assert read_catalog(url).table.column("track_id").to_pylist() == ["m0", "m1"]

@@ -269,14 +269,14 @@ def _base_dir(path: str) -> str:
 
 
 def plan_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None = None, duration_unit: str = "s",
-                 block_bytes: int = DEFAULT_BLOCK_BYTES, partition_rows: int = 500_000) -> CatalogPlan:
+                 block_bytes: int | None = None, partition_rows: int = 500_000) -> CatalogPlan:
     """Plan the reading of a catalog: header, column mapping and blocks, without reading the rows.
 
     Args:
         path: a CSV or Parquet file, a folder of Parquet files or a glob, local or fsspec URL.
         columns: schema column -> input column name, e.g. {"title": "track_name"}.
         duration_unit: "s" (default) or "ms".
-        block_bytes: CSV bytes per block.
+        block_bytes: CSV bytes per block (default: about `partition_rows` lines, from the first 64 KiB).
         partition_rows: Parquet rows per block (row groups are never split).
 
     Raises:
@@ -294,7 +294,7 @@ def plan_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None =
         return _plan_parquet(path, files, mapping, duration_unit, partition_rows, base)
     if Path(files[0].split("?")[0]).suffix.lower() in (".parquet", ".pq"):
         raise CatalogError(f"catalog {path} has a .parquet name but is not a Parquet file")
-    return _plan_csv(path, files[0], head, mapping, duration_unit, block_bytes, base)
+    return _plan_csv(path, files[0], head, mapping, duration_unit, block_bytes, base, partition_rows)
 
 
 def _plan_parquet(path: str, files: list[str], mapping: dict, unit: str, partition_rows: int,
@@ -402,8 +402,8 @@ def _stream_head(path: str, stream: str) -> bytes:
     return head
 
 
-def _plan_csv(path: str, fpath: str, head: bytes, mapping: dict, unit: str, block_bytes: int,
-              base: str) -> CatalogPlan:
+def _plan_csv(path: str, fpath: str, head: bytes, mapping: dict, unit: str, block_bytes: int | None,
+              base: str, partition_rows: int = 500_000) -> CatalogPlan:
     if len(head) < 4096 and not head.strip(b"\xef\xbb\xbf \t\r\n"):
         raise CatalogError(f"catalog {path} is empty; it needs a header line and at least one row")
     stream = _detect_stream(head)
@@ -422,6 +422,10 @@ def _plan_csv(path: str, fpath: str, head: bytes, mapping: dict, unit: str, bloc
         raise CatalogError(f"catalog {path} is empty; it needs a header line and at least one row")
     names, header_end = _decode_header(text_head, path)
     resolved = _check_columns(names, mapping, path)
+    if block_bytes is None:
+        sample = text_head[header_end:]
+        per_line = len(sample) / max(1, sample.count(b"\n")) if sample.count(b"\n") > 10 else 64
+        block_bytes = int(min(DEFAULT_BLOCK_BYTES * 4, max(1 << 16, per_line * partition_rows)))
     if stream:
         blocks = (Block(fpath, header_end, -1, nbytes=_size(fpath) * (4 if stream not in ("cr", "utf-16") else 1)),)
     else:
@@ -1014,7 +1018,7 @@ def sum_stats(stats: Sequence[Mapping[str, Any]]) -> dict:
 
 
 def read_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None = None,
-                 duration_unit: str = "s", block_bytes: int = DEFAULT_BLOCK_BYTES,
+                 duration_unit: str = "s", block_bytes: int | None = None,
                  partition_rows: int = 500_000) -> Catalog:
     """Read and validate a whole catalog in this process (blocks in turn; for small catalogs and tests).
 
@@ -1120,7 +1124,7 @@ class CatalogParts:
 
 def read_partitions(path: str | os.PathLike, runner: Any, *, columns: Mapping[str, str] | None = None,
                     duration_unit: str = "s", partition_rows: int = 500_000,
-                    block_bytes: int = DEFAULT_BLOCK_BYTES, hold_bytes: int | None = None) -> CatalogParts:
+                    block_bytes: int | None = None, hold_bytes: int | None = None) -> CatalogParts:
     """Plan a catalog on the client, read and check it on the workers of `runner` (a parallel.Runner).
 
     Pass 1 reads every block, validates it and hashes its usable ids into buckets; one task per bucket
