@@ -558,6 +558,10 @@ def _read_csv_fast(data: bytes, names: list[str], use_cols: list[str], n_lines: 
                 return None
     if table is None or table.num_rows != n_lines:
         return None
+    for col in table.columns:
+        # Arrow accepts a quote left open at the end of its input: the value then holds a line end
+        if pc.any(pc.match_substring(col.cast(pa.binary()) if pa.types.is_binary(col.type) else col, "\n")).as_py():
+            return None
     return table
 
 
@@ -576,30 +580,39 @@ def _read_csv_careful(data: bytes, names: list[str], use_cols: list[str]):
         lines.pop()
     expected = len(names)
     for number, raw in enumerate(lines):
-        text = _decode_mixed(raw.rstrip(b"\r"))
+        # surrogateescape keeps invalid bytes so each field is decoded on its own below, as the fast path does
+        text = raw.rstrip(b"\r").decode("utf-8", errors="surrogateescape")
         if not text.strip():
             continue  # blank lines are not records
-        try:
-            fields = next(csv.reader([text], strict=True))
-            why = "" if len(fields) == expected else f"{len(fields)} fields, the header has {expected}"
-        except csv.Error as exc:
-            fields = None
-            if "field larger than field limit" in str(exc):
-                why = f"a field is longer than {MAX_FIELD_BYTES >> 20} MiB"
-            elif text.count('"') % 2:
-                why = "unbalanced quotes; a quoted value may not span lines"
-            else:
-                why = f"malformed quoting ({exc})"
-        except StopIteration:
-            fields, why = None, "empty record"
+        fields, why = _parse_line(text)
+        if fields is not None and len(fields) != expected:
+            why = f"{len(fields)} fields, the header has {expected}"
         if why:
-            bad.append((number, why, text[:2000]))
+            bad.append((number, why, _unescape(text)[:2000]))
             continue
         line_offsets.append(number)
         for out, i in zip(cols, idx):
-            out.append(fields[i])
+            out.append(_unescape(fields[i]))
     table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(use_cols, cols)})
     return table, np.asarray(line_offsets, dtype=np.int64), bad
+
+
+def _parse_line(text: str) -> tuple[list[str] | None, str]:
+    """Fields of one CSV line, or (None, why). A quote left open is an error; a stray quote inside a
+    value is read as Arrow's parser reads it (the fast path), so both paths agree."""
+    try:
+        return next(csv.reader([text], strict=True)), ""
+    except StopIteration:
+        return None, "empty record"
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            return None, f"a field is longer than {MAX_FIELD_BYTES >> 20} MiB"
+        if "unexpected end of data" in str(exc):
+            return None, "unbalanced quotes; a quoted value may not span lines"
+    try:
+        return next(csv.reader([text], strict=False)), ""
+    except csv.Error as exc:
+        return None, f"malformed quoting ({exc})"
 
 
 def _to_utf8(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
@@ -624,6 +637,15 @@ def _to_utf8(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
         else:
             values.append(str(v))
     return pa.chunked_array([pa.array(values, pa.string())])
+
+
+def _unescape(text: str) -> str:
+    """A str decoded with surrogateescape -> valid text (invalid UTF-8 bytes read as cp1252)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _decode_mixed(text.encode("utf-8", errors="surrogateescape"))
 
 
 def _decode_mixed(b: bytes) -> str:
