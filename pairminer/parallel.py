@@ -107,9 +107,11 @@ def probe_scheduler(spec: str, timeout_s: float | None = None) -> None:
 class Runner:
     """Computes Dask collections on the chosen scheduler. Use through `dask_runner(...)`."""
 
-    def __init__(self, spec: str, client: Any = None, progress: bool = True, retries: int = DEFAULT_RETRIES):
+    def __init__(self, spec: str, client: Any = None, progress: bool = True, retries: int = DEFAULT_RETRIES,
+                 pool: Any = None):
         self.spec = spec
         self.client = client
+        self.pool = pool
         self.progress = progress
         self.retries = retries
 
@@ -131,19 +133,32 @@ class Runner:
                 progress(futures, notebook=False)
                 sys.stderr.write("\n")
             return self.client.gather(futures)
-        scheduler = self.spec
+        kwargs: dict[str, Any] = {"scheduler": self.spec}
+        if self.pool is not None:
+            kwargs["pool"] = self.pool
         if self.progress:
             from dask.diagnostics import ProgressBar
 
             with ProgressBar(out=sys.stderr, minimum=1.0):
-                return dask.compute(*collections, scheduler=scheduler)
-        return dask.compute(*collections, scheduler=scheduler)
+                return dask.compute(*collections, **kwargs)
+        return dask.compute(*collections, **kwargs)
 
 
 @contextlib.contextmanager
 def dask_runner(scheduler: str = "threads", *, progress: bool = True) -> Iterator[Runner]:
     """Context manager yielding a Runner bound to `scheduler`."""
     spec = check_scheduler(scheduler)
+    if spec == "processes":
+        # One pool for every graph of the stage: a spawned worker imports pyarrow, pandas and rapidfuzz
+        # (seconds), and Dask would otherwise start a new pool for each compute.
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=ctx) as pool:
+            yield Runner(spec, progress=progress, pool=pool)
+        return
     if spec in LOCAL_SCHEDULERS:
         yield Runner(spec, progress=progress)
         return

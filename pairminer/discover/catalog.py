@@ -558,9 +558,12 @@ def _read_csv_fast(data: bytes, names: list[str], use_cols: list[str], n_lines: 
                 return None
     if table is None or table.num_rows != n_lines:
         return None
-    for col in table.columns:
-        # Arrow accepts a quote left open at the end of its input: the value then holds a line end
-        if pc.any(pc.match_substring(col.cast(pa.binary()) if pa.types.is_binary(col.type) else col, "\n")).as_py():
+    # Arrow accepts a quote left open on the last line of its input (the value then holds the line end);
+    # anywhere else an open quote merges lines and the counts differ.
+    last = table.slice(table.num_rows - 1) if table.num_rows else table
+    for col in last.columns:
+        v = col[0].as_py() if len(col) else None
+        if v is not None and (b"\n" in v if isinstance(v, bytes) else "\n" in v):
             return None
     return table
 
@@ -1104,6 +1107,7 @@ def assemble(plan: CatalogPlan, tables: Sequence[pa.Table] | None, rejects: Sequ
 
 # Blocks are held between the read and the matching only when their bytes (as planned) stay under this.
 HOLD_BYTES = 1 << 30
+LOCAL_SCHEDULERS = ("threads", "synchronous")
 
 
 class CatalogParts:
@@ -1111,8 +1115,8 @@ class CatalogParts:
 
     `parts` are the partitions for the first pass over the catalog; `after(gate)` gives them again for a
     second pass, as tasks that start only once `gate` is computed. When the catalog is small and the
-    scheduler shares this process's memory (threads, synchronous), both are the same in-memory tables,
-    read once. Otherwise (processes, a dask.distributed cluster, or a large catalog) they are read tasks
+    scheduler is a local one (threads, processes, synchronous), both are the same in-memory tables,
+    read once. Otherwise (a dask.distributed cluster, or a large catalog) they are read tasks
     that run on the workers: each block is read again where it is needed and nothing is held between
     the passes, so no process holds more than the blocks it is working on. The client holds the plan,
     the counts and the rejects, never rows.
@@ -1160,14 +1164,14 @@ def read_partitions(path: str | os.PathLike, runner: Any, *, columns: Mapping[st
         partition_rows: Parquet rows per block; CSV blocks hold about this many rows.
         block_bytes: CSV bytes per block.
         hold_bytes: keep the blocks in memory between the passes when they plan under this many bytes
-            and the scheduler shares memory (default HOLD_BYTES).
+            and the scheduler is local (default HOLD_BYTES).
     """
     import dask
 
     plan = plan_catalog(path, columns=columns, duration_unit=duration_unit, block_bytes=block_bytes,
                         partition_rows=partition_rows)
     n = len(plan.blocks)
-    hold = runner.spec in ("threads", "synchronous") and \
+    hold = runner.spec in LOCAL_SCHEDULERS and \
         sum(b.nbytes for b in plan.blocks) <= (HOLD_BYTES if hold_bytes is None else hold_bytes)
     if hold:
         reads = runner.compute([dask.delayed(read_block, pure=True)(plan, i, dask_key_name=f"read-{i}")
