@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from typing import Any, ClassVar, TypeVar
 
@@ -19,8 +20,85 @@ from .errors import ConfigError
 T = TypeVar("T", bound="StageConfig")
 
 
+def did_you_mean(what: str, key: Any, valid: "list[str] | tuple[str, ...]") -> str:
+    """"unknown stage 'verfy'; did you mean 'verify'?" (or the valid values when none is near).
+
+    The one did-you-mean of pairminer: config keys, workflow keys, stage names all use it.
+    """
+    near = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    hint = f"; did you mean {near[0]!r}?" if near else f"; valid {what}s: {', '.join(valid)}"
+    return f"unknown {what} {key!r}{hint}"
+
+
+MAX_YAML_BYTES = 1 << 20
+"""A workflow or config file larger than this (1 MiB) is refused before it is parsed."""
+
+
+class _Refused(Exception):
+    """A YAML construct pairminer does not accept (raised inside the loader, reported with the file name)."""
+
+
+def _loader_class() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """yaml.SafeLoader that refuses aliases (a YAML bomb expands them exponentially) and duplicate keys
+        (the last one would silently win)."""
+
+        def compose_node(self, parent, index):  # noqa: ANN001
+            if self.check_event(yaml.AliasEvent):
+                ev = self.peek_event()
+                raise _Refused(f"line {ev.start_mark.line + 1}: YAML aliases (*{ev.anchor}) are not accepted; "
+                               "write the value out in full")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):  # noqa: ANN001
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    try:
+                        key = self.construct_object(key_node, deep=True)
+                        hash(key)
+                    except TypeError:
+                        continue  # unhashable: SafeLoader's own error says so
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        raise _Refused(f"line {line}: key {key!r} appears twice (first on line {seen[key]}); "
+                                       "keep one of them")
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def load_yaml(text: str, where: str = "config") -> Any:
+    """Parse YAML text: the one YAML loader of pairminer (workflow files, `--config` files).
+
+    Always the safe loader (a file cannot build Python objects); YAML aliases and duplicate keys are
+    refused, and so is a text over MAX_YAML_BYTES, so a small file cannot expand into gigabytes.
+
+    Raises:
+        ConfigError: naming `where` (the file), the line and the fix.
+    """
+    import yaml
+
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where}: {len(text):,} characters is too large for a config file "
+                          f"(at most {MAX_YAML_BYTES:,} bytes); is it the right file?")
+    try:
+        return yaml.load(text, Loader=_loader_class())  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from exc
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Light type coercion from YAML/CLI values to the declared field type."""
+    """Check and convert a YAML/CLI value to the declared field type; refuse what does not fit.
+
+    Integers refuse fractions (2.7) and booleans; floats refuse NaN and infinity; mappings and lists
+    must have the declared shape (dict[str, list[str]]...).
+    """
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if value is None:
@@ -32,13 +110,26 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
-    if origin is tuple:
+    if origin is tuple or annotation is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, dict):
             value = list(value.items())
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
         item_t = args[0] if args else Any
-        return tuple(_coerce(v, item_t, key) for v in value)
+        return tuple(_coerce(v, item_t, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}, e.g. [a, b]")
+        item_t = args[0] if args else Any
+        return [_coerce(v, item_t, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping (name: value), got {type(value).__name__} {value!r}")
+        if len(args) == 2:
+            return {_coerce(k, args[0], f"{key} key"): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+        return dict(value)
     if annotation is bool:
         if isinstance(value, str):
             low = value.strip().lower()
@@ -47,13 +138,48 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             if low in ("false", "no", "0", "off"):
                 return False
             raise ConfigError(f"{key}: {value!r} is not a boolean (use true or false)")
-        return bool(value)
-    if annotation in (int, float, str):
-        try:
-            return annotation(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{key}: {value!r} is not a valid {annotation.__name__}") from exc
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        raise ConfigError(f"{key}: {value!r} is not a boolean (use true or false)")
+    if annotation is int:
+        return _to_int(value, key)
+    if annotation is float:
+        return _to_float(value, key)
+    if annotation is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected a text value, got {type(value).__name__} {value!r}")
+        return str(value)
     return value
+
+
+def _to_int(value: Any, key: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} is not a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value):
+            return int(value)
+        raise ConfigError(f"{key}: {value!r} is not a whole number (it would be truncated); give e.g. {int(value) if math.isfinite(value) else 1}")
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{key}: {value!r} is not a whole number")
+
+
+def _to_float(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{key}: {value!r} is not a number")
+    try:
+        out = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{key}: {value!r} is not a number") from exc
+    if not math.isfinite(out):
+        raise ConfigError(f"{key}: {value!r} is not a finite number; give a finite value (or leave the option out "
+                          "for its default)")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +200,7 @@ class StageConfig:
         prefix = f"{where}: " if where else ""
         for key in data:
             if key not in names:
-                near = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(names)}"
-                raise ConfigError(f"{prefix}unknown {cls.stage} option {key!r}{hint}")
+                raise ConfigError(f"{prefix}{did_you_mean(f'{cls.stage} option', key, names)}")
         hints = typing.get_type_hints(cls)
         kwargs = {k: _coerce(v, hints[k], f"{prefix}{cls.stage}.{k}") for k, v in data.items()}
         try:
@@ -107,14 +231,13 @@ class StageConfig:
         return yaml.safe_dump({self.stage: self.to_dict()}, sort_keys=False, allow_unicode=True)
 
     @classmethod
-    def from_yaml(cls: type[T], text: str) -> T:
-        import yaml
-
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{cls.stage} config is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    def from_yaml(cls: type[T], text: str, *, where: str = "") -> T:
+        """From YAML holding this stage's section (`verify: {...}`) or its options at the top level."""
+        doc = load_yaml(text, where or f"{cls.stage} config") or {}
         section = doc.get(cls.stage, doc) if isinstance(doc, dict) else None
+        if section is None:
+            section = {}
         if not isinstance(section, dict):
-            raise ConfigError(f"{cls.stage} config must be a mapping of option: value")
-        return cls.from_dict(section)
+            raise ConfigError(f"{where or cls.stage + ' config'}: the `{cls.stage}:` section must be a mapping of "
+                              "option: value")
+        return cls.from_dict(section, where=where)

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError, OutputError
+from .errors import ConfigError, InputError, OutputError
 
 log = logging.getLogger(__name__)
 from .schemas import json_schema, table_schema
@@ -29,6 +29,28 @@ from .schemas import json_schema, table_schema
 
 def is_url(path: str | os.PathLike) -> bool:
     return "://" in str(path) and not str(path).startswith("file://")
+
+
+def check_url_backend(path: str | os.PathLike, *, what: str = "path") -> None:
+    """Refuse, before any work, a URL whose fsspec backend is missing (s3:// without s3fs...).
+
+    Raises:
+        ConfigError: naming the URL, the package to install, or the unknown scheme.
+    """
+    path = str(path)
+    if not is_url(path):
+        return
+    import fsspec
+
+    protocol = path.split("://", 1)[0].split("::")[-1]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        raise ConfigError(f"{what} {path}: {exc} (the fsspec backend for {protocol}:// is not installed); "
+                          "install it, or use a local folder") from None
+    except ValueError:
+        raise ConfigError(f"{what} {path}: unknown URL scheme {protocol}://; use a local path or an fsspec URL "
+                          "such as s3://, gs://, az://, memory://") from None
 
 
 def join(base: str | os.PathLike, *parts: str) -> str:

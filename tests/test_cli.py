@@ -46,7 +46,7 @@ def _assert_clean_error(res, code=2):
 def test_cli_bad_catalog_is_one_line(tmp_path, content, match):
     p = tmp_path / "c.csv"
     p.write_bytes(content)
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "candidates", "-q"])
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "discover", "-q"])
     line = _assert_clean_error(res)
     import re
 
@@ -55,9 +55,9 @@ def test_cli_bad_catalog_is_one_line(tmp_path, content, match):
 
 def test_cli_missing_path_and_folder(tmp_path):
     r = CliRunner()
-    line = _assert_clean_error(r.invoke(main, ["discover", str(tmp_path / "x.csv"), "-q", "--until", "candidates"]))
+    line = _assert_clean_error(r.invoke(main, ["discover", str(tmp_path / "x.csv"), "-q", "--until", "discover"]))
     assert "does not exist" in line
-    line = _assert_clean_error(r.invoke(main, ["discover", str(tmp_path), "-q", "--until", "candidates"]))
+    line = _assert_clean_error(r.invoke(main, ["discover", str(tmp_path), "-q", "--until", "discover"]))
     assert "folder" in line
 
 
@@ -66,7 +66,7 @@ def test_cli_unwritable_output(tmp_path):
     p.write_text(HEADER + "a,X,S,1,P\n")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(blocker / "out"), "-q", "--until", "candidates"])
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(blocker / "out"), "-q", "--until", "discover"])
     _assert_clean_error(res, code=1)
 
 
@@ -74,7 +74,7 @@ def test_cli_discover_writes_outputs_and_summary(tmp_path):
     p = tmp_path / "c.csv"
     p.write_text(HEADER + "a,X,Song,200,Pop\nb,X,Song (Instrumental),200.4,Pop\nc,X,Bad,zero,Pop\n")
     out = tmp_path / "o"
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(out), "--until", "candidates", "-q",
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(out), "--until", "discover", "-q",
                                     "--min-score", "95", "--column", "genre=genre"])
     assert res.exit_code == 0, res.output
     assert "1 candidates" in res.output and "1 rejected" in res.output
@@ -87,10 +87,10 @@ def test_cli_bad_option_values(tmp_path):
     p.write_text(HEADER + "a,X,S,1,P\n")
     res = CliRunner().invoke(main, ["discover", str(p), "--column", "nonsense", "-q"])
     assert res.exit_code == 2 and "Traceback" not in res.output
-    res = CliRunner().invoke(main, ["discover", str(p), "--min-score", "300", "-q", "--until", "candidates",
+    res = CliRunner().invoke(main, ["discover", str(p), "--min-score", "300", "-q", "--until", "discover",
                                     "-o", str(tmp_path / "o")])
     _assert_clean_error(res)
-    res = CliRunner().invoke(main, ["discover", str(p), "--scheduler", "bogus", "-q", "--until", "candidates",
+    res = CliRunner().invoke(main, ["discover", str(p), "--scheduler", "bogus", "-q", "--until", "discover",
                                     "-o", str(tmp_path / "o")])
     _assert_clean_error(res)
 
@@ -100,6 +100,9 @@ def test_url_output_with_targets_fails_before_any_work(tmp_path):
     p.write_text(HEADER + "a,X,Song,200,Pop\n")
     res = CliRunner().invoke(main, ["discover", str(p), "-o", "memory://pm-out/x", "-q"])
     line = _assert_clean_error(res)
-    assert "--until verified" in line
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", "memory://pm-out/y", "-q", "--until", "candidates"])
+    assert "--until verify" in line
+    import fsspec
+
+    assert not fsspec.filesystem("memory").exists("/pm-out/x")  # refused before discover ran
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", "memory://pm-out/y", "-q", "--until", "discover"])
     assert res.exit_code == 0, res.output

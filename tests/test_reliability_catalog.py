@@ -26,7 +26,7 @@ GOOD = "a,Artist,Song,200,Pop\nb,Artist,Song (Instrumental),200.4,Pop\n"
 
 
 def _invoke(path, out, *extra):
-    return CliRunner().invoke(main, ["discover", str(path), "-o", str(out), "--until", "candidates", "-q", *extra])
+    return CliRunner().invoke(main, ["discover", str(path), "-o", str(out), "--until", "discover", "-q", *extra])
 
 
 def _one_error_line(res, code=2) -> str:
@@ -107,7 +107,7 @@ def test_cli_missing_path_directory_and_unreadable(tmp_path):
 def test_verbose_shows_details_and_still_ends_with_the_error(tmp_path):
     p = tmp_path / "c.csv"
     p.write_bytes(b"id,name\n1,x\n")
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "candidates", "-v"])
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "discover", "-v"])
     assert res.exit_code == 2
     err = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert err[-1].startswith("error: ") and "lacks required column" in err[-1]

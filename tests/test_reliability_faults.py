@@ -6,6 +6,7 @@ file may be left, and finished work must not be redone.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -241,13 +242,16 @@ def test_disk_full_during_discover_leaves_no_complete_looking_outputs(tmp_path, 
     p.write_text(HEADER + "a,X,Song,200\nb,X,Song (Instrumental),200.2\n", encoding="utf-8")
     out = tmp_path / "o"
     monkeypatch.setattr(pio.pq, "write_table", _half_then_enospc(pq.write_table))
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(out), "--until", "candidates", "-q"])
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(out), "--until", "discover", "-q"])
     assert res.exit_code == 1 and "Traceback" not in res.output + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "free disk space" in lines[0]
-    assert sorted(x.name for x in out.iterdir()) == []  # no partial file, no temp file, no report
+    # no partial file, no temp file, no report; only the run record, which says discover failed
+    assert sorted(x.name for x in out.iterdir()) == ["run.json"]
+    entry = json.loads((out / "run.json").read_text())["stages"][0]
+    assert entry["stage"] == "discover" and entry["status"] == "failed" and "No space left" in entry["error"]
     monkeypatch.undo()
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(out), "--until", "candidates", "-q"])
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(out), "--until", "discover", "-q"])
     assert res.exit_code == 0 and len(pd.read_parquet(out / "candidates.parquet")) == 1
 
 
@@ -345,7 +349,7 @@ def test_output_path_blocked_by_a_file(songs, tmp_path, stage):
     src = {"discover": str(tmp_path / "c.csv"), "verify": str(songs / "candidates.parquet"),
            "targets": str(songs / "verified.parquet")}[stage]
     (tmp_path / "c.csv").write_text(HEADER + "a,X,S,1\n", encoding="utf-8")
-    extra = ["--until", "candidates"] if stage == "discover" else []
+    extra = ["--until", "discover"] if stage == "discover" else []
     res = CliRunner().invoke(main, [stage, src, "-o", str(blocker / "out"), "-q", *extra])
     assert res.exit_code == 1 and "Traceback" not in res.output + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

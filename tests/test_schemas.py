@@ -172,7 +172,7 @@ NOT_TABLES = {".npy", ".pt", ".png", ".html", ".csv", ".jsonl"}
 def demo_out(tmp_path_factory):
     if not (REPO / "data" / "sample" / "catalog.csv").exists():
         pytest.skip("data/sample is missing; run .venv/bin/python data/make_sample.py")
-    from pairminer.workflow.runner import run_workflow
+    from pairminer.workflow import run_workflow
 
     out = tmp_path_factory.mktemp("demo") / "out"
     first = run_workflow(REPO / "workflows" / "demo.yaml", str(out), progress=False)
@@ -219,7 +219,7 @@ def test_demo_workflow_outputs_all_validate(demo_out):
 
 @pytest.mark.slow
 def test_demo_workflow_second_run_skips_everything(demo_out):
-    from pairminer.workflow.runner import run_workflow
+    from pairminer.workflow import run_workflow
 
     out, _ = demo_out
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "run.json"}

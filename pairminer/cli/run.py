@@ -1,23 +1,14 @@
-"""`pairminer run WORKFLOW.yaml`: a few lines over pairminer.workflow.runner.run_workflow."""
+"""`pairminer run WORKFLOW.yaml`: a few lines over pairminer.workflow.run.run_workflow."""
 
 from __future__ import annotations
 
 import click
 
+from .. import stages as registry
 from . import main
 from ._options import init_logging, quiet_verbose_options
 
-_STAGES = ["discover", "verify", "targets", "train", "report"]
-
-
-def _summary(o) -> str:
-    counts = (o.results or {}).get("counts") or {}
-    keys = {"discover": ("rows_read", "kept"), "verify": ("candidates", "verified", "error"),
-            "targets": ("verified_in", "written", "skipped_existing", "failed"), "train": ("steps_run", "step"),
-            "report": ("stages_present",)}[o.stage]
-    shown = ", ".join(f"{k} {counts[k]:,}" if isinstance(counts.get(k), int) else f"{k} {counts.get(k)}"
-                      for k in keys if k in counts)
-    return f" [{shown}]" if shown else ""
+_STAGES = list(registry.STAGE_NAMES)
 
 
 @main.command()
@@ -43,7 +34,7 @@ def run(workflow, out_dir, from_stage, until, force, dry_run, scheduler, quiet, 
       pairminer run workflows/demo.yaml --dry-run
       pairminer run workflows/demo.yaml --from targets --force
     """
-    from ..workflow.runner import format_plan, run_workflow
+    from ..workflow.run import format_counts, format_plan, run_workflow
 
     init_logging(verbose, quiet)
 
@@ -53,7 +44,7 @@ def run(workflow, out_dir, from_stage, until, force, dry_run, scheduler, quiet, 
         elif o.status == "skipped":
             click.echo(f"{o.stage}: skipped (fresh)")
         elif o.status == "ran":
-            click.echo(f"{o.stage}: done in {o.duration_s:.1f} s{_summary(o)}")
+            click.echo(f"{o.stage}: done in {o.duration_s:.1f} s{format_counts(o)}")
         elif o.status == "failed":
             click.echo(f"{o.stage}: failed after {o.duration_s:.1f} s", err=True)
 

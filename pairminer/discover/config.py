@@ -35,14 +35,14 @@ class DiscoverConfig(StageConfig):
     stage: ClassVar[str] = "discover"
 
     kinds: tuple[str, ...] = ("instrumental",)
-    keywords: dict | None = None
+    keywords: dict[str, list[str]] | None = None
     replace_keywords: bool = False
     max_delta: float = 1.0
     min_score: float = 90.0
     scorer: str = "ratio"
     ambiguity_margin: float = 2.0
     duration_unit: str = "s"
-    columns: dict | None = None
+    columns: dict[str, str] | None = None
     audio_root: str | None = None
     partition_rows: int = 500_000
 

@@ -1,0 +1,376 @@
+"""The workflow runner: run a slice of the stage registry in order, skipping fresh stages; record OUT/run.json.
+
+`pairminer run WORKFLOW.yaml` and `pairminer discover CATALOG --until STAGE` both end here. What a
+stage reads, writes and owns comes from pairminer/stages.py; nothing below switches on stage names.
+
+Never deleting what a run did not write: a stage that owns a folder (targets' OUT/targets, train's
+OUT/runs/<source>) has it cleared before a rerun that must start afresh, but only when run.json
+records that this workflow created it. A folder that was there before (the user's files, a run
+made by hand) is never deleted; the run stops instead and says how to go on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import stages as registry
+from .. import storage as pio
+from ..config import did_you_mean
+from ..errors import ConfigError, InputError, OutputError
+from .file import Workflow, load_workflow
+from .freshness import (config_hash, decide, file_fingerprint, input_fingerprints, output_fingerprints,
+                        same_inputs)
+
+log = logging.getLogger(__name__)
+
+RUN_JSON = registry.artifact("run_record").path
+RUN_SCHEMA = registry.artifact("run_record").schema
+
+
+@dataclass
+class StageOutcome:
+    """What happened (or, in a dry run, would happen) to one stage.
+
+    Attributes:
+        stage: the stage name.
+        action: "run" | "skip" | "out_of_range" (decided before running).
+        status: "ran" | "skipped" | "failed" | "not_selected" | "would_run" | "would_skip".
+        reason: why it runs ("config changed: min_score 90.0 -> 80.0") or "fresh".
+        duration_s: wall time of the stage in this invocation (None when it did not run).
+        results: its counts (run.json `results`), also for a skipped stage (from its last run).
+        result: the stage's own result object when it ran in this invocation.
+    """
+
+    stage: str
+    action: str
+    status: str
+    reason: str
+    duration_s: float | None = None
+    results: dict | None = None
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class WorkflowResult:
+    out_dir: str
+    run_json: str | None
+    outcomes: list[StageOutcome]
+    dry_run: bool = False
+
+    @property
+    def ran(self) -> list[str]:
+        return [o.stage for o in self.outcomes if o.status == "ran"]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [o.stage for o in self.outcomes if o.status == "skipped"]
+
+    def outcome(self, stage: str) -> StageOutcome:
+        for o in self.outcomes:
+            if o.stage == stage:
+                return o
+        raise KeyError(stage)
+
+
+# ----------------------------------------------------------------------------------------------
+# One stage
+
+
+def run_stage(wf: Workflow, stage: str, progress: bool, *, resume: bool = False) -> Any:
+    """Call the stage's run function on this workflow's paths (the registry says which)."""
+    spec = registry.stage(stage)
+    kwargs: dict[str, Any] = {"progress": progress}
+    if spec.uses_scheduler:
+        kwargs["scheduler"] = wf.scheduler
+    if spec.resumable:
+        kwargs["resume"] = resume
+    return spec.run_function()(wf.artifact_path(spec.run_input), wf.artifact_path(spec.run_output),
+                               wf.config(stage), **kwargs)
+
+
+def stage_results(stage: str, res: Any) -> dict[str, Any]:
+    """The counts of a stage result, as recorded in run.json."""
+    return registry.stage(stage).results(res)
+
+
+def _relative(wf: Workflow, path: str) -> str:
+    return os.path.relpath(path, wf.out) if not pio.is_url(path) else path[len(wf.out):].lstrip("/")
+
+
+def _owned_folder(wf: Workflow, stage: str, prev: dict | None) -> tuple[str | None, bool]:
+    """(the folder the stage owns, whether this workflow created it)."""
+    spec = registry.stage(stage)
+    if spec.owns is None:
+        return None, False
+    folder = wf.artifact_path(spec.owns)
+    rel = _relative(wf, folder)
+    if rel in ((prev or {}).get("owned") or []):
+        return folder, True
+    if pio.is_url(folder):
+        return folder, True
+    p = Path(folder)
+    return folder, not p.exists() or (p.is_dir() and not any(p.iterdir()))
+
+
+def _reset_owned_folder(wf: Workflow, stage: str, folder: str, owned: bool) -> None:
+    """Before a forced or reconfigured rerun: clear the folder the stage would otherwise build on.
+
+    Only a folder this workflow created is cleared; any other stops the run, naming the fix.
+    """
+    p = Path(folder)
+    if pio.is_url(folder) or not p.is_dir() or not any(p.iterdir()):
+        return
+    if not owned:
+        raise OutputError(
+            f"{stage}: {folder} holds files this workflow did not write (run.json does not record creating "
+            f"it), and the {stage} stage must start from an empty folder; pairminer never deletes what it did not "
+            "write: move the folder away (or delete it yourself), or choose another -o")
+    log.warning("%s: removing the previous outputs in %s before rerunning", stage, folder)
+    shutil.rmtree(folder)
+
+
+def _must_start_afresh(stage: str, prev: dict | None, chash: str, force: bool, resume: bool) -> bool:
+    spec = registry.stage(stage)
+    if spec.resumable and not resume:
+        return True
+    # The config that made the folder's current contents: its last success, else its last attempt.
+    known = ((prev or {}).get("last_success") or {}).get("config_hash") or (prev or {}).get("config_hash")
+    return spec.cleared_on_reconfigure and (force or known not in (None, chash))
+
+
+def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bool, progress: bool,
+             entries: dict[str, dict], save: Callable[[], None], emit: Callable[[StageOutcome], None]) -> StageOutcome:
+    spec = registry.stage(stage)
+    cfg = wf.config(stage)
+    chash = config_hash(cfg)
+    # An interrupted run of a resumable stage with the same config and inputs continues from its
+    # checkpoint; any other rerun of a stage that owns a folder may have to start from an empty one.
+    resume = False
+    if spec.resumable and (prev or {}).get("status") in ("failed", "running") and not force:
+        resume = prev.get("config_hash") == chash and same_inputs(prev.get("inputs"), input_fingerprints(wf, stage))
+    folder, owned = _owned_folder(wf, stage, prev)
+    owned_list = list((prev or {}).get("owned") or [])
+    if folder is not None:
+        if _must_start_afresh(stage, prev, chash, force, resume):
+            _reset_owned_folder(wf, stage, folder, owned)
+        elif not owned and not resume and Path(folder).is_dir():
+            log.info("%s: %s was not created by this workflow; working in it, deleting nothing", stage, folder)
+        if owned and _relative(wf, folder) not in owned_list:
+            owned_list.append(_relative(wf, folder))
+    inputs = input_fingerprints(wf, stage, content=True)
+    entries[stage] = {"stage": stage, "status": "running", "reason": reason, "duration_s": None, "error": None,
+                      "config_hash": chash, "inputs": inputs, "last_success": None, "owned": owned_list}
+    save()
+    emit(StageOutcome(stage, "run", "running", reason))
+    log.info("%s: running (%s)", stage, reason)
+    t0 = time.perf_counter()
+    try:
+        res = run_stage(wf, stage, progress, resume=resume)
+    except Exception as exc:  # recorded in run.json, then re-raised for the caller
+        dur = round(time.perf_counter() - t0, 4)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        entries[stage].update(status="failed", duration_s=dur, error=msg)
+        o = StageOutcome(stage, "run", "failed", reason, duration_s=dur, error=msg, result=exc)
+        emit(o)
+        return o
+    dur = round(time.perf_counter() - t0, 4)
+    results = stage_results(stage, res)
+    entries[stage].update(status="ran", duration_s=dur, last_success={
+        "finished_at": _now(), "duration_s": dur, "config": cfg.to_dict(), "config_hash": chash, "inputs": inputs,
+        "outputs": output_fingerprints(wf, stage, content=True), "results": results})
+    save()
+    o = StageOutcome(stage, "run", "ran", reason, duration_s=dur, results=results, result=res)
+    emit(o)
+    return o
+
+
+def _carry(prev: dict | None, stage: str, status: str, reason: str) -> dict:
+    """This invocation's entry for a stage that does not run: keep its last success."""
+    return {"stage": stage, "status": status, "reason": reason, "duration_s": None, "error": None,
+            "config_hash": (prev or {}).get("config_hash"), "inputs": (prev or {}).get("inputs", []),
+            "last_success": (prev or {}).get("last_success"), "owned": list((prev or {}).get("owned") or [])}
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_previous(wf: Workflow) -> dict[str, dict]:
+    path = wf.path(RUN_JSON)
+    if not pio.exists(path):
+        return {}
+    try:
+        doc = pio.read_json(path)
+    except InputError as exc:
+        log.warning("ignoring unreadable %s (%s); every stage will run", path, exc)
+        return {}
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, list):
+        return {}
+    return {e["stage"]: e for e in stages if isinstance(e, dict) and e.get("stage") in registry.STAGE_NAMES}
+
+
+def selected_stages(wf: Workflow, from_stage: str | None, until: str | None) -> list[str]:
+    """The stages of `wf` from `from_stage` to `until` (inclusive), in registry order."""
+    names = registry.STAGE_NAMES
+    for name, value in (("--from", from_stage), ("--until", until)):
+        if value is not None and value not in names:
+            raise ConfigError(f"{name}: {did_you_mean('stage', value, names)}")
+    lo = names.index(from_stage) if from_stage else 0
+    hi = names.index(until) if until else len(names) - 1
+    if lo > hi:
+        raise ConfigError(f"--from {from_stage} comes after --until {until}; the order is {' -> '.join(names)}")
+    return [s for s in names[lo:hi + 1] if s in wf.stages]
+
+
+def check_before_work(wf: Workflow, selected: list[str]) -> None:
+    """Refuse up front what would otherwise fail after hours of work.
+
+    An fsspec URL needs its backend installed (s3fs for s3://, gcsfs for gs://...); a stage that owns a
+    folder (memory-mapped shards, checkpoints) needs a local or shared-filesystem OUT.
+    """
+    pio.check_url_backend(wf.out, what="-o / out:")
+    pio.check_url_backend(wf.catalog, what="the catalog")
+    if pio.is_url(wf.out):
+        local = [s for s in selected if registry.stage(s).owns is not None]
+        if local:
+            first = registry.STAGE_NAMES[registry.STAGE_NAMES.index(local[0]) - 1]
+            raise ConfigError(
+                f"-o {wf.out}: {' and '.join(local)} write memory-mappable shards and checkpoints and need a local or "
+                f"shared filesystem folder; use such a folder, or stop before {local[0]} with --until {first}")
+
+
+def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = None, *,
+                 from_stage: str | None = None, until: str | None = None, force: bool = False,
+                 dry_run: bool = False, scheduler: str | None = None, progress: bool = True,
+                 on_event: Callable[[StageOutcome], None] | None = None) -> WorkflowResult:
+    """Run the workflow's stages in order, skipping fresh ones; record OUT/run.json.
+
+    Args:
+        workflow: a Workflow or the path of a workflow YAML file.
+        out_dir: output folder overriding the file's `out:`.
+        from_stage, until: run only the stages from / up to these (inclusive); others keep their state.
+        force: rerun every selected stage even when fresh.
+        dry_run: decide and report the plan, but run nothing and write nothing.
+        scheduler: Dask scheduler overriding the file's `scheduler:`.
+        progress: progress bars inside the stages.
+        on_event: called with a StageOutcome when a stage starts ("running") and when it ends or is
+            skipped, e.g. to print "verify: skipped (fresh)".
+
+    Returns:
+        WorkflowResult with one StageOutcome per stage and the path of run.json.
+
+    Raises:
+        PairminerError: a stage failed (run.json then records it as failed with the message).
+    """
+    if isinstance(workflow, Workflow):
+        if out_dir is not None and not pio.is_url(out_dir):
+            out_dir = os.path.abspath(out_dir)
+        wf = workflow.replace(out=out_dir, scheduler=scheduler and _check_scheduler(scheduler))
+    else:
+        wf = load_workflow(workflow, out=out_dir, scheduler=scheduler)
+    selected = selected_stages(wf, from_stage, until)
+    check_before_work(wf, selected)
+    previous = _read_previous(wf)
+    emit = on_event or (lambda o: None)
+    outcomes: list[StageOutcome] = []
+    entries: dict[str, dict] = {}
+    upstream: str | None = None
+    t_all = time.perf_counter()
+
+    doc = {"pairminer_version": _version(), "workflow": wf.source, "catalog": wf.catalog, "out": wf.out,
+           "scheduler": wf.scheduler, "started_at": _now(), "finished_at": None, "status": "running",
+           "invocation": {"from": from_stage, "until": until, "force": bool(force)},
+           "workflow_config": wf.to_dict(), "versions": None, "stages": [], "timings_s": {}}
+
+    def save() -> None:
+        if dry_run:
+            return
+        from ..runinfo import versions
+
+        doc["versions"] = doc["versions"] or versions()
+        doc["stages"] = [entries[s] for s in registry.STAGE_NAMES if s in entries]
+        pio.write_json(wf.path(RUN_JSON), doc, RUN_SCHEMA)
+
+    if not dry_run:
+        pio.ensure_dir(wf.out)
+    for stage in registry.STAGE_NAMES:
+        prev = previous.get(stage)
+        if stage not in selected:
+            why = "not in this workflow's stages" if stage not in wf.stages else "outside --from/--until"
+            outcomes.append(StageOutcome(stage, "out_of_range", "not_selected", why))
+            entries[stage] = _carry(prev, stage, "not_selected", why)
+            continue
+        action, reason = decide(wf, stage, prev, force=force, upstream=upstream)
+        if action == "skip":
+            last = prev["last_success"]
+            o = StageOutcome(stage, "skip", "would_skip" if dry_run else "skipped", reason, results=last.get("results"))
+            outcomes.append(o)
+            entries[stage] = _carry(prev, stage, "skipped", reason)
+            emit(o)
+            continue
+        upstream = upstream or f"upstream stage {stage} {'would run' if dry_run else 'ran'}"
+        if dry_run:
+            o = StageOutcome(stage, "run", "would_run", reason)
+            outcomes.append(o)
+            emit(o)
+            continue
+        o = _execute(wf, stage, prev, reason, force, progress, entries, save, emit)
+        outcomes.append(o)
+        doc["timings_s"][stage] = o.duration_s
+        if o.status == "failed":
+            doc["status"], doc["finished_at"] = "failed", _now()
+            doc["timings_s"]["total"] = round(time.perf_counter() - t_all, 4)
+            save()
+            raise o.result  # the stage's own error, already recorded in run.json
+    doc["status"], doc["finished_at"] = "ok", _now()
+    doc["timings_s"]["total"] = round(time.perf_counter() - t_all, 4)
+    save()
+    return WorkflowResult(out_dir=wf.out, run_json=None if dry_run else wf.path(RUN_JSON), outcomes=outcomes,
+                          dry_run=dry_run)
+
+
+def _check_scheduler(spec: str) -> str:
+    from ..parallel import check_scheduler
+
+    return check_scheduler(spec)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def format_plan(result: WorkflowResult) -> str:
+    """One line per stage: "verify: would run (config changed: max_ber 0.35 -> 0.3)"."""
+    lines = []
+    for o in result.outcomes:
+        if o.status == "not_selected":
+            lines.append(f"{o.stage}: not run ({o.reason})")
+        elif o.action == "skip":
+            lines.append(f"{o.stage}: {'would skip' if result.dry_run else 'skipped'} (fresh)")
+        else:
+            lines.append(f"{o.stage}: {'would run' if result.dry_run else o.status} ({o.reason})")
+    return "\n".join(lines)
+
+
+def format_counts(o: StageOutcome) -> str:
+    """" [rows_read 400, kept 12]": the counts of a stage that `pairminer run` prints."""
+    counts = (o.results or {}).get("counts") or {}
+    keys = registry.stage(o.stage).summary_counts
+    shown = ", ".join(f"{k} {counts[k]:,}" if isinstance(counts.get(k), int) else f"{k} {counts.get(k)}"
+                      for k in keys if k in counts)
+    return f" [{shown}]" if shown else ""
