@@ -1106,7 +1106,8 @@ def assemble(plan: CatalogPlan, tables: Sequence[pa.Table] | None, rejects: Sequ
 # ---------------------------------------------------------------------------------------------- on Dask
 
 # Blocks are held between the read and the matching only when their bytes (as planned) stay under this.
-HOLD_BYTES = 1 << 30
+# PAIRMINER_HOLD_BYTES overrides it (0: always read again on the workers, as at scale).
+HOLD_BYTES = int(os.environ.get("PAIRMINER_HOLD_BYTES", 1 << 30))
 LOCAL_SCHEDULERS = ("threads", "synchronous")
 
 
