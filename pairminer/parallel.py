@@ -13,8 +13,6 @@ import logging
 import sys
 from typing import Any, Iterator, Sequence
 
-import dask
-
 from .errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -133,6 +131,8 @@ class Runner:
                 progress(futures, notebook=False)
                 sys.stderr.write("\n")
             return self.client.gather(futures)
+        import dask
+
         kwargs: dict[str, Any] = {"scheduler": self.spec}
         if self.pool is not None:
             kwargs["pool"] = self.pool
@@ -154,6 +154,8 @@ def dask_runner(scheduler: str = "threads", *, progress: bool = True) -> Iterato
         import multiprocessing
         import os
         from concurrent.futures import ProcessPoolExecutor
+
+        import dask
 
         ctx = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
         with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=ctx) as pool:
