@@ -210,7 +210,7 @@ def test_cli_bad_scheduler_is_one_line(tmp_path):
 
     p = tmp_path / "c.csv"
     p.write_text("track_id,artist,title,duration\na,A,S,100\n")
-    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "candidates", "-q",
+    res = CliRunner().invoke(main, ["discover", str(p), "-o", str(tmp_path / "o"), "--until", "discover", "-q",
                                     "--scheduler", "tls://head:8786"])
     assert res.exit_code == 2 and "Traceback" not in res.output + res.stderr
     assert res.stderr.strip().startswith("error: ") and "tls://" in res.stderr
