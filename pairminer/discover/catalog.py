@@ -928,8 +928,8 @@ def candidate_rows(read: BlockRead, local: np.ndarray) -> pa.Table:
     return read.table.take(pa.array(local, pa.int64()))
 
 
-def read_candidate_rows(plan: CatalogPlan, index: int, local: np.ndarray) -> pa.Table:
-    return candidate_rows(read_block(plan, index), local)
+def read_candidate_rows(plan: CatalogPlan, index: int, local: np.ndarray, spill_dir: str | None = None) -> pa.Table:
+    return candidate_rows(_block_again(plan, index, spill_dir), local)
 
 
 def confirm_duplicates(cands: Mapping[int, pa.Table]) -> dict[int, np.ndarray]:
@@ -989,9 +989,39 @@ def finish_block(read: BlockRead, first_row: int, drop: np.ndarray) -> pa.Table:
     return table.drop_columns(["local_row"])
 
 
-def load_partition(plan: CatalogPlan, index: int, first_row: int, drop: np.ndarray, *gate: Any) -> pa.Table:
-    """Read block `index` and return its final partition (on a worker). `gate` only orders the task."""
-    return finish_block(read_block(plan, index), first_row, drop)
+def load_partition(plan: CatalogPlan, index: int, first_row: int, drop: np.ndarray, *gate: Any,
+                   spill_dir: str | None = None) -> pa.Table:
+    """Read block `index` and return its final partition (on a worker). `gate` only orders the task.
+
+    With `spill_dir`, the block validated by pass 1 is read back from there (an LZ4 Arrow IPC file)
+    instead of being parsed and validated again.
+    """
+    return finish_block(_block_again(plan, index, spill_dir), first_row, drop)
+
+
+def _spill_path(spill_dir: str, index: int) -> str:
+    return os.path.join(spill_dir, f"block-{index:06d}.arrow")
+
+
+def _spill(read: BlockRead, spill_dir: str, index: int) -> None:
+    import pyarrow.ipc as ipc
+
+    path = _spill_path(spill_dir, index)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with pa.OSFile(tmp, "wb") as f, ipc.new_file(f, read.table.schema,
+                                                  options=ipc.IpcWriteOptions(compression="lz4")) as w:
+        w.write_table(read.table)
+    os.replace(tmp, path)
+
+
+def _block_again(plan: CatalogPlan, index: int, spill_dir: str | None) -> BlockRead:
+    if spill_dir and os.path.exists(_spill_path(spill_dir, index)):
+        import pyarrow.ipc as ipc
+
+        with pa.memory_map(_spill_path(spill_dir, index)) as src:
+            table = ipc.open_file(src).read_all()
+        return BlockRead(table, empty_rejects(), table.num_rows)
+    return read_block(plan, index)
 
 
 def _reason_text(rejects: pa.Table) -> pa.Array:
@@ -1129,8 +1159,9 @@ class CatalogParts:
     """
 
     def __init__(self, catalog: Catalog, plan: CatalogPlan, firsts: list[int], drops: dict[int, np.ndarray],
-                 tables: list[pa.Table] | None):
+                 tables: list[pa.Table] | None, spill_dir: str | None = None):
         self.catalog, self.plan, self.firsts, self.drops = catalog, plan, firsts, drops
+        self.spill_dir = spill_dir
         self.held = tables is not None
         self.parts = tables if tables is not None else self._loads("part", ())
 
@@ -1139,7 +1170,8 @@ class CatalogParts:
 
         load = dask.delayed(load_partition, pure=True)
         none = np.zeros(0, np.int64)
-        return [load(self.plan, i, self.firsts[i], self.drops.get(i, none), *gate, dask_key_name=f"{name}-{i}")
+        return [load(self.plan, i, self.firsts[i], self.drops.get(i, none), *gate, spill_dir=self.spill_dir,
+                     dask_key_name=f"{name}-{i}")
                 for i in range(len(self.plan.blocks))]
 
     def after(self, gate: Any) -> list:
@@ -1182,7 +1214,17 @@ def read_partitions(path: str | os.PathLike, runner: Any, *, columns: Mapping[st
         firsts = first_rows(plan, [r.n_lines for r in reads])
         return CatalogParts(replace_table(cat), plan, firsts, {}, tables)
     n_buckets = max(1, min(n, 64))
-    scans = [dask.delayed(_scan_block, pure=True, nout=2)(plan, i, n_buckets, dask_key_name=f"scan-{i}")
+    spill_dir = None
+    if runner.spec in ("threads", "synchronous", "processes"):
+        # One machine: pass 1 keeps each validated block on local disk (LZ4 Arrow IPC), so the later
+        # passes read it back instead of parsing and validating it again. Removed with the CatalogParts.
+        import shutil
+        import tempfile
+        import weakref
+
+        spill_dir = tempfile.mkdtemp(prefix="pairminer-blocks-", dir=os.environ.get("PAIRMINER_SPILL_DIR") or None)
+        log.info("catalog %s: validated blocks kept in %s during the run", plan.path, spill_dir)
+    scans = [dask.delayed(_scan_block, pure=True, nout=2)(plan, i, n_buckets, spill_dir, dask_key_name=f"scan-{i}")
              for i in range(n)]
     summaries = [s[0] for s in scans]
     dups = [dask.delayed(find_duplicates, pure=True)([s[1][j] for s in scans], dask_key_name=f"dup-ids-{j}")
@@ -1193,7 +1235,7 @@ def read_partitions(path: str | os.PathLike, runner: Any, *, columns: Mapping[st
     cand_rows = {}
     if cands:
         idx = sorted(cands)
-        got = runner.compute([dask.delayed(read_candidate_rows, pure=True)(plan, i, cands[i],
+        got = runner.compute([dask.delayed(read_candidate_rows, pure=True)(plan, i, cands[i], spill_dir,
                                                                            dask_key_name=f"dup-rows-{i}")
                               for i in idx], label="confirm duplicate ids")[0]
         cand_rows = dict(zip(idx, got))
@@ -1208,7 +1250,10 @@ def read_partitions(path: str | os.PathLike, runner: Any, *, columns: Mapping[st
     total_s = sum(s["stats"]["duration_s_sum"] for s in summaries) - dropped_s
     cat = assemble(plan, None, rejects, [s["rows_read"] for s in summaries], stats, rows_used=used,
                    duration_s_total=total_s)
-    return CatalogParts(cat, plan, firsts, drops, None)
+    parts = CatalogParts(cat, plan, firsts, drops, None, spill_dir)
+    if spill_dir:
+        weakref.finalize(parts, shutil.rmtree, spill_dir, True)
+    return parts
 
 
 def replace_table(cat: Catalog) -> Catalog:
@@ -1217,8 +1262,10 @@ def replace_table(cat: Catalog) -> Catalog:
                    cat.stats)
 
 
-def _scan_block(plan: CatalogPlan, index: int, n_buckets: int) -> tuple[dict, list]:
+def _scan_block(plan: CatalogPlan, index: int, n_buckets: int, spill_dir: str | None = None) -> tuple[dict, list]:
     """Pass 1 on a worker: (summary for the client, id hash buckets for the duplicate pass)."""
     r = read_block(plan, index)
+    if spill_dir:
+        _spill(r, spill_dir, index)
     summary = {"rows_read": r.rows_read, "n_lines": r.n_lines, "rejects": r.rejects, "stats": r.stats}
     return summary, id_buckets(r, n_buckets)
