@@ -1,9 +1,20 @@
 """Audio decoding and resampling shared by the audio stages.
 
 `load_audio` decodes a file once, downmixes to mono (mean of the channels) and resamples with soxr.
-soundfile (libsndfile) reads WAV/FLAC/OGG/AIFF; anything else (MP3, M4A...) falls back to an ffmpeg
-subprocess (argument list, never a shell), then audioread. Every failure is an AudioError whose
+soundfile (libsndfile) reads WAV/FLAC/OGG/AIFF (and MP3 with libsndfile >= 1.1); anything else (M4A...)
+or a file it cannot open falls back to an ffmpeg subprocess (argument list, never a shell), then audioread. Every failure is an AudioError whose
 message names the file and the reason, for a stage's `reason` column.
+
+Confinement (ffmpeg is a network-capable demuxer of everything): ffmpeg and ffprobe run with
+``-protocol_whitelist file`` and a ``-format_whitelist`` of plain audio containers, so an HLS playlist
+or a concat script (under any file name) cannot make them read other files or URLs; each child has a
+wall-clock timeout and is killed when pairminer dies (``PR_SET_PDEATHSIG`` on Linux). With
+``--audio-root`` set, URLs are refused unless they lie under a URL root, and ``file://`` URLs are
+local paths confined like any other.
+
+Length caps: `load_audio(max_duration_s=...)` reads the duration from the header (soundfile, or
+ffprobe) and refuses an over-long file before decoding any of it (a small FLAC can hold hours of
+silence).
 """
 
 from __future__ import annotations
@@ -12,7 +23,9 @@ import logging
 import os
 import shutil
 import struct
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +36,24 @@ from .errors import AudioError
 log = logging.getLogger(__name__)
 
 SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".w64", ".caf"}
+# libsndfile >= 1.1 decodes MP3 (mpg123) in process: about twice as fast as an ffmpeg subprocess, and the
+# header's frame count (Xing) still catches a truncated download. Older libsndfile: MP3 goes to ffmpeg.
+try:  # pragma: no cover - depends on the installed libsndfile
+    import soundfile as _sf
+
+    if "MP3" in _sf.available_formats():
+        SOUNDFILE_EXTS.add(".mp3")
+    del _sf
+except (ImportError, OSError):  # pragma: no cover
+    pass
 # Decode in blocks so that a 2-hour file costs a block of memory, not the whole file at the source rate.
 _BLOCK_FRAMES = 1 << 20
+# Demuxers ffmpeg may use: plain audio containers. Not hls, concat, image2, lavfi, tee, or devices.
+FFMPEG_FORMATS = ("mp3", "mov", "aac", "ogg", "flac", "wav", "matroska", "asf", "aiff", "w64", "caf", "ac3", "eac3",
+                  "dts", "ape", "wv", "tta", "au", "amr", "mpc", "mpc8", "oma")
+_FFMPEG_CONFINE = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(FFMPEG_FORMATS)]
+# Wall-clock limit for one decode subprocess (a live playlist or a stuck pipe must not hang a stage).
+DECODE_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -35,19 +64,50 @@ class AudioInfo:
     duration_s: float  # of the decoded (and possibly truncated) signal
 
 
+def _file_url_path(path: str) -> str | None:
+    """The local path of a ``file://`` URL (None for anything else)."""
+    if not path.lower().startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(path)
+    if parts.netloc not in ("", "localhost"):
+        raise AudioError(f"{path}: file:// URLs with a host ({parts.netloc}) are not local files; give a local path")
+    return unquote(parts.path)
+
+
 def resolve_audio_path(path: str, *, base_dir: str | None = None, audio_root: str | None = None) -> str:
     """Resolve a catalog `audio_path`.
 
     Relative paths resolve against `audio_root` when given, else against `base_dir` (the catalog's
-    folder). URLs pass through. With `audio_root` set, a path that escapes the root (``../..`` or an
-    absolute path elsewhere) raises AudioError, so a catalog cannot make pairminer read other files.
+    folder). ``file://`` URLs are local paths. Other URLs pass through when no `audio_root` is set.
+    With `audio_root` set, a path that escapes the root (``../..``, an absolute path elsewhere, a
+    URL of another scheme or outside a URL root) raises AudioError, so a catalog cannot make
+    pairminer read other files.
     """
     if not path:
         raise AudioError("no audio_path given for this track")
+    local = _file_url_path(path)
+    if local is not None:
+        path = local
+    root_local = _file_url_path(audio_root) if audio_root else None
+    if root_local is not None:
+        audio_root = root_local
     if "://" in path:
+        if audio_root is None:
+            return path
+        if "://" not in audio_root:
+            raise AudioError(f"{path}: refused, a URL cannot be confined to --audio-root {audio_root}; give paths "
+                             "relative to the root, or drop --audio-root to allow URLs")
+        root = audio_root.rstrip("/") + "/"
+        if not path.startswith(root) or "/../" in path[len(root) - 1:] or path.endswith("/.."):
+            raise AudioError(f"{path}: refused, the URL is not under --audio-root {audio_root}")
         return path
     if audio_root is not None and "://" in audio_root:
-        return audio_root.rstrip("/") + "/" + path.lstrip("/")
+        rel = path.lstrip("/")
+        if any(part == ".." for part in rel.split("/")):
+            raise AudioError(f"{path}: refused, the path escapes --audio-root {audio_root}")
+        return audio_root.rstrip("/") + "/" + rel
     if audio_root is not None:
         root = Path(audio_root).resolve()
         full = (root / path).resolve()
@@ -58,6 +118,60 @@ def resolve_audio_path(path: str, *, base_dir: str | None = None, audio_root: st
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
     return str(p)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """preexec_fn: ask Linux to SIGKILL this child when its parent dies (no orphaned ffmpeg)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def run_confined(cmd: list[str], *, timeout_s: float = DECODE_TIMEOUT_S, what: str = "") -> subprocess.CompletedProcess:
+    """Run a decoder child: no stdin, output captured, killed after `timeout_s` or when we die.
+
+    Raises:
+        AudioError: the child ran past `timeout_s` (it is killed and reaped first).
+    """
+    kw = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
+    try:
+        return subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL, timeout=timeout_s, **kw)
+    except subprocess.TimeoutExpired as exc:
+        raise AudioError(f"{what}: decoding took longer than {timeout_s:g} s and was stopped (a live stream or "
+                         "a stuck file?); check the file") from exc
+
+
+def probe_duration_s(path: str) -> float | None:
+    """Duration from the file's header, without decoding (soundfile, else ffprobe); None if unknown.
+
+    Raises:
+        AudioError: the file is missing.
+    """
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: file not found")
+    if Path(path).suffix.lower() in SOUNDFILE_EXTS:
+        try:
+            import soundfile as sf
+
+            info = sf.info(path)
+            if info.frames > 0 and info.samplerate > 0:
+                return info.frames / info.samplerate
+        except (RuntimeError, ValueError, OSError):
+            pass
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        return None
+    proc = run_confined([exe, "-v", "error", *_FFMPEG_CONFINE, "-show_entries", "format=duration", "-of",
+                         "default=noprint_wrappers=1:nokey=1", "file:" + os.path.abspath(path)],
+                        timeout_s=60.0, what=path)
+    try:
+        return float(proc.stdout.decode("ascii", "replace").strip().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
@@ -158,19 +272,28 @@ class _Fallback(Exception):
     pass
 
 
-def _decode_ffmpeg(path: str, sr_hz: int, max_seconds: float | None):
+def _decode_ffmpeg(path: str, sr_hz: int, max_seconds: float | None, timeout_s: float = DECODE_TIMEOUT_S):
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise _Fallback("ffmpeg not installed")
-    # "file:" stops ffmpeg from reading a leading dash or a colon in a file name as an option/protocol.
-    src = path if "://" in path else "file:" + os.path.abspath(path)
-    cmd = [exe, "-nostdin", "-hide_banner", "-v", "warning", "-i", src]
+    # "file:" stops ffmpeg from reading a leading dash or a colon in a file name as an option/protocol;
+    # the whitelists stop a playlist or concat script from pulling in anything else.
+    src = "file:" + os.path.abspath(path)
+    cmd = [exe, "-nostdin", "-hide_banner", "-v", "warning", *_FFMPEG_CONFINE, "-i", src]
     if max_seconds is not None:
         cmd += ["-t", str(max_seconds)]
     cmd += ["-f", "f32le", "-ac", "1", "-ar", str(sr_hz), "-"]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
+    proc = run_confined(cmd, timeout_s=timeout_s, what=path)
     if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        text = proc.stderr.decode("utf-8", "replace")
+        if "not on whitelist" in text:
+            import re
+
+            fmt = re.search(r"\[(\w+) @", text)
+            raise AudioError(f"{path}: refused, it is a {fmt.group(1) if fmt else 'playlist or script'} file (a playlist "
+                             "or concat script that can point at other files or URLs), not plain audio; replace it "
+                             "with the audio file itself")
+        err = text.strip().splitlines()
         raise AudioError(f"{path}: ffmpeg cannot decode it, not audio or corrupt "
                          f"({err[-1] if err else 'exit ' + str(proc.returncode)})")
     warnings = proc.stderr.decode("utf-8", "replace")
@@ -185,7 +308,8 @@ def _decode_ffmpeg(path: str, sr_hz: int, max_seconds: float | None):
 
 
 def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_seconds: float = 0.0,
-               check_silence: bool = True) -> tuple[np.ndarray, AudioInfo]:
+               check_silence: bool = True, max_duration_s: float | None = None,
+               timeout_s: float = DECODE_TIMEOUT_S) -> tuple[np.ndarray, AudioInfo]:
     """Decode `path` to mono float32 at `sr_hz`.
 
     Args:
@@ -194,12 +318,19 @@ def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_s
         max_seconds: decode at most this much from the start (None: the whole file).
         min_seconds: raise AudioError if the decoded signal is shorter.
         check_silence: raise AudioError if the signal is digital silence.
+        max_duration_s: refuse (AudioError, before decoding) a file whose header says it is longer,
+            unless `max_seconds` already bounds the decode below it.
+        timeout_s: wall-clock limit of a decoder subprocess.
 
     Returns:
         (y, info): y has shape (samples,), dtype float32, at `sr_hz`.
     """
+    local = _file_url_path(path)
+    if local is not None:
+        path = local
     if "://" in path:
-        return _load_url(path, sr_hz, max_seconds=max_seconds, min_seconds=min_seconds, check_silence=check_silence)
+        return _load_url(path, sr_hz, max_seconds=max_seconds, min_seconds=min_seconds, check_silence=check_silence,
+                         max_duration_s=max_duration_s, timeout_s=timeout_s)
     p = Path(path)
     if not p.exists():
         raise AudioError(f"{path}: file not found")
@@ -207,6 +338,11 @@ def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_s
         raise AudioError(f"{path}: is a folder, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError(f"{path}: zero-byte file")
+    if max_duration_s is not None and (max_seconds is None or max_seconds > max_duration_s):
+        dur = probe_duration_s(path)
+        if dur is not None and dur > max_duration_s:
+            raise AudioError(f"{path}: {dur / 3600:.2f} h long, over the length cap of {max_duration_s:g} s; "
+                             "raise the stage's max_duration_s (or set max_seconds) to read it")
     try:
         if p.suffix.lower() in SOUNDFILE_EXTS:
             y, src_sr, ch = _decode_soundfile(path, sr_hz, max_seconds)
@@ -214,7 +350,7 @@ def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_s
             raise _Fallback("not a soundfile format")
     except _Fallback:
         try:
-            y, src_sr, ch = _decode_ffmpeg(path, sr_hz, max_seconds)
+            y, src_sr, ch = _decode_ffmpeg(path, sr_hz, max_seconds, timeout_s)
         except _Fallback:
             y, src_sr, ch = _decode_audioread(path, sr_hz, max_seconds)
     if not np.all(np.isfinite(y)):
@@ -254,6 +390,11 @@ def _load_url(url: str, sr_hz: int, **kw) -> tuple[np.ndarray, AudioInfo]:
         try:
             with fsspec.open(url, "rb") as src:
                 shutil.copyfileobj(src, tmp)
+        except ImportError as exc:  # the scheme's fsspec backend (s3fs, gcsfs...) is not installed
+            raise AudioError(f"{url}: cannot fetch, no fsspec backend for {url.split('://')[0]}:// is installed "
+                             f"({exc}); install it, or give local paths") from exc
+        except ValueError as exc:  # an unknown protocol
+            raise AudioError(f"{url}: cannot fetch ({exc})") from exc
         except (FileNotFoundError, OSError) as exc:
             raise AudioError(f"{url}: cannot fetch ({exc})") from exc
         tmp.flush()

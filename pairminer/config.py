@@ -232,12 +232,35 @@ class StageConfig:
 
     @classmethod
     def from_yaml(cls: type[T], text: str, *, where: str = "") -> T:
-        """From YAML holding this stage's section (`verify: {...}`) or its options at the top level."""
-        doc = load_yaml(text, where or f"{cls.stage} config") or {}
-        section = doc.get(cls.stage, doc) if isinstance(doc, dict) else None
+        """From YAML holding this stage's options, either at the top level or in its section.
+
+        A file with stage sections (a workflow file, a `discover --config` file) gives this stage's
+        section; its other top-level keys must be workflow keys or stage names (a misspelt `verfy:`
+        is an error naming the nearest key, never silently ignored).
+        """
+        from .stages import STAGE_NAMES, WORKFLOW_KEYS
+
+        label = where or f"{cls.stage} config"
+        doc = load_yaml(text, label)
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{label}: expected a mapping of option: value (or a `{cls.stage}:` section)")
+        top = (*WORKFLOW_KEYS, *STAGE_NAMES)
+        if any(k in top for k in doc):
+            for key in doc:
+                if key not in top:
+                    raise ConfigError(f"{label}: {did_you_mean('top-level key', key, top)}")
+            section = doc.get(cls.stage)
+        else:
+            section = doc
+            fields = cls.field_names()
+            for key in doc:  # a misspelt section (`targest:`) rather than a misspelt option
+                if key not in fields and difflib.get_close_matches(str(key), top, n=1, cutoff=0.75) \
+                        and not difflib.get_close_matches(str(key), fields, n=1, cutoff=0.75):
+                    raise ConfigError(f"{label}: {did_you_mean('top-level key', key, top)}")
         if section is None:
             section = {}
         if not isinstance(section, dict):
-            raise ConfigError(f"{where or cls.stage + ' config'}: the `{cls.stage}:` section must be a mapping of "
-                              "option: value")
+            raise ConfigError(f"{label}: the `{cls.stage}:` section must be a mapping of option: value")
         return cls.from_dict(section, where=where)

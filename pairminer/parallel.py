@@ -1,4 +1,5 @@
-"""One place that turns `--scheduler` into a Dask scheduler, and computes graphs with progress.
+"""One place that turns `--scheduler` into a Dask scheduler, and computes graphs with progress
+(counted per task through `pairminer.progress`).
 
 `threads` (default), `processes` and `synchronous` use Dask's local schedulers; a `tcp://host:port`
 address connects a dask.distributed Client, after a probe that fails fast (with a reason) when nothing
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from typing import Any, Iterator, Sequence
 
 from .errors import ConfigError, InputError
@@ -117,31 +117,96 @@ class Runner:
     def distributed(self) -> bool:
         return self.client is not None
 
-    def compute(self, *collections: Any, label: str = "") -> Sequence[Any]:
-        """Compute collections (delayed objects, lists of them, dask dataframes) and return results."""
+    def compute(self, *collections: Any, label: str = "", progress: Any = None, unit: str = "task",
+                weights: Sequence[int] | None = None) -> Sequence[Any]:
+        """Compute collections (delayed objects, lists of them, dask dataframes) and return results.
+
+        Progress counts the top-level tasks (each delayed object, or each item of a list of them) as
+        they finish, not the batches: pass `progress` (a `pairminer.progress.Progress` that spans
+        several calls, e.g. a whole stage), or let the call make its own bar named `label`.
+        `weights` gives the count of each top-level task in order (e.g. the pairs of a chunk).
+        """
         if not collections:
             return ()
         if label:
             log.info("computing %s", label)
-        if self.client is not None:
-            futures = self.client.compute(list(collections), retries=self.retries)
-            if self.progress:
-                from distributed import progress
+        items = [(ci, ii, x) for ci, c in enumerate(collections)
+                 for ii, x in (enumerate(c) if isinstance(c, (list, tuple)) else [(None, c)])]
+        w = list(weights) if weights is not None else [1] * len(items)
+        if len(w) != len(items):
+            raise ValueError(f"weights has {len(w)} entries for {len(items)} tasks")
+        own = None
+        if progress is None and self.progress:
+            from .progress import Progress
 
-                progress(futures, notebook=False)
-                sys.stderr.write("\n")
-            return self.client.gather(futures)
-        import dask
+            progress = own = Progress(label or "compute", total=sum(w), unit=unit)
+        try:
+            if self.client is not None:
+                return self._compute_distributed(collections, items, w, progress)
+            import dask
 
-        kwargs: dict[str, Any] = {"scheduler": self.spec}
-        if self.pool is not None:
-            kwargs["pool"] = self.pool
-        if self.progress:
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar(out=sys.stderr, minimum=1.0):
+            kwargs: dict[str, Any] = {"scheduler": self.spec}
+            if self.pool is not None:
+                kwargs["pool"] = self.pool
+            if progress is None:
                 return dask.compute(*collections, **kwargs)
-        return dask.compute(*collections, **kwargs)
+            with _TaskCounter({getattr(x, "key", None): n for (_, _, x), n in zip(items, w)}, progress) as counter:
+                out = dask.compute(*collections, **kwargs)
+            progress.update(counter.remaining)  # tasks without a key of their own (dataframes)
+            return out
+        finally:
+            if own is not None:
+                own.close()
+
+    def _compute_distributed(self, collections, items, weights, progress) -> Sequence[Any]:
+        from distributed import as_completed
+
+        futures = self.client.compute([x for _, _, x in items], retries=self.retries)
+        if progress is not None:
+            index = {f.key: n for f, n in zip(futures, weights)}
+            for f in as_completed(futures):
+                progress.update(index.get(f.key, 1))
+        flat = self.client.gather(futures)
+        out: list[Any] = [None] * len(collections)
+        for (ci, ii, _), r in zip(items, flat):
+            if ii is None:
+                out[ci] = r
+            else:
+                out[ci] = [*(out[ci] or []), r]
+        for ci, c in enumerate(collections):
+            if isinstance(c, (list, tuple)) and not c:
+                out[ci] = []
+            elif isinstance(c, tuple):
+                out[ci] = tuple(out[ci])
+        return tuple(out)
+
+
+class _TaskCounter:
+    """A Dask local-scheduler callback that advances a Progress as the watched tasks finish."""
+
+    def __init__(self, weights: dict, progress: Any):
+        from dask.callbacks import Callback
+
+        self._weights = {k: n for k, n in weights.items() if k is not None}
+        self.remaining = sum(n for k, n in weights.items() if k is None)
+        self._progress = progress
+        watched = self._weights
+
+        def posttask(key, result, dsk, state, worker_id):
+            n = watched.pop(key, 0)
+            if n:
+                progress.update(n)
+
+        self._cb = Callback(posttask=posttask)
+
+    def __enter__(self) -> "_TaskCounter":
+        self._cb.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cb.__exit__(*exc)
+        self.remaining += sum(self._weights.values())  # e.g. keys the optimiser renamed
+        self._weights.clear()
 
 
 @contextlib.contextmanager

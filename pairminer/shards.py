@@ -11,7 +11,10 @@ Layout of a targets folder::
 Each shard is a plain NumPy ``.npy`` file (memory-mappable with ``np.load(path, mmap_mode="r")``)
 holding the frames of whole pairs back to back: a pair never spans two shards. Channel 0 is
 ``|mix|``, channel 1 the instrumental target, channel 2 the vocal target, all STFT magnitudes on the
-mix's timeline. A pair's frames are ``shard[start_frame : start_frame + n_frames]``.
+mix's timeline. A pair's frames are ``shard[start_frame : start_frame + n_frames]``; of those, only
+``[cover_start_frame, cover_stop_frame)`` (relative to the pair's first frame) have a valid target:
+the frames where the aligned version exists. Outside that range the target channels hold zeros
+and must not be trained on. `FORMAT_VERSION` is written to the manifest.
 
 A shard is written under a temporary name and renamed when it is complete, and the manifest only
 ever names sealed shards, so a killed run leaves no torn shard behind.
@@ -39,8 +42,16 @@ log = logging.getLogger(__name__)
 
 SHARD_DIR = "shards"
 MANIFEST_NAME = "manifest.parquet"
-N_CHANNELS = 3
 CHANNELS = ("mix", "instrumental", "vocals")
+N_CHANNELS = len(CHANNELS)
+# Channel indices, derived from CHANNELS (the one home of the layout).
+MIX, INSTRUMENTAL, VOCALS = (CHANNELS.index(c) for c in ("mix", "instrumental", "vocals"))
+# Version of the shard contents, written to every manifest row and part of the targets stage's
+# freshness: bump it when what the frames mean changes (2: frames outside the version's coverage hold
+# zero targets, and the manifest names the covered range).
+FORMAT_VERSION = 2
+# Largest finite float16: targets above it would be stored as inf.
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 SHARD_DTYPE = np.dtype("<f2")
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.npy$")
 
@@ -57,8 +68,21 @@ def shard_index(relpath: str) -> int:
 
 
 def frame_bytes(n_fft: int) -> int:
-    """Bytes of one frame in a shard: 3 channels x (n_fft // 2 + 1) bins x float16."""
+    """Bytes of one frame in a shard: N_CHANNELS x (n_fft // 2 + 1) bins x float16."""
     return N_CHANNELS * (n_fft // 2 + 1) * SHARD_DTYPE.itemsize
+
+
+def covered_frames(row: Mapping[str, Any]) -> tuple[int, int]:
+    """[start, stop) of a manifest row's covered frames, relative to its first frame (all frames for old manifests)."""
+    n = int(row["n_frames"])
+    start = row.get("cover_start_frame") if hasattr(row, "get") else None
+    stop = row.get("cover_stop_frame") if hasattr(row, "get") else None
+    try:
+        start = int(start) if start is not None and start == start else 0
+        stop = int(stop) if stop is not None and stop == stop else n
+    except (TypeError, ValueError):
+        start, stop = 0, n
+    return max(0, min(start, n)), max(0, min(stop, n))
 
 
 def shard_capacity_frames(shard_mb: float, n_fft: int) -> int:

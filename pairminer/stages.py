@@ -238,6 +238,9 @@ STAGES: tuple[StageSpec, ...] = (
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
+WORKFLOW_KEYS: tuple[str, ...] = ("catalog", "out", "scheduler", "stages", "fingerprint_audio")
+"""Top-level keys of a workflow file besides the stage sections (docs/workflows.md)."""
+
 DISCOVER_UNTIL_ALIASES: dict[str, str] = {"candidates": "discover", "verified": "verify"}
 """Old `pairminer discover --until` spellings (named after outputs), kept as aliases of stage names."""
 

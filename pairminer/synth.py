@@ -300,7 +300,8 @@ def _vocals(rng: np.random.Generator, n: int, sr: int, beat_n: float, bars: int,
     return y
 
 
-def make_song(seed: int, duration_s: float = 20.0, sr_hz: int = 44100, tempo_bpm: float | None = None) -> Stems:
+def make_song(seed: int, duration_s: float = 20.0, sr_hz: int = 44100, tempo_bpm: float | None = None, *,
+              tonic_midi: int | None = None, vocal_db: float | None = None) -> Stems:
     """Generate a seeded song as vocals + accompaniment stems.
 
     Args:
@@ -308,6 +309,10 @@ def make_song(seed: int, duration_s: float = 20.0, sr_hz: int = 44100, tempo_bpm
         duration_s: length of the song in seconds.
         sr_hz: output sample rate (44100 by default).
         tempo_bpm: tempo; None draws one from 80-140 bpm.
+        tonic_midi: key (midi note of the tonic, 45-56); None draws one. Same tempo and key make the
+            hardest "other song" decoys.
+        vocal_db: vocal RMS relative to the accompaniment's, dB (0 = the voice as loud as the band);
+            None draws 0 to +3 dB (vocal-forward pop).
 
     Returns:
         Stems with mono float32 `vocals` and `accompaniment` of shape (round(duration_s * sr_hz),),
@@ -326,6 +331,8 @@ def make_song(seed: int, duration_s: float = 20.0, sr_hz: int = 44100, tempo_bpm
     beat_int = 60.0 / tempo * sr_int
     bars = int(np.ceil(n_int / (4 * beat_int)))
     tonic = int(rng.integers(45, 57))  # A2..G#3
+    if tonic_midi is not None:
+        tonic = int(tonic_midi)
     intro_bars = 1 if duration_s < 30 else 2
     rng_acc, rng_voc, rng_drm = (np.random.default_rng([seed, i]) for i in (1, 2, 3))
     chords, bass, _ = _chords_and_bass(rng_acc, n_int, sr_int, beat_int, bars, tonic)
@@ -340,7 +347,8 @@ def make_song(seed: int, duration_s: float = 20.0, sr_hz: int = 44100, tempo_bpm
     # Vocals sit about 0-3 dB above the accompaniment by RMS, as in a pop mix.
     acc_rms = float(np.sqrt(np.mean(acc**2))) or 1.0
     voc_rms = float(np.sqrt(np.mean(voc**2))) or 1.0
-    voc = voc * (acc_rms / voc_rms * 10 ** (rng.uniform(0.0, 3.0) / 20))
+    level_db = rng.uniform(0.0, 3.0) if vocal_db is None else float(vocal_db)
+    voc = voc * (acc_rms / voc_rms * 10 ** (level_db / 20))
     peak = float(np.max(np.abs(acc + voc))) or 1.0
     scale = MIX_PEAK / peak
     return Stems(vocals=(voc * scale).astype(np.float32), accompaniment=(acc * scale).astype(np.float32),

@@ -189,3 +189,24 @@ def precision_recall(candidates: pd.DataFrame, truth: pd.DataFrame) -> tuple[flo
     want = set(zip(truth["mix_track_id"], truth["version_track_id"]))
     tp = len(got & want)
     return (tp / len(got) if got else 1.0), (tp / len(want) if want else 1.0)
+
+
+def candidate_row(i: int, mix: str | None, version: str | None, *, duration_s: float, delta_s: float = 0.0,
+                  artist: str = "Artist", pair_id: str | None = None) -> dict:
+    """One row of a candidates table (schemas/candidates) for pair `i` of a test corpus.
+
+    Args:
+        i: the pair's number: track ids m<i> and v<i>, catalog rows i and 100 + i.
+        mix, version: the audio paths (None for a row without audio).
+        duration_s: the mix's duration in seconds; the version's is `duration_s + delta_s`.
+        artist: the artist of both tracks (its lower-case form is the artist key).
+        pair_id: default "m<i>__v<i>".
+    """
+    return {
+        "pair_id": pair_id or f"m{i}__v{i}", "mix_track_id": f"m{i}", "version_track_id": f"v{i}",
+        "version_kind": "instrumental", "artist": artist, "artist_key": artist.lower(), "mix_title": "Song",
+        "version_title": "Song (Instrumental)", "mix_match_title": "song", "version_match_title": "song",
+        "genre": "Pop", "mix_duration_s": duration_s, "version_duration_s": duration_s + delta_s,
+        "duration_delta_s": delta_s, "title_score": 100.0, "n_near_best": 1, "mix_audio_path": mix,
+        "version_audio_path": version, "mix_row": i, "version_row": 100 + i,
+    }

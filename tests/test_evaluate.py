@@ -70,10 +70,10 @@ def test_evaluate_cli_and_json(tmp_path):
     reasons = {s["track"]: s["reason"] for s in doc["skipped"]}
     assert "instrumental" in reasons["no_inst"] and "no estimates" in reasons["no_estimate"]
     med = doc["medians"]
-    assert set(med) == {"model", "mixture", "irm"} and med["model"]["vocals"]["n_tracks"] == 3
+    assert set(med) == {"model", "mixture", "irm", "irm_fullband"} and med["model"]["vocals"]["n_tracks"] == 3
     assert 15 < med["model"]["vocals"]["SDR"] < 25  # voc + 0.1 acc -> about 20 dB
     assert med["model"]["vocals"]["SDR"] > med["mixture"]["vocals"]["SDR"] + 10
-    assert len(doc["scores"]) == 3 * 3 * 2  # tracks x methods x sources
+    assert len(doc["scores"]) == 3 * 4 * 2  # tracks x methods x sources
     per_track = [r["SDR"] for r in doc["scores"] if r["method"] == "model" and r["source"] == "vocals"]
     assert med["model"]["vocals"]["SDR"] == pytest.approx(float(np.median(per_track)), abs=1e-3)
 

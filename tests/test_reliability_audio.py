@@ -26,6 +26,7 @@ from pairminer.errors import AudioError
 from pairminer.storage import read_json, write_table
 from pairminer.synth import make_song, write_audio
 from pairminer.verify.stage import STATUSES, VerifyConfig, run_verify
+from pairminer.testing import candidate_row
 
 SR = 22050
 DUR_S = 12.0
@@ -67,14 +68,7 @@ def _wav_with_data_size(src: Path, dst: Path, data_size: int) -> None:
 
 
 def _candidate(i: int, mix: str, version: str | None) -> dict:
-    return {
-        "pair_id": f"m{i}__v{i}", "mix_track_id": f"m{i}", "version_track_id": f"v{i}",
-        "version_kind": "instrumental", "artist": "Artist", "artist_key": "artist", "mix_title": "Song",
-        "version_title": "Song (Instrumental)", "mix_match_title": "song", "version_match_title": "song",
-        "genre": "Pop", "mix_duration_s": DUR_S, "version_duration_s": DUR_S, "duration_delta_s": 0.0,
-        "title_score": 100.0, "n_near_best": 1, "mix_audio_path": mix, "version_audio_path": version,
-        "mix_row": i, "version_row": 100 + i,
-    }
+    return candidate_row(i, mix, version, duration_s=DUR_S)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +247,7 @@ def test_checkpoint_with_a_pickled_object_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     evil = {"model": {"w": torch.zeros(2)}, "payload": _Boom(str(marker))}
     torch.save(evil, tmp_path / "last.pt")
-    with pytest.raises(InputError, match="not a readable pairminer checkpoint"):
+    with pytest.raises(InputError, match="not a pairminer checkpoint"):
         load_checkpoint(tmp_path / "last.pt")
     assert not marker.exists()  # nothing was unpickled and run
     torch.save({"model": {"w": torch.ones(2)}, "step": 3}, tmp_path / "ok.pt")

@@ -26,6 +26,7 @@ from pairminer.cli import main
 from pairminer.errors import OutputError
 from pairminer.storage import read_json, read_table, write_table
 from pairminer.synth import make_song, shift_and_gain, write_audio
+from pairminer.testing import candidate_row
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 22050
@@ -34,14 +35,8 @@ DUR_S = 10.0
 
 
 def _candidate(i: int, folder: Path) -> dict:
-    return {
-        "pair_id": f"m{i}__v{i}", "mix_track_id": f"m{i}", "version_track_id": f"v{i}",
-        "version_kind": "instrumental", "artist": f"Artist {i}", "artist_key": f"artist {i}", "mix_title": "Song",
-        "version_title": "Song (Instrumental)", "mix_match_title": "song", "version_match_title": "song",
-        "genre": "Pop", "mix_duration_s": DUR_S, "version_duration_s": DUR_S, "duration_delta_s": 0.0,
-        "title_score": 100.0, "n_near_best": 1, "mix_audio_path": str(folder / f"mix{i}.wav"),
-        "version_audio_path": str(folder / f"inst{i}.wav"), "mix_row": i, "version_row": 100 + i,
-    }
+    return candidate_row(i, str(folder / f"mix{i}.wav"), str(folder / f"inst{i}.wav"), duration_s=DUR_S,
+                         artist=f"Artist {i}")
 
 
 @pytest.fixture(scope="module")

@@ -93,12 +93,12 @@ def test_separate_cli_keeps_length_and_rate(runs, tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "2 written" in res.output and "1 failed" in res.output and "realtime" in res.output
-    for name, n, sr in (("song one", len(t), 22050), ("low", 9000, 8000)):
-        v, sr_v = sf.read(out / name / "vocals.wav")
-        i, sr_i = sf.read(out / name / "instrumental.wav")
-        assert (len(v), len(i), sr_v, sr_i) == (n, n, sr, sr)
-        mono = stereo[:n].mean(axis=1) if name == "song one" else stereo[:n, 0]
-        np.testing.assert_allclose(v + i, mono, atol=1e-4)  # instrumental is the rest of the input
+    for name, n, sr, ch in (("song one", len(t), 22050, 2), ("low", 9000, 8000, 1)):
+        v, sr_v = sf.read(out / name / "vocals.wav", always_2d=True)
+        i, sr_i = sf.read(out / name / "instrumental.wav", always_2d=True)
+        assert (v.shape, i.shape, sr_v, sr_i) == ((n, ch), (n, ch), sr, sr)  # channels, length and rate kept
+        x = stereo[:n] if name == "song one" else stereo[:n, :1]
+        np.testing.assert_allclose(v + i, x, atol=1e-4)  # instrumental is the rest of the input, per channel
         assert np.abs(v).max() > 1e-3
     report = json.loads((out / "separate-report.json").read_text())
     json_schema("separate-report").validate(report)
@@ -126,3 +126,22 @@ def test_separate_on_gpu(runs):
     y = np.random.default_rng(0).standard_normal(8000 * 5).astype(np.float32) * 0.1
     out = separate_array(y, [sep], batch_size=4)
     assert out["vocals"].shape == y.shape and np.isfinite(out["vocals"]).all()
+
+
+def test_hires_recipe_takes_its_bins_from_the_data(tmp_path):
+    """The 22050 Hz / 2048 / 512 recipe: 1024 model bins from the data's 1025, trained and separated full band."""
+    from pairminer.train.separate import separate_signal
+
+    targets = make_targets(tmp_path / "t", n_fft=2048, hop=512, sr_hz=22050, frames=(70, 90))
+    cfg = TrainConfig(**{**TINY, "n_bins": 0, "base_channels": 4}, max_steps=2, valid_every=2)
+    res = run_train(targets, tmp_path / "run", cfg, progress=False)
+    doc = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert doc["model"]["n_bins"] == 1024 and doc["data"]["n_fft"] == 2048 and doc["train"]["n_bins"] == 0
+    sep = Separator.from_run(res.run_dir, device="cpu")
+    assert (sep.n_bins, sep.sr_hz, sep.n_fft, sep.hop) == (1024, 22050, 2048, 512)
+    y = (0.1 * np.random.default_rng(0).standard_normal((44100, 2))).astype(np.float32)
+    out = separate_signal(y, 44100, [sep])
+    assert out["vocals"].shape == (44100, 2)
+    np.testing.assert_allclose(out["vocals"] + out["instrumental"], y, atol=1e-4)
+    with pytest.raises(Exception, match="n_bins=2048"):
+        run_train(targets, tmp_path / "run2", cfg.replace(n_bins=2048), progress=False)

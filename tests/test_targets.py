@@ -94,6 +94,12 @@ def test_vocal_target_as_good_as_true_alignment_and_naive_is_worse(built):
         g_true = 10 ** (-TRUE_GAIN_DB / 20)
         ref = np.maximum(mix_mag - g_true * _mag(true_aligned), 0)
         naive = np.maximum(mix_mag - _mag(ver[: len(mix)]), 0)
+        # Only the covered frames have targets (the version is shifted, so its last 0.3 s are missing).
+        c0, c1 = shards.covered_frames(m.to_dict())
+        assert 0 == c0 < c1 < m["n_frames"]
+        assert c1 <= (len(mix) - d - 512) // 768 + 1
+        assert not frames[c1:, shards.VOCALS].any() and not frames[c1:, shards.INSTRUMENTAL].any()
+        ours, ref, naive, true_voc = (x[:, c0:c1] for x in (ours, ref, naive, true_voc))
         c_ours, c_ref, c_naive = _corr(ours, true_voc), _corr(ref, true_voc), _corr(naive, true_voc)
         assert c_ours >= c_ref - 0.01, (row["pair_id"], c_ours, c_ref)
         assert c_naive < c_ref - 0.1, (row["pair_id"], c_naive, c_ref)
@@ -103,7 +109,7 @@ def test_vocal_target_as_good_as_true_alignment_and_naive_is_worse(built):
         assert m["fingerprint_offset_s"] == pytest.approx(row["offset_s"])
         # Channel 0 is |mix|; channel 2 = max(channel 0 - channel 1, 0), the gain-matched instrumental.
         np.testing.assert_allclose(frames[:, 0, :].astype(np.float32).T, mix_mag, rtol=2e-3, atol=1e-3)
-        f32 = frames.astype(np.float32)
+        f32 = frames[c0:c1].astype(np.float32)
         _assert_rest(f32[:, 2], f32[:, 0], f32[:, 1])
 
 
@@ -189,10 +195,12 @@ def test_acapella_channels(tmp_path):
     frames = shards.read_pair_frames(res.out_dir, m).astype(np.float32)
     voc, _ = load_audio(str(tmp_path / "in" / "voc0.wav"), SR)
     true_voc = _mag(voc).T
-    # channel 2 is the aligned, gain-matched acapella: it is the true voice magnitude
-    assert _corr(frames[:, 2, :], true_voc) > 0.99
+    c0, c1 = shards.covered_frames(m)
+    # channel 2 is the aligned, gain-matched acapella: it is the true voice magnitude (where it exists)
+    assert _corr(frames[c0:c1, 2, :], true_voc[c0:c1]) > 0.99
     assert m["gain_db"] == pytest.approx(-TRUE_GAIN_DB, abs=0.3)
-    _assert_rest(frames[:, 1], frames[:, 0], frames[:, 2])
+    _assert_rest(frames[c0:c1, 1], frames[c0:c1, 0], frames[c0:c1, 2])
+    assert not frames[c1:, 1:].any()  # no target where the acapella is missing
 
 
 def test_split_by_artist_is_deterministic_and_exclusive():
@@ -274,3 +282,25 @@ def test_pairs_no_longer_verified_leave_the_manifest(tmp_path):
     assert gone not in set(manifest["pair_id"]) and len(manifest) == 2
     assert res.counts["skipped_existing"] == 2
     assert json.loads((out / "targets-report.json").read_text())["inputs"]["dropped_stale"] == 1
+
+
+def test_old_format_manifest_is_remade(tmp_path):
+    verified, rows = _make_dataset(tmp_path / "in", n=1, duration_s=8.0)
+    out = tmp_path / "out"
+    first = run_targets(verified, out, TargetsConfig(), progress=False)
+    assert first.counts["written"] == 1
+    m = pd.read_parquet(out / "manifest.parquet")
+    assert (m["format_version"] == shards.FORMAT_VERSION).all()
+    # a manifest written before format versions existed (and its pairs) counts as stale
+    m.drop(columns=["format_version", "cover_start_frame", "cover_stop_frame"]).to_parquet(out / "manifest.parquet")
+    again = run_targets(verified, out, TargetsConfig(), progress=False)
+    assert again.counts == {"verified_in": 1, "written": 1, "skipped_existing": 0, "failed": 0}
+    m2 = shards.read_manifest(out)
+    assert m2["format_version"].tolist() == [shards.FORMAT_VERSION]
+    # and a fresh one is skipped
+    third = run_targets(verified, out, TargetsConfig(), progress=False)
+    assert third.counts["skipped_existing"] == 1
+    from pairminer.workflow.freshness import config_hash
+
+    assert TargetsConfig().freshness_extra() == {"shard_format_version": shards.FORMAT_VERSION}
+    assert config_hash(TargetsConfig()) != config_hash(TargetsConfig(split_seed=1))

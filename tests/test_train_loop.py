@@ -24,19 +24,29 @@ TINY = dict(n_bins=64, patch_frames=64, base_channels=8, batch_size=2, num_worke
 
 
 def make_targets(folder: Path, *, n_pairs: int = 6, n_fft: int = 128, hop: int = 96, sr_hz: int = 8000,
-                 seed: int = 0, splits: tuple[str, ...] | None = None, frames: tuple[int, int] = (80, 200)) -> Path:
-    """Tiny targets folder: shards/shard-00000N.npy (float16, (frames, 3, bins)) + manifest.parquet.
+                 seed: int = 0, splits: tuple[str, ...] | None = None, frames: tuple[int, int] = (80, 200),
+                 covers: list[tuple[int, int]] | None = None, cover_columns: bool = True,
+                 capacity_frames: int = 400) -> Path:
+    """Tiny targets folder written through the real ShardWriter: shards/*.npy + manifest.parquet.
 
     Instrumental: a low-pass noise floor with beat-like amplitude bursts. Vocals: a harmonic comb whose
     fundamental bin glides, switched on and off in phrases. |mix| = vocals + instrumental, so the vocal
-    target max(|mix| - |inst|, 0) is exactly the comb.
+    target max(|mix| - |inst|, 0) is exactly the comb. Each pair gets cover_start_frame/cover_stop_frame
+    (`covers[i]`, default the whole pair) unless `cover_columns` is False (an old manifest).
     """
+    from pairminer.shards import ShardWriter
+
     rng = np.random.default_rng(seed)
     bins = n_fft // 2 + 1
     f = np.arange(bins)
-    rows, parts, start, shard_idx = [], [], 0, 0
+    rows = []
     splits = splits or tuple(["train"] * (n_pairs - 2) + ["valid", "test"])
-    (folder / "shards").mkdir(parents=True, exist_ok=True)
+
+    def on_seal(rel, entries):
+        for key, start, n in entries:
+            rows[key].update(shard=rel, start_frame=start, n_frames=n)
+
+    writer = ShardWriter(folder, bins, capacity_frames=capacity_frames, on_seal=on_seal)
     for i in range(n_pairs):
         n = int(rng.integers(*frames))
         beat = 0.3 + (rng.random(n) < 0.25) * rng.uniform(0.5, 1.0, n)
@@ -47,14 +57,15 @@ def make_targets(folder: Path, *, n_pairs: int = 6, n_fft: int = 128, hop: int =
             comb += np.exp(-0.5 * ((f[None] - k * f0[:, None]) / 0.7) ** 2) / k
         on = np.repeat(rng.random(n // 10 + 1) < 0.6, 10)[:n]
         voc = 1.5 * comb * on[:, None]
-        frames_arr = np.stack([inst + voc, inst, voc], axis=1).astype("<f2")
-        parts.append(frames_arr)
-        rows.append({"pair_id": f"m{i}__v{i}", "mix_track_id": f"m{i}", "version_track_id": f"v{i}",
-                     "version_kind": "instrumental", "artist": f"artist {i}", "genre": "pop",
-                     "shard": "shards/shard-000000.npy", "start_frame": start, "n_frames": n, "sr_hz": sr_hz,
-                     "n_fft": n_fft, "hop": hop, "window": "hann", "split": splits[i]})
-        start += n
-    np.save(folder / "shards" / "shard-000000.npy", np.concatenate(parts))
+        row = {"pair_id": f"m{i}__v{i}", "mix_track_id": f"m{i}", "version_track_id": f"v{i}",
+               "version_kind": "instrumental", "artist": f"artist {i}", "genre": "pop",
+               "sr_hz": sr_hz, "n_fft": n_fft, "hop": hop, "window": "hann", "split": splits[i]}
+        if cover_columns:
+            lo, hi = covers[i] if covers else (0, n)
+            row.update(cover_start_frame=lo, cover_stop_frame=hi)
+        rows.append(row)
+        writer.add(i, np.stack([inst + voc, inst, voc], axis=1))
+    writer.close()
     pd.DataFrame(rows).to_parquet(folder / "manifest.parquet")
     return folder
 
@@ -148,7 +159,7 @@ def test_split_fallbacks(tmp_path):
 def test_patch_sampler_reads_the_right_frames(tmp_path):
     targets = make_targets(tmp_path / "t", n_pairs=2, frames=(70, 71))
     manifest = read_manifest(targets)
-    shard = np.load(targets / "shards" / "shard-000000.npy")
+    shard = np.load(targets / manifest["shard"][1])
     sampler = PatchSampler(targets, manifest, channel=1, n_bins=64, patch_frames=64)
     patch = sampler.read(1, 3)
     s = int(manifest["start_frame"][1]) + 3

@@ -79,7 +79,9 @@ def test_normalise_patch():
 
 def test_config_checks_and_round_trip():
     cfg = TrainConfig()
-    assert (cfg.n_bins, cfg.patch_frames, cfg.base_channels, cfg.lr) == (512, 128, 16, 1e-4)
+    assert (cfg.n_bins, cfg.patch_frames, cfg.base_channels, cfg.lr) == (0, 128, 16, 1e-3)
+    assert cfg.resolved_bins(1024) == 512 and cfg.resolved_bins(2048) == 1024  # bins from the data
+    assert cfg.max_steps == 20000 and cfg.early_stop_patience > 0 and cfg.lr_schedule == "plateau"
     assert cfg.channel == 2 and cfg.replace(source="instrumental").channel == 1
     assert TrainConfig.from_yaml(cfg.to_yaml()) == cfg
     with pytest.raises(ConfigError, match="multiple of 64"):

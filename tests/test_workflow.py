@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from pairminer.cli import main
-from pairminer.errors import ConfigError, InputError
+from pairminer.errors import ConfigError, InputError, OutputError
 from pairminer.schemas import json_schema
 from pairminer.stages import STAGE_NAMES as STAGES
 from pairminer.testing import make_catalog
@@ -224,7 +224,7 @@ def test_second_run_does_no_work(tmp_path, fake_stages):
     ("discover", {"min_score": 80}),
     ("verify", {"max_ber": 0.3}),
     ("targets", {"hop": 512}),
-    ("train", {"lr": 0.001}),
+    ("train", {"lr": 0.002}),
     ("report", {"top_n": 5}),
 ])
 def test_config_change_reruns_that_stage_and_later_ones_only(tmp_path, fake_stages, stage, change):
@@ -358,7 +358,7 @@ def test_interrupted_training_resumes_but_changed_training_starts_over(tmp_path,
     marker = Path(load_workflow(path).train_dir) / "old-checkpoint.pt"
     marker.write_text("x")
     fake_stages.clear()
-    run_workflow(_wf(tmp_path, train={"lr": 0.001}))
+    run_workflow(_wf(tmp_path, train={"lr": 0.002}))
     assert fake_stages == [("train", False), ("report", False)] and not marker.exists()
 
 
@@ -504,3 +504,202 @@ def test_workflow_object_api(tmp_path, fake_stages):
     (tmp_path / "c.csv").write_text("x\n")
     res = run_workflow(wf)
     assert res.ran == ["discover"] and run_doc(tmp_path / "o")["workflow"] is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Never deleting what a run did not write; content-aware freshness (issue 17 #9)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_train_folder_the_workflow_did_not_create_is_never_deleted(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    mine = tmp_path / "out" / "runs" / "vocals"
+    mine.mkdir(parents=True)
+    (mine / "my-notes.txt").write_text("the user's own file")
+    with pytest.raises(OutputError) as e:
+        run_workflow(path)
+    assert "never deletes what it did not write" in str(e.value) and str(mine) in str(e.value)
+    assert (mine / "my-notes.txt").read_text() == "the user's own file"
+    assert ran(fake_stages) == ["discover", "verify", "targets"]  # train refused before it ran
+    assert run_doc(tmp_path / "out")["stages"][3]["status"] == "failed"
+
+
+def test_a_folder_the_workflow_created_is_recorded_and_cleared_on_reconfigure(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_workflow(path)
+    doc = run_doc(tmp_path / "out")
+    owned = {e["stage"]: e["owned"] for e in doc["stages"]}
+    assert owned == {"discover": [], "verify": [], "targets": ["targets"], "train": [os.path.join("runs", "vocals")],
+                     "report": []}
+    stale = tmp_path / "out" / "runs" / "vocals" / "old.pt"
+    stale.write_text("x")
+    run_workflow(_wf(tmp_path, train={"lr": 0.002}))
+    assert not stale.exists()
+    # ownership is carried through runs that skip the stage
+    run_workflow(_wf(tmp_path, train={"lr": 0.002}))
+    assert {e["stage"]: e["owned"] for e in run_doc(tmp_path / "out")["stages"]}["train"] == owned["train"]
+
+
+def test_an_empty_existing_folder_counts_as_created(tmp_path, fake_stages):
+    (tmp_path / "out" / "runs" / "vocals").mkdir(parents=True)
+    run_workflow(_wf(tmp_path))
+    assert ran(fake_stages) == list(STAGES)
+
+
+def test_touching_an_input_without_changing_it_keeps_every_stage_fresh(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_workflow(path)
+    model = tmp_path / "out" / "runs" / "vocals" / "checkpoint-last.pt"
+    before = model.read_text()
+    fake_stages.clear()
+    catalog = tmp_path / "catalog.csv"
+    st = catalog.stat()
+    os.utime(catalog, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # `touch`
+    res = run_workflow(path)
+    assert fake_stages == [] and res.skipped == list(STAGES)
+    assert model.read_text() == before
+    # the same size with other bytes is a change
+    catalog.write_text(catalog.read_text().replace("1,a,b,3", "1,a,c,3"))
+    assert catalog.stat().st_size == st.st_size
+    res = run_workflow(path)
+    assert ran(fake_stages) == list(STAGES)
+    assert res.outcome("discover").reason == f"input changed: {catalog}"
+    # an output touched behind the workflow's back is still fresh when its bytes are the same
+    fake_stages.clear()
+    report = tmp_path / "out" / "report" / "report.json"
+    os.utime(report, ns=(report.stat().st_atime_ns, report.stat().st_mtime_ns + 10**9))
+    assert run_workflow(path).skipped == list(STAGES)
+
+
+def test_run_json_records_content_hashes(tmp_path, fake_stages):
+    import hashlib
+
+    path = _wf(tmp_path)
+    run_workflow(path)
+    entry = run_doc(tmp_path / "out")["stages"][0]["last_success"]
+    want = hashlib.sha256((tmp_path / "catalog.csv").read_bytes()).hexdigest()
+    assert entry["inputs"][0]["sha256"] == want
+    assert all("sha256" in o for o in entry["outputs"] if o["size"] >= 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checked before any work
+# --------------------------------------------------------------------------------------------------
+
+
+def test_url_output_without_its_backend_is_refused_before_any_work(tmp_path, fake_stages, monkeypatch):
+    import fsspec
+
+    real = fsspec.get_filesystem_class
+
+    def no_s3(protocol):
+        if protocol == "s3":
+            raise ImportError("Install s3fs to access S3")
+        return real(protocol)
+
+    monkeypatch.setattr(fsspec, "get_filesystem_class", no_s3)
+    with pytest.raises(ConfigError, match=r"-o / out: s3://bucket/out: Install s3fs.*not installed"):
+        run_workflow(_wf(tmp_path), "s3://bucket/out", until="discover")
+    assert fake_stages == []
+    with pytest.raises(ConfigError, match="unknown URL scheme nosuch://"):
+        run_workflow(_wf(tmp_path), "nosuch://bucket/out", until="discover")
+    res = CliRunner().invoke(main, ["discover", str(tmp_path / "catalog.csv"), "-o", "s3://bucket/out", "-q",
+                                    "--until", "discover"])
+    assert res.exit_code == 2 and "s3fs" in res.output and "Traceback" not in res.output
+    assert fake_stages == []
+
+
+def test_url_output_with_local_only_stages_is_refused_before_any_work(tmp_path, fake_stages):
+    with pytest.raises(ConfigError, match="targets and train .* --until verify"):
+        run_workflow(_wf(tmp_path), "memory://pm-wf/out")
+    assert fake_stages == []
+
+
+# --------------------------------------------------------------------------------------------------
+# `pairminer discover` is a slice of the same runner
+# --------------------------------------------------------------------------------------------------
+
+
+def test_discover_writes_run_json_and_then_skips(tmp_path, fake_stages):
+    _wf(tmp_path)
+    r = CliRunner()
+    args = ["discover", str(tmp_path / "catalog.csv"), "-o", str(tmp_path / "out"), "-q"]
+    res = r.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert ran(fake_stages) == ["discover", "verify", "targets"]
+    assert statuses(tmp_path / "out") == {"discover": "ran", "verify": "ran", "targets": "ran",
+                                          "train": "not_selected", "report": "not_selected"}
+    fake_stages.clear()
+    res = r.invoke(main, args)
+    assert fake_stages == [] and "discover: skipped (fresh" in res.output
+    # the same folder continues with `pairminer run`: discover, verify and targets are fresh there
+    (tmp_path / "w2.yaml").write_text(f"catalog: catalog.csv\nout: out\n")
+    assert run_workflow(str(tmp_path / "w2.yaml")).ran == ["train", "report"]
+    fake_stages.clear()
+    res = r.invoke(main, [*args, "--force", "--until", "verify"])
+    assert res.exit_code == 0 and ran(fake_stages) == ["discover", "verify"]
+
+
+def test_discover_old_until_spellings_are_aliases_with_a_note(tmp_path, fake_stages):
+    _wf(tmp_path)
+    for old, new, stages_run in (("candidates", "discover", ["discover"]), ("verified", "verify", ["discover", "verify"])):
+        fake_stages.clear()
+        res = CliRunner().invoke(main, ["discover", str(tmp_path / "catalog.csv"), "-o", str(tmp_path / old),
+                                        "-q", "--until", old])
+        assert res.exit_code == 0, res.output
+        assert f"note: --until {old} is an old spelling; use --until {new}" in res.stderr
+        assert ran(fake_stages) == stages_run
+
+
+def test_discover_config_file_reads_like_a_workflow_file(tmp_path, fake_stages, monkeypatch):
+    _wf(tmp_path)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "c.yaml").write_text("discover: {min_score: 80, audio_root: audio}\nverify: {cache_dir: cache}\n")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = CliRunner().invoke(main, ["discover", "../catalog.csv", "-o", "out", "--config", str(conf / "c.yaml"),
+                                    "-q", "--until", "verify", "--max-delta", "2"])
+    assert res.exit_code == 0, res.output
+    cfg = run_doc(elsewhere / "out")["workflow_config"]
+    assert cfg["catalog"] == str(tmp_path / "catalog.csv")
+    assert cfg["discover"]["audio_root"] == str(conf / "audio")  # the file's folder, as in a workflow
+    assert cfg["verify"]["cache_dir"] == str(conf / "cache")
+    assert cfg["discover"]["min_score"] == 80.0 and cfg["discover"]["max_delta"] == 2.0  # CLI over file
+    # a command-line --audio-root is relative to the current folder, for every stage that reads audio
+    res = CliRunner().invoke(main, ["discover", "../catalog.csv", "-o", "out2", "--audio-root", "a", "-q",
+                                    "--until", "verify"])
+    cfg = run_doc(elsewhere / "out2")["workflow_config"]
+    assert cfg["discover"]["audio_root"] == cfg["verify"]["audio_root"] == str(elsewhere / "a")
+    # a misspelt section is an error naming the nearest one (it used to be ignored)
+    (conf / "bad.yaml").write_text("verfy: {max_ber: 0.3}\n")
+    res = CliRunner().invoke(main, ["discover", "../catalog.csv", "-o", "out3", "--config", str(conf / "bad.yaml")])
+    assert res.exit_code == 2 and "unknown top-level key 'verfy'; did you mean 'verify'?" in res.output
+
+
+def test_file_url_inputs_are_fingerprinted(tmp_path):
+    from pairminer.workflow.freshness import file_fingerprint, same_file
+
+    p = tmp_path / "c.csv"
+    p.write_text("a,b\n")
+    fp = file_fingerprint(f"file://{p}", content=True)
+    assert fp["size"] == 4 and fp["sha256"] and fp["path"] == f"file://{p}"
+    p.write_text("a,c\n")
+    assert not same_file(fp, file_fingerprint(f"file://{p}"))
+
+
+def test_a_touched_file_is_hashed_once_then_its_new_stats_are_recorded(tmp_path, fake_stages, monkeypatch):
+    from pairminer.workflow import freshness
+
+    path = _wf(tmp_path)
+    run_workflow(path)
+    catalog = tmp_path / "catalog.csv"
+    st = catalog.stat()
+    os.utime(catalog, ns=(st.st_atime_ns, st.st_mtime_ns + 7_000_000_000))
+    assert run_workflow(path).skipped == list(STAGES)
+    entry = run_doc(tmp_path / "out")["stages"][0]["last_success"]["inputs"][0]
+    assert entry["mtime_ns"] == st.st_mtime_ns + 7_000_000_000 and entry["size"] == st.st_size and entry["sha256"]
+    freshness._hash_of.cache_clear()
+    monkeypatch.setattr(freshness, "content_hash", lambda p: pytest.fail(f"{p} hashed again"))
+    assert run_workflow(path).skipped == list(STAGES)

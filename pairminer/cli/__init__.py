@@ -56,6 +56,8 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     lvl = VERBOSITY["level"]
     level = logging.WARNING if (quiet or lvl == 0) else (logging.DEBUG if lvl > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    # progress lines (pairminer.progress) are INFO: shown unless --quiet, even when other INFO is not
+    logging.getLogger("pairminer.progress").setLevel(logging.WARNING if quiet else logging.INFO)
     for noisy in ("distributed", "numba", "matplotlib", "fsspec", "asyncio", "tornado", "bokeh"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -72,7 +74,8 @@ def main(verbose: int) -> None:
       verify    Chromaprint check of each candidate pair -> verified.parquet
       targets   aligned vocal targets -> STFT shards + manifest.parquet
       train / separate / evaluate   the bundled U-Net
-      report    the audit: funnel, genre breakdown, hours, plots, report.html
+      report    the audit: funnel, genres, hours, near misses, clips to listen to, report.html
+      show      one pair: every stage's verdict, its clips and spectrogram
       run       a workflows/*.yaml chain of stages, skipping fresh ones
 
     Start with: pairminer discover data/sample/catalog.csv -o OUT

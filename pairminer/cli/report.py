@@ -5,42 +5,34 @@ from __future__ import annotations
 import click
 
 from . import main
-from ._options import init_logging, quiet_verbose_options
+from ._options import (config_file_option, config_options, init_logging, quiet_verbose_options,
+                       stage_config, url_backend_checked)
 
 
 @main.command()
-@click.argument("out", metavar="OUT")
-@click.option("-o", "--output", "report_dir", required=True, help="Folder for report.html, report.json, the genre "
-              "table and the PNG plots.")
-@click.option("--top-n", type=int, default=None, help="Genres shown by name; the rest fold into Other. [default: 12]")
-@click.option("--genre-mode", type=click.Choice(["first", "split"]), default=None,
-              help="Multi-valued genres ('Pop; Dance'): count the first value, or split the pair into equal "
-                   "fractional shares. [default: first]")
-@click.option("--examples", "examples_per_status", type=int, default=None,
-              help="Example pairs per verify status in report.html. [default: 8]")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML file with a `report:` section (options given here override it).")
+@config_options("report")
+@click.argument("out", metavar="OUT", callback=url_backend_checked)
+@click.option("-o", "--output", "report_dir", required=True, callback=url_backend_checked,
+              help="Folder for report.html, report.json, the genre table and the PNG plots.")
+@config_file_option("report")
 @quiet_verbose_options
-def report(out, report_dir, top_n, genre_mode, examples_per_status, config_path, quiet, verbose):
-    """Audit what the pipeline mined in OUT: funnel, genre breakdown, hours, plots, one HTML page.
+def report(out, report_dir, config_path, quiet, verbose, **options):
+    """Audit what the pipeline mined in OUT: funnel, genres, hours, near misses, clips, one HTML page.
 
     Reads whichever of candidates.parquet, rejects.parquet, discover-report.json, verified.parquet,
-    verify-report.json and targets/manifest.parquet exist in OUT; a stage that has not run gets a
-    section saying so.
+    verify-report.json, near_misses.parquet and targets/manifest.parquet exist in OUT; a stage that
+    has not run gets a section saying so. For a few pairs per verify status, clips of the mix, the
+    aligned version and the targets are embedded (needs the audio files and ffmpeg).
 
     \b
     Example:
-      pairminer report OUT -o OUT/report --top-n 10
+      pairminer report OUT -o OUT/report --top-n 10 --clips 3 --clip-s 8
       open OUT/report/report.html
     """
     init_logging(verbose, quiet)
-    from ..report.stage import ReportConfig, format_funnel, format_genre_table, run_report
+    from ..report.stage import format_funnel, format_genre_table, run_report
 
-    base = ReportConfig()
-    if config_path:
-        with open(config_path, encoding="utf-8") as f:
-            base = ReportConfig.from_yaml(f.read())
-    config = base.replace(top_n=top_n, genre_mode=genre_mode, examples_per_status=examples_per_status)
+    config = stage_config("report", config_path, options)
     result = run_report(out, report_dir, config, progress=not quiet)
     if not quiet:
         click.echo("Funnel")

@@ -8,14 +8,28 @@ from .. import stages as registry
 from . import main
 from ._options import init_logging, quiet_verbose_options
 
-_STAGES = list(registry.STAGE_NAMES)
+
+
+class _StageChoice(click.Choice):
+    """The registry's stage names, read when the command runs (a registered stage is a valid choice)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property
+    def choices(self):  # noqa: D401
+        return list(registry.STAGE_NAMES)
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
 
 
 @main.command()
 @click.argument("workflow", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_dir", default=None, help="Output folder (or URL), overriding the file's `out:`.")
-@click.option("--from", "from_stage", type=click.Choice(_STAGES), default=None, help="Start at this stage.")
-@click.option("--until", type=click.Choice(_STAGES), default=None, help="Stop after this stage.")
+@click.option("--from", "from_stage", type=_StageChoice(), default=None, help="Start at this stage.")
+@click.option("--until", type=_StageChoice(), default=None, help="Stop after this stage.")
 @click.option("--force", is_flag=True, help="Rerun the selected stages even when their outputs are fresh.")
 @click.option("--dry-run", is_flag=True, help="Print which stages would run or be skipped, and why; run nothing.")
 @click.option("--scheduler", default=None,

@@ -5,20 +5,18 @@ from __future__ import annotations
 import click
 
 from . import main
-from ._options import init_logging, quiet_verbose_options, scheduler_option
+from ._options import (config_file_option, config_options, init_logging, quiet_verbose_options,
+                       scheduler_option, stage_config)
 
 
 @main.command()
+@config_options("targets")
 @click.argument("verified", metavar="VERIFIED")
 @click.option("-o", "--out", "out_dir", required=True, help="Targets folder to write (shards/, manifest.parquet).")
-@click.option("--sr", type=int, default=None, help="Sample rate in Hz before the STFT  [default: 8192]")
-@click.option("--n-fft", type=int, default=None, help="STFT size in samples  [default: 1024]")
-@click.option("--hop", type=int, default=None, help="STFT hop in samples  [default: 768]")
-@click.option("--shard-mb", type=float, default=None, help="Shard size in MiB  [default: 256]")
-@click.option("--audio-root", default=None, help="Resolve relative audio paths here; refuse paths outside it.")
+@config_file_option("targets")
 @scheduler_option
 @quiet_verbose_options
-def targets(verified, out_dir, sr, n_fft, hop, shard_mb, audio_root, scheduler, quiet, verbose):
+def targets(verified, out_dir, config_path, scheduler, quiet, verbose, **options):
     """Make vocal/instrumental STFT targets for every verified pair in VERIFIED (verified.parquet).
 
     Each pair is aligned to the sample and gain-matched, then written as float16 frames
@@ -27,10 +25,10 @@ def targets(verified, out_dir, sr, n_fft, hop, shard_mb, audio_root, scheduler, 
 
     Example: pairminer targets OUT/verified.parquet -o OUT/targets
     """
-    from ..targets.stage import TargetsConfig, run_targets
+    from ..targets.stage import run_targets
 
     init_logging(verbose, quiet)
-    config = TargetsConfig().replace(sr=sr, n_fft=n_fft, hop=hop, shard_mb=shard_mb, audio_root=audio_root)
+    config = stage_config("targets", config_path, options)
     res = run_targets(verified, out_dir, config, scheduler=scheduler, progress=not quiet)
     click.echo(res.summary())
     if res.failures:

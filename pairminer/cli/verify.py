@@ -5,25 +5,19 @@ from __future__ import annotations
 import click
 
 from . import main
-from ._options import init_logging, quiet_verbose_options, scheduler_option
+from ._options import (config_file_option, config_options, init_logging, quiet_verbose_options,
+                       scheduler_option, stage_config, url_backend_checked)
 
 
 @main.command()
-@click.argument("candidates", metavar="CANDIDATES")
-@click.option("-o", "--out", "out_dir", required=True, help="Output folder (local or URL).")
-@click.option("--audio-root", default=None, help="Rebase relative audio paths on this folder (default: the candidates' folder).")
-@click.option("--min-ber", type=float, default=None, help="Below this BER the version is the mix itself (too_similar). [default: 0.10]")
-@click.option("--max-ber", type=float, default=None, help="Above this BER the pair is not the same recording (too_different). [default: 0.35]")
-@click.option("--min-overlap-s", type=float, default=None, help="Minimum overlap at the best offset, seconds. [default: 6]")
-@click.option("--max-seconds", type=float, default=None, help="Fingerprint at most this many seconds of each file. [default: whole track]")
-@click.option("--no-cache", is_flag=True, default=None, help="Do not read or keep cached fingerprints.")
-@click.option("--cache-dir", default=None, help="Fingerprint cache folder. [default: OUT/fingerprint-cache]")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML file with a verify: section; command-line options override it.")
+@config_options("verify")
+@click.argument("candidates", metavar="CANDIDATES", callback=url_backend_checked)
+@click.option("-o", "--out", "out_dir", required=True, callback=url_backend_checked,
+              help="Output folder (local or URL).")
+@config_file_option("verify")
 @scheduler_option
 @quiet_verbose_options
-def verify(candidates, out_dir, audio_root, min_ber, max_ber, min_overlap_s, max_seconds, no_cache, cache_dir,
-           config_path, scheduler, quiet, verbose):
+def verify(candidates, out_dir, config_path, scheduler, quiet, verbose, **options):
     """Check each candidate pair by listening: Chromaprint both files, align, classify.
 
     \b
@@ -32,14 +26,10 @@ def verify(candidates, out_dir, audio_root, min_ber, max_ber, min_overlap_s, max
     OUT/similarity.png. Example:
       pairminer verify OUT/candidates.parquet -o OUT
     """
-    from pathlib import Path
-
-    from ..verify.stage import VerifyConfig, run_verify
+    from ..verify.stage import run_verify
 
     init_logging(verbose, quiet)
-    base = VerifyConfig.from_yaml(Path(config_path).read_text(encoding="utf-8")) if config_path else VerifyConfig()
-    config = base.replace(audio_root=audio_root, min_ber=min_ber, max_ber=max_ber, min_overlap_s=min_overlap_s,
-                          max_seconds=max_seconds, no_cache=no_cache, cache_dir=cache_dir)
+    config = stage_config("verify", config_path, options)
     r = run_verify(candidates, out_dir, config, scheduler=scheduler, progress=not quiet)
     click.echo(r.summary())
     click.echo(f"  {r.report_path}")

@@ -23,6 +23,7 @@ class DiscoverConfig(StageConfig):
             a kind listed here uses exactly these words plus the defaults unless `replace_keywords`.
         replace_keywords: use `keywords` instead of the default lists for the kinds it names.
         max_delta: keep pairs whose durations differ by strictly less than this, in seconds.
+        max_delta_acapella: the same for acapellas, which are often trimmed by tens of seconds (None: max_delta).
         min_score: minimum title similarity (0-100, rapidfuzz) to keep a pair.
         scorer: rapidfuzz.fuzz scorer used on the match titles.
         ambiguity_margin: originals within this many points of the best score count as near-best.
@@ -38,6 +39,7 @@ class DiscoverConfig(StageConfig):
     keywords: dict[str, list[str]] | None = None
     replace_keywords: bool = False
     max_delta: float = 1.0
+    max_delta_acapella: float | None = None
     min_score: float = 90.0
     scorer: str = "ratio"
     ambiguity_margin: float = 2.0
@@ -57,6 +59,8 @@ class DiscoverConfig(StageConfig):
                 )
         if not (0.001 <= self.max_delta <= 3600):
             raise ConfigError("discover.max_delta must be between 0.001 and 3600 seconds")
+        if self.max_delta_acapella is not None and not (0.001 <= self.max_delta_acapella <= 3600):
+            raise ConfigError("discover.max_delta_acapella must be between 0.001 and 3600 seconds")
         if not 0 <= self.min_score <= 100:
             raise ConfigError("discover.min_score must be between 0 and 100")
         if self.scorer not in SCORERS:
@@ -65,6 +69,17 @@ class DiscoverConfig(StageConfig):
             raise ConfigError("discover.duration_unit must be s or ms")
         if self.partition_rows < 1000:
             raise ConfigError("discover.partition_rows must be at least 1000")
+
+    def delta_for(self, kind: str) -> float:
+        """The duration window of a version kind (s)."""
+        if kind == "acapella" and self.max_delta_acapella is not None:
+            return float(self.max_delta_acapella)
+        return float(self.max_delta)
+
+    @property
+    def widest_delta(self) -> float:
+        """The widest window of the configured kinds: the width of the duration buckets."""
+        return max(self.delta_for(k) for k in self.kinds)
 
     def detector(self) -> VersionDetector:
         words: dict[str, tuple[str, ...]] = {}

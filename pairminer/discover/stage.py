@@ -112,7 +112,7 @@ def version_side(versions: pd.DataFrame, cfg: DiscoverConfig) -> dict[str, np.nd
     vkeys = pd.unique(v["artist_key"].to_numpy(dtype=object)) if len(v) else np.array([], dtype=object)
     dur = v["duration_s"].to_numpy(dtype=np.float64) if len(v) else np.zeros(0)
     codes = pd.Index(vkeys).get_indexer(v["artist_key"].to_numpy(dtype=object)) if len(v) else np.zeros(0, int)
-    block = (codes.astype(np.int64) << 32) + np.floor(dur / cfg.max_delta).astype(np.int64)
+    block = (codes.astype(np.int64) << 32) + np.floor(dur / cfg.widest_delta).astype(np.int64)
     order = np.argsort(block, kind="stable")
     return {
         "vkeys": vkeys,
@@ -122,6 +122,9 @@ def version_side(versions: pd.DataFrame, cfg: DiscoverConfig) -> dict[str, np.nd
         "match_len": v["match_title"].str.len().to_numpy(dtype=np.int64)[order] if len(v) else np.zeros(0, np.int64),
         "row": v["row_number"].to_numpy(dtype=np.int64)[order] if len(v) else np.zeros(0, np.int64),
         "key": v["artist_key"].to_numpy(dtype=object)[order] if len(v) else np.array([], dtype=object),
+        # per-version duration window (max_delta, or max_delta_acapella for acapellas)
+        "window": (np.array([cfg.delta_for(k) for k in v["kind"].to_numpy(dtype=object)], np.float64)[order]
+                   if len(v) else np.zeros(0)),
     }
 
 
@@ -223,7 +226,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, n
     in_block = (o_codes >= 0) & is_orig
     if not in_block.any():
         return empty
-    width = cfg.max_delta
+    width = cfg.widest_delta
     # Blocks are (artist code, duration bucket) packed into one int64; sorted once, then every version
     # looks up its bucket and the two neighbours with binary search (|delta| < width spans at most those).
     sel = np.flatnonzero(in_block)
@@ -252,7 +255,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, n
     oi = np.concatenate(o_idx_parts)  # index into sel
     blocked = len(vi)
     delta = v_dur[vi] - o_dur[oi]
-    keep = np.abs(delta) < width
+    keep = np.abs(delta) < (vs["window"][vi] if "window" in vs else width)
     vi, oi, delta = vi[keep], oi[keep], delta[keep]
     within = len(vi)
     if within == 0:

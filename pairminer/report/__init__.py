@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {'ReportConfig': 'config', 'run_report': 'stage', 'ReportResult': 'stage'}
+_EXPORTS = {'ReportConfig': 'config', 'run_report': 'stage', 'ReportResult': 'stage', 'show_pair': 'show'}
 
 __all__ = sorted(_EXPORTS)
 

@@ -71,6 +71,12 @@ class TargetsConfig(StageConfig):
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"targets.window: {self.window!r} is not a known window ({exc}); use e.g. hann") from exc
 
+    def freshness_extra(self) -> dict:
+        """Output-format facts for the workflow's freshness: the shard FORMAT_VERSION."""
+        from ..shards import FORMAT_VERSION
+
+        return {"shard_format_version": FORMAT_VERSION}
+
     @property
     def bins(self) -> int:
         return self.n_fft // 2 + 1

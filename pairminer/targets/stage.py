@@ -138,16 +138,18 @@ def compute_pair(row: dict, config: TargetsConfig) -> tuple[np.ndarray, dict[str
     if dur is not None and np.isfinite(dur) and dur > config.max_duration_s:
         raise AudioError(f"mix is {dur:.0f} s long, over max_duration_s={config.max_duration_s:.0f}; raise it to keep it")
     sr = config.sr
+    # The length cap is read from the headers first, so a small file that holds hours is never decoded.
     mix, _ = load_audio(resolve_audio_path(row["mix_audio_path"], audio_root=config.audio_root), sr,
-                        max_seconds=config.max_duration_s + 1.0)
+                        max_duration_s=config.max_duration_s)
     ver, _ = load_audio(resolve_audio_path(row["version_audio_path"], audio_root=config.audio_root), sr,
-                        max_seconds=config.max_duration_s + 1.0)
+                        max_duration_s=config.max_duration_s + config.search_window_s + 3600.0)
     if len(mix) > config.max_duration_s * sr:
         raise AudioError(f"mix is over max_duration_s={config.max_duration_s:.0f} s long; raise it to keep it")
     coarse_s = float(row["offset_s"]) if row.get("offset_s") is not None and np.isfinite(row["offset_s"]) else 0.0
     al = refine_offset(mix, ver, sr, coarse_s, config.search_window_s)
     d = al.offset_samples
-    covered = max(0, min(len(mix), len(ver) - d) - max(0, -d))
+    cover_lo, cover_hi = max(0, -d), min(len(mix), len(ver) - d)
+    covered = max(0, cover_hi - cover_lo)
     if covered <= 0:
         raise AudioError(f"the version does not overlap the mix at offset {al.offset_s:.3f} s")
     aligned = shift_onto(ver, d, len(mix))
@@ -166,12 +168,27 @@ def compute_pair(row: dict, config: TargetsConfig) -> tuple[np.ndarray, dict[str
     rest = np.maximum(mix_mag - ver_mag, 0.0)
     acapella = str(row.get("version_kind", "")).strip().lower() == "acapella"
     inst, vocal = (rest, ver_mag) if acapella else (ver_mag, rest)
+    c0, c1 = covered_frame_range(cover_lo, cover_hi, len(mix), n_frames, config.n_fft, config.hop)
+    if c1 - c0 < config.min_frames:
+        raise AudioError(f"the version covers only {max(0, c1 - c0)} STFT frames of the mix (need min_frames="
+                         f"{config.min_frames}) at offset {al.offset_s:.3f} s")
+    # Where the version is missing there is no valid target (not vocal = mix): zeros, outside the manifest's range.
+    for mag in (inst, vocal):
+        mag[:, :c0] = 0.0
+        mag[:, c1:] = 0.0
+    peak = max(float(mix_mag.max()), float(inst.max()), float(vocal.max()))
+    if not np.isfinite(peak):
+        raise AudioError("the STFT holds NaN or infinity; check the files")
+    if peak > shardlib.FLOAT16_MAX:
+        raise AudioError(f"STFT magnitudes reach {peak:.3g}, beyond float16 ({shardlib.FLOAT16_MAX:.0f}): the audio is "
+                         "far outside [-1, 1] (a float WAV holding integer-scale samples?); rescale the file to "
+                         "[-1, 1] and rerun")
 
     frames = np.empty((n_frames, shardlib.N_CHANNELS, config.bins), dtype=shardlib.SHARD_DTYPE)
-    for ch, mag in enumerate((mix_mag, inst, vocal)):
+    for ch, mag in ((shardlib.MIX, mix_mag), (shardlib.INSTRUMENTAL, inst), (shardlib.VOCALS, vocal)):
         frames[:, ch, :] = mag.T
-    mix_e = np.square(mix_mag, dtype=np.float64).sum(axis=0)
-    voc_e = np.square(vocal, dtype=np.float64).sum(axis=0)
+    mix_e = np.square(mix_mag[:, c0:c1], dtype=np.float64).sum(axis=0)
+    voc_e = np.square(vocal[:, c0:c1], dtype=np.float64).sum(axis=0)
     active = mix_e > mix_e.max() * 1e-8
     has_voc = active & (voc_e >= mix_e * 10 ** (config.vocal_frame_db / 10))
     stats = {
@@ -185,11 +202,29 @@ def compute_pair(row: dict, config: TargetsConfig) -> tuple[np.ndarray, dict[str
         "vocal_energy_ratio": float(voc_e.sum() / mix_e.sum()) if mix_e.sum() > 0 else 0.0,
         "vocal_frame_share": float(has_voc.sum() / max(1, active.sum())),
         "n_frames": n_frames,
+        "cover_start_frame": int(c0),
+        "cover_stop_frame": int(c1),
     }
     if al.at_edge:
         log.warning("pair %s: offset peak at the edge of the +-%.2f s search window; the alignment may be wrong",
                     row["pair_id"], config.search_window_s)
     return frames, stats
+
+
+def covered_frame_range(lo: int, hi: int, n_samples: int, n_frames: int, n_fft: int, hop: int) -> tuple[int, int]:
+    """[start, stop) of the centred STFT frames whose whole window lies where the version exists.
+
+    Args:
+        lo, hi: mix samples [lo, hi) where the aligned version has audio.
+        n_samples: the mix's length; at its two ends the padding is the same for both signals, so a
+            version that reaches an end covers the frames there.
+        n_frames: frames of the mix's STFT (frame i centred on sample i * hop).
+        n_fft, hop: STFT size and hop.
+    """
+    half = n_fft // 2
+    start = 0 if lo <= 0 else -(-(lo + half) // hop)
+    stop = n_frames if hi >= n_samples else (hi - half) // hop + 1
+    return int(min(max(start, 0), n_frames)), int(min(max(stop, 0), n_frames))
 
 
 def _pair_task(row: dict, config: TargetsConfig) -> _PairOutput:
@@ -230,9 +265,19 @@ def _row_dict(row: pd.Series) -> dict:
 
 
 def _load_existing_manifest(out_dir: Path, config: TargetsConfig) -> pd.DataFrame | None:
-    if not (out_dir / shardlib.MANIFEST_NAME).exists():
+    path = out_dir / shardlib.MANIFEST_NAME
+    if not path.exists():
         return None
-    manifest = read_table(out_dir / shardlib.MANIFEST_NAME, "manifest").to_pandas()
+    raw = read_table(path)
+    if "format_version" not in raw.column_names or len(raw) and set(
+            raw.column("format_version").to_pylist()) != {shardlib.FORMAT_VERSION}:
+        # Frames of another shard format: not fresh. Drop them (their shards go as unreferenced) and remake.
+        have = sorted(set(raw.column("format_version").to_pylist())) if "format_version" in raw.column_names else [1]
+        log.warning("targets: %s holds shard format %s, not %d; remaking its %d pair(s)", path, have,
+                    shardlib.FORMAT_VERSION, len(raw))
+        remove_file(path)
+        return None
+    manifest = read_table(path, "manifest").to_pandas()
     if len(manifest):
         for col, want in (("sr_hz", config.sr), ("n_fft", config.n_fft), ("hop", config.hop),
                           ("window", config.window)):
@@ -288,6 +333,9 @@ def _manifest_row(row: dict, stats: dict, shard: str, start: int, config: Target
         "version_coverage": stats["version_coverage"],
         "vocal_energy_ratio": stats["vocal_energy_ratio"],
         "vocal_frame_share": stats["vocal_frame_share"],
+        "cover_start_frame": stats["cover_start_frame"],
+        "cover_stop_frame": stats["cover_stop_frame"],
+        "format_version": shardlib.FORMAT_VERSION,
         "mix_audio_path": row.get("mix_audio_path"),
         "version_audio_path": row.get("version_audio_path"),
     }
@@ -370,12 +418,15 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
         write_table(out / shardlib.MANIFEST_NAME, pd.concat(manifest_parts, ignore_index=True), "manifest")
 
     writer = shardlib.ShardWriter(out, config.bins, capacity, first_index=first_index, on_seal=commit)
-    with timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner:
+    from ..progress import Progress
+
+    with timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
+            Progress("targets", len(pending), unit="pair", enabled=progress) as bar:
         import dask
 
         for batch in _plan_batches(pending, config, capacity):
             tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
-            results = runner.compute(*tasks, label=f"{len(batch)} pair(s)")
+            results = runner.compute(*tasks, label=f"{len(batch)} pair(s)", progress=bar)
             for row, res in zip(batch, results):
                 if res.error is not None:
                     log.warning("pair %s failed: %s", row["pair_id"], res.error)

@@ -2,8 +2,8 @@
 
 This package imports only torch, numpy, pandas, pyarrow and the standard library (plus
 `pairminer.config`, `pairminer.errors`, `pairminer.runinfo` and `pairminer.shards`, which import
-nothing heavier), so it runs on a GPU machine with nothing else installed. Decoding audio files
-for `separate` happens in `pairminer.cli.train`; `evaluate` imports museval/soundfile/soxr lazily.
+nothing heavier), so it runs on a GPU machine with nothing else installed. `separate_files`
+and `evaluate` import soundfile, soxr and museval lazily.
 """
 
 import importlib
@@ -14,7 +14,8 @@ _EXPORTS = {
     "EvaluateResult": ".evaluate", "run_evaluate": ".evaluate",
     "TrainResult": ".loop", "load_checkpoint": ".loop", "run_train": ".loop",
     "UNet": ".model", "normalise_patch": ".model",
-    "Separator": ".separate", "separate_array": ".separate",
+    "Separator": ".separate", "separate_array": ".separate", "separate_signal": ".separate",
+    "separate_files": ".separate", "run_stft": ".separate", "read_run_config": ".separate",
 }
 __all__ = list(_EXPORTS)
 

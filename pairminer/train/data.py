@@ -4,10 +4,27 @@ Shard format (written by `pairminer targets`): ``TARGETS_DIR/<shard>.npy``, floa
 (frames, 3, n_fft//2+1); manifest rows own frames [start_frame, start_frame + n_frames); channel 0 is
 |mix|, 1 the instrumental target, 2 the vocal target (STFT magnitudes).
 
-Patches: a pair is drawn with probability proportional to its number of patch start positions
-(``max(n_frames - patch_frames + 1, 1)``), so every frame of the data is about equally likely; then a
-start frame uniformly. Only the lowest `n_bins` bins are kept (512 of 513 drops the Nyquist bin,
-which carries almost no energy at 8192 Hz). Pairs shorter than a patch are zero-padded.
+Covered frames: when the manifest has ``cover_start_frame`` / ``cover_stop_frame`` (frame indices
+relative to the pair's first frame, half-open), patches are drawn only inside [cover_start, cover_stop)
+(the frames where verify found the version aligned with the mix); without them the whole pair is
+covered. A pair with an empty cover is never drawn.
+
+Patches: every patch start position inside a cover is equally likely (a pair with covered length L
+has ``max(L - patch_frames + 1, 1)`` positions), so every covered frame is about equally likely. One
+uniform integer over all positions and a binary search in their cumulative sum pick the pair and the
+offset together: O(log pairs) per draw, no per-draw O(pairs) work. A patch is read as one contiguous
+block of the shard (``shard[s : s + patch_frames]``, all channels and bins), then sliced in memory.
+Only the lowest `n_bins` bins are kept. Pairs shorter than a patch are zero-padded.
+
+Augmentation (`augment_prob` of the patches): the mix is rebuilt from the two targets as
+``g_v * V + g_i * I`` with per-source gains uniform in +-augment_gain_db, and with probability
+`remix_prob` the instrumental I comes from another random pair ("remixing"). Approximation: the
+magnitude of a sum is not the sum of magnitudes (|v + i| <= |v| + |i|, equal only where the phases
+agree), so a rebuilt mix lacks the real mix's phase cancellations; the other patches keep the real
+|mix| so the network also sees those. The target is the gained source (g_v * V or g_i * I).
+
+Batches are a pure function of (seed, step): batch `step` is drawn with ``default_rng([seed, step])``,
+so a resumed run reads exactly the batches an uninterrupted run would, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("pair_id", "shard", "start_frame", "n_frames", "sr_hz", "n_fft", "hop", "split")
+COVER_COLUMNS = ("cover_start_frame", "cover_stop_frame")
 _MAX_SILENT_RETRIES = 20
 
 
@@ -50,7 +68,9 @@ def stft_params(manifest: pd.DataFrame) -> dict:
     for col in ("sr_hz", "n_fft", "hop"):
         vals = sorted(set(int(v) for v in manifest[col]))
         if len(vals) != 1:
-            raise InputError(f"manifest mixes {col} values {vals}; train on shards made with one STFT setting")
+            raise InputError(f"the manifest mixes {col} values {vals}: its shards were made with different STFT "
+                             "settings; train on one targets folder made with one --sr/--n-fft/--hop "
+                             "(rerun `pairminer targets` into a fresh -o for the other setting)")
         out[col] = vals[0]
     if "window" in manifest.columns:
         windows = sorted(set(str(w) for w in manifest["window"]))
@@ -89,6 +109,22 @@ def split_rows(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list
     return train.reset_index(drop=True), valid.reset_index(drop=True), notes
 
 
+def covered_spans(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair (cover_start, cover_stop) frames relative to the pair, clipped to [0, n_frames].
+
+    Without the cover columns (manifests before verify recorded covers) the whole pair is covered.
+    """
+    n = rows["n_frames"].to_numpy(np.int64)
+    if not all(c in rows.columns for c in COVER_COLUMNS):
+        return np.zeros_like(n), n.copy()
+    lo = pd.to_numeric(rows[COVER_COLUMNS[0]], errors="coerce").fillna(0).to_numpy(np.int64)
+    hi = pd.to_numeric(rows[COVER_COLUMNS[1]], errors="coerce").fillna(-1).to_numpy(np.int64)
+    hi = np.where(hi < 0, n, hi)  # a missing stop means "to the end"
+    lo = np.clip(lo, 0, n)
+    hi = np.clip(hi, lo, n)
+    return lo, hi
+
+
 class PatchSampler:
     """Draws (mix, target) patches from memory-mapped shards.
 
@@ -106,13 +142,20 @@ class PatchSampler:
         if rows.empty:
             raise InputError("no pairs to draw patches from; check the manifest's split column")
         self.targets_dir = Path(targets_dir)
+        self.pair_id = rows["pair_id"].astype(str).to_numpy()
         self.shard = rows["shard"].astype(str).to_numpy()
         self.start = rows["start_frame"].to_numpy(np.int64)
         self.n_frames = rows["n_frames"].to_numpy(np.int64)
+        self.cover_lo, self.cover_hi = covered_spans(rows)
         self.channel, self.n_bins, self.patch_frames = int(channel), int(n_bins), int(patch_frames)
         self.skip_db = skip_silent_target_db
-        w = np.maximum(self.n_frames - self.patch_frames + 1, 1).astype(np.float64)
-        self.p = w / w.sum()
+        covered = self.cover_hi - self.cover_lo
+        if not (covered > 0).any():
+            raise InputError("no pair has covered frames (cover_start_frame >= cover_stop_frame everywhere); "
+                             "check the verify stage's alignment report")
+        # patch start positions per pair; 0 for pairs with nothing covered
+        positions = np.where(covered > 0, np.maximum(covered - self.patch_frames + 1, 1), 0)
+        self.cum_positions = np.cumsum(positions)
         self._maps: dict[str, np.ndarray] = {}
         self.skipped_silent = 0
 
@@ -132,28 +175,51 @@ class PatchSampler:
 
     @property
     def total_frames(self) -> int:
-        return int(self.n_frames.sum())
+        """Covered frames (the frames patches are drawn from)."""
+        return int((self.cover_hi - self.cover_lo).sum())
+
+    def block(self, i: int, offset_frames: int) -> np.ndarray:
+        """All channels of pair `i` from `offset_frames` (relative to the pair): float32 (3, n_bins, patch_frames).
+
+        Frames past the pair's cover (or its end) are zeros.
+
+        Reads one contiguous block of the shard; raises InputError naming the pair when it holds inf/NaN.
+        """
+        arr = self._array(self.shard[i])
+        n = int(max(0, min(self.patch_frames, self.cover_hi[i] - offset_frames)))  # uncovered frames stay 0
+        s = int(self.start[i] + offset_frames)
+        if s + n > arr.shape[0]:
+            raise InputError(f"pair {self.pair_id[i]}: frames {s}..{s + n} are outside {self.shard[i]} "
+                             f"({arr.shape[0]} frames); the manifest does not match its shards, rerun `pairminer targets`")
+        raw = np.asarray(arr[s:s + n])  # (n, 3, all bins): one contiguous read
+        out = np.zeros((3, self.n_bins, self.patch_frames), np.float32)
+        out[:, :, :n] = raw[:, :, : self.n_bins].transpose(1, 2, 0)
+        if not np.isfinite(out).all():
+            raise InputError(f"pair {self.pair_id[i]} in {self.shard[i]} holds inf or NaN magnitudes (a value "
+                             "overflowed float16 when the targets were made); rerun `pairminer targets` with the "
+                             "fixed pair, or drop it from the manifest")
+        return out
 
     def read(self, i: int, offset_frames: int) -> np.ndarray:
         """Patch of pair `i` from `offset_frames`: float32 (2, n_bins, patch_frames), [mix, target]."""
-        arr = self._array(self.shard[i])
-        n = int(min(self.patch_frames, self.n_frames[i] - offset_frames))
-        s = int(self.start[i] + offset_frames)
-        block = np.asarray(arr[s:s + n, [0, self.channel], : self.n_bins], dtype=np.float32)  # (n, 2, bins)
-        out = np.zeros((2, self.n_bins, self.patch_frames), np.float32)
-        out[:, :, :n] = block.transpose(1, 2, 0)
-        return out
+        b = self.block(i, offset_frames)
+        return b[[0, self.channel]]
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, int]:
+        """A random (pair index, offset frames) inside the covers; every covered start equally likely."""
+        k = int(rng.integers(0, int(self.cum_positions[-1])))
+        i = int(np.searchsorted(self.cum_positions, k, side="right"))
+        before = int(self.cum_positions[i - 1]) if i else 0
+        return i, int(self.cover_lo[i]) + (k - before)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """One random patch, float32 (2, n_bins, patch_frames)."""
+        """One random patch, float32 (3, n_bins, patch_frames): [mix, instrumental, vocals]."""
         for _ in range(_MAX_SILENT_RETRIES):
-            i = int(rng.choice(len(self.p), p=self.p))
-            off = int(rng.integers(0, max(self.n_frames[i] - self.patch_frames, 0) + 1))
-            patch = self.read(i, off)
-            if self.skip_db is None or not self._silent(patch):
-                return patch
+            block = self.block(*self.draw(rng))
+            if self.skip_db is None or not self._silent(block[[0, self.channel]]):
+                return block
             self.skipped_silent += 1
-        return patch
+        return block
 
     def _silent(self, patch: np.ndarray) -> bool:
         e_mix = float(np.square(patch[0]).sum())
@@ -161,36 +227,70 @@ class PatchSampler:
         return e_mix == 0.0 or 10.0 * math.log10(max(e_tgt, 1e-30) / e_mix) < -float(self.skip_db)
 
 
-class RandomPatches(torch.utils.data.IterableDataset):
-    """Endless random patches; each DataLoader worker draws from its own seeded generator.
+def augment(block: np.ndarray, other: np.ndarray | None, rng: np.random.Generator, gain_db: float) -> np.ndarray:
+    """Rebuild a patch's mix from its targets with random source gains (see the module docstring).
 
-    Yields:
-        (mix, target): float32 tensors of shape (1, n_bins, patch_frames), unnormalised magnitudes.
+    Args:
+        block: (3, bins, frames) [mix, instrumental, vocals] of one patch.
+        other: a second patch whose instrumental replaces this one's (remixing), or None.
+        gain_db: gains uniform in +-gain_db per source.
+
+    Returns:
+        (3, bins, frames): [g_v * V + g_i * I, g_i * I, g_v * V].
+    """
+    g_v, g_i = 10.0 ** (rng.uniform(-gain_db, gain_db, 2) / 20.0)
+    inst = (other if other is not None else block)[1] * g_i
+    voc = block[2] * g_v
+    return np.stack([voc + inst, inst, voc])
+
+
+class PatchBatches(torch.utils.data.Dataset):
+    """Batch number `step` -> (mix, target), each float32 (batch, 1, n_bins, patch_frames), unnormalised.
+
+    The batch is a pure function of (seed, step), so any worker count and any resume point give the
+    same data. A bad pair does not raise inside a worker (where the message would carry a traceback):
+    the batch carries the message instead and the training loop raises it.
     """
 
-    def __init__(self, sampler: PatchSampler, seed: int) -> None:
-        super().__init__()
-        self.sampler, self.seed = sampler, int(seed)
+    def __init__(self, sampler: PatchSampler, batch_size: int, seed: int, *, augment_prob: float = 0.0,
+                 augment_gain_db: float = 0.0, remix_prob: float = 0.0) -> None:
+        self.sampler, self.batch_size, self.seed = sampler, int(batch_size), int(seed)
+        self.augment_prob, self.gain_db, self.remix_prob = float(augment_prob), float(augment_gain_db), float(remix_prob)
 
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0])
-        while True:
-            patch = torch.from_numpy(self.sampler.sample(rng))
-            yield patch[0:1], patch[1:2]
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, step: int):
+        rng = np.random.default_rng([self.seed, 7919, int(step)])
+        ch = self.sampler.channel
+        out = np.empty((self.batch_size, 2, self.sampler.n_bins, self.sampler.patch_frames), np.float32)
+        try:
+            for b in range(self.batch_size):
+                block = self.sampler.sample(rng)
+                if self.augment_prob and rng.random() < self.augment_prob:
+                    other = self.sampler.sample(rng) if rng.random() < self.remix_prob else None
+                    block = augment(block, other, rng, self.gain_db)
+                out[b, 0], out[b, 1] = block[0], block[ch]
+        except InputError as exc:
+            return torch.zeros(0), torch.zeros(0), str(exc)
+        t = torch.from_numpy(out)
+        return t[:, 0:1], t[:, 1:2], ""
 
 
 def fixed_patches(sampler: PatchSampler, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` seeded patches for validation: (mix, target), each float32 (n, 1, n_bins, patch_frames).
 
-    Patches are spread over pairs round-robin (every pair is used before any repeats) at seeded offsets.
+    Patches are spread over pairs round-robin (every pair with covered frames is used before any
+    repeats) at seeded offsets inside the cover.
     """
     rng = np.random.default_rng([seed, 10_007])
-    order = rng.permutation(len(sampler.n_frames))
+    usable = np.flatnonzero(sampler.cover_hi > sampler.cover_lo)
+    order = usable[rng.permutation(len(usable))]
     patches = []
     for k in range(n):
         i = int(order[k % len(order)])
-        off = int(rng.integers(0, max(sampler.n_frames[i] - sampler.patch_frames, 0) + 1))
+        lo, hi = int(sampler.cover_lo[i]), int(sampler.cover_hi[i])
+        off = lo + int(rng.integers(0, max(hi - lo - sampler.patch_frames, 0) + 1))
         patches.append(sampler.read(i, off))
     arr = torch.from_numpy(np.stack(patches))
     return arr[:, 0:1].contiguous(), arr[:, 1:2].contiguous()

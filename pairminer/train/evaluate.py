@@ -17,8 +17,16 @@ Methods scored:
   2018) computed from the references with the same processing chain as `pairminer separate`: the
   mix is resampled to the model's rate, STFT (sr_hz, n_fft, hop), masked, iSTFT, resampled back;
   the instrumental is the mixture minus the masked vocals, so above the model's Nyquist frequency it
-  keeps the whole mix, exactly as separate does with one vocals model. An upper bound for a
+  keeps the whole mix, exactly as `separate --mono` does with one vocals model. An upper bound for a
   mask-based model with this STFT.
+* ``irm_fullband`` (with ``oracle="irm"``): the same ideal ratio mask computed at the references' own
+  rate, with the input-rate STFT that full-band `separate` uses (the model's window duration, hop a
+  quarter window; `pairminer.train.separate.input_stft`): the ceiling of a mask-based separator over
+  the whole band.
+
+Tracks that cannot be scored (missing or unreadable files, NaN/inf samples in a reference or an
+estimate, silent reference vocals, shorter than `MIN_SAMPLES`, or a museval failure) are recorded in
+``skipped`` with the reason and the run goes on.
 
 museval, soundfile and soxr are imported lazily: this module imports with torch and numpy alone.
 """
@@ -37,11 +45,12 @@ from .. import __version__
 from ..errors import ConfigError, InputError
 from ..runinfo import Timings, versions
 from .loop import write_json_atomic
-from .separate import SOURCES, istft, stft
+from .separate import SOURCES, input_stft, istft, stft
 
 log = logging.getLogger(__name__)
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
+MIN_SAMPLES = 1024  # BSS Eval v4 fits 512-tap distortion filters; shorter tracks are not scored
 DB_CAP = 200.0  # BSS Eval gives +inf dB for an exact estimate; JSON has no infinity
 FILE_NAMES = {"vocals": ("vocals.wav",), "instrumental": ("instrumental.wav", "accompaniment.wav")}
 
@@ -130,6 +139,25 @@ def irm_estimates(references: dict[str, np.ndarray], sr_hz: int, *, model_sr_hz:
     return {"vocals": vocals, "instrumental": (mix - vocals).astype(np.float32)}
 
 
+def irm_fullband_estimates(references: dict[str, np.ndarray], sr_hz: int, *, model_sr_hz: int = 8192,
+                           n_fft: int = 1024, alpha: float = 2.0) -> dict[str, np.ndarray]:
+    """Oracle ideal-ratio-mask estimates at the references' rate, with full-band `separate`'s STFT.
+
+    Returns:
+        {"vocals", "instrumental"}: (samples,) float32 at sr_hz.
+    """
+    n_in, hop_in = input_stft(n_fft, model_sr_hz, sr_hz)
+    n = len(references["vocals"])
+    t = {s: torch.from_numpy(np.ascontiguousarray(references[s], dtype=np.float32)) for s in SOURCES}
+    spec = {s: stft(t[s], n_in, hop_in) for s in SOURCES}
+    power = {s: spec[s].abs() ** alpha for s in SOURCES}
+    mask = power["vocals"] / (power["vocals"] + power["instrumental"]).clamp_min(1e-12)
+    mix_spec = spec["vocals"] + spec["instrumental"]
+    vocals = istft(mix_spec * mask, n_in, hop_in, n).numpy().astype(np.float32)
+    mix = references["vocals"] + references["instrumental"]
+    return {"vocals": vocals, "instrumental": (mix - vocals).astype(np.float32)}
+
+
 def _read_mono(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
@@ -177,7 +205,30 @@ def evaluate_track(refs: dict[str, np.ndarray], sr_hz: int, estimates: dict[str,
     methods["mixture"] = {s: mix for s in SOURCES}
     if oracle == "irm":
         methods["irm"] = irm_estimates(refs, sr_hz, model_sr_hz=model_sr_hz, n_fft=n_fft, hop=hop)
-    return {m: bss_eval(refs, e, sr_hz, window_s=window_s, hop_s=window_s) for m, e in methods.items()}
+        methods["irm_fullband"] = irm_fullband_estimates(refs, sr_hz, model_sr_hz=model_sr_hz, n_fft=n_fft)
+    out = {}
+    for m, e in methods.items():
+        try:
+            out[m] = bss_eval(refs, e, sr_hz, window_s=window_s, hop_s=window_s)
+        except Exception as exc:  # museval raises plain exceptions on degenerate input
+            raise InputError(f"BSS Eval failed for {m} ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+def check_track(refs: dict[str, np.ndarray], estimates: dict[str, np.ndarray] | None, sr_hz: int) -> None:
+    """Raise InputError with the reason when a track cannot be scored (see the module docstring)."""
+    n = len(refs["vocals"])
+    if n < MIN_SAMPLES:
+        raise InputError(f"too short to score ({n} sample(s); BSS Eval needs at least {MIN_SAMPLES}, "
+                         f"{MIN_SAMPLES / sr_hz:.3f} s)")
+    for what, d in (("reference", refs), ("estimate", estimates or {})):
+        for src, y in d.items():
+            if not np.isfinite(y).all():
+                raise InputError(f"{what} {src} holds NaN or infinite samples; re-export it with finite samples")
+    for src in SOURCES:
+        if not np.any(refs[src]):
+            raise InputError(f"reference {src} is silent (all zero): BSS Eval is undefined for a silent source; "
+                             "leave this track out of the test set")
 
 
 def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, out_path: str | Path, *,
@@ -231,6 +282,7 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
                         raise InputError(f"no estimates in {est_folder}")
                     if est_sr != sr:
                         raise InputError(f"estimates at {est_sr} Hz but references at {sr} Hz")
+                check_track(refs, est, sr)
             with timings.step("bss_eval"):
                 scores = evaluate_track(refs, sr, est, oracle=oracle, model_sr_hz=model_sr_hz, n_fft=n_fft,
                                         hop=hop, window_s=window_s)
@@ -249,7 +301,10 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
         "framing": {"metric_library": "museval (BSS Eval v4)", "window_s": window_s, "hop_s": window_s,
                     "channels": "mono (channels averaged)", "per_track": "median over windows",
                     "summary": "median over tracks", "oracle": oracle,
-                    "oracle_stft": {"sr_hz": model_sr_hz, "n_fft": n_fft, "hop": hop} if oracle else None},
+                    "oracle_stft": {"sr_hz": model_sr_hz, "n_fft": n_fft, "hop": hop} if oracle else None,
+                    "oracle_fullband_stft": ({"n_fft_per_model_n_fft": "n_fft * sr_hz / model sr_hz",
+                                              "hop": "n_fft_in / 4", "sr_hz": "the references' rate"}
+                                             if oracle else None)},
         "inputs": {"estimates_dir": str(estimates_dir) if estimates_dir is not None else None,
                    "references_dir": str(references_dir)},
         "counts": {"tracks": len(tracks), "scored": len(tracks) - len(skipped), "skipped": len(skipped)},
@@ -276,11 +331,10 @@ def _medians(rows: list[dict]) -> dict:
 def _maybe_tqdm(items, enabled: bool):
     if not enabled:
         return items
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, unit="track", desc="evaluate")
+    from ..progress import Progress  # a bar in a terminal, bounded log lines elsewhere
+
+    items = list(items)
+    return Progress("evaluate", len(items), unit="track").track(items)
 
 
 def format_table(doc: dict) -> str:

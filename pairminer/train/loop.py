@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from .. import __version__
 from ..errors import ConfigError, InputError, OutputError
 from ..runinfo import Timings, versions
-from .config import TrainConfig
-from .data import PatchSampler, RandomPatches, fixed_patches, read_manifest, split_rows, stft_params
+from .config import TrainConfig, bins_from_data, check_stft
+from .data import COVER_COLUMNS, PatchBatches, PatchSampler, fixed_patches, read_manifest, split_rows, stft_params
 from .model import UNet, normalise_patch
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ class TrainResult:
     last_valid_loss: float
     n_train_pairs: int
     n_valid_pairs: int
+    valid_sdr_db: float = math.nan  # magnitude-domain SDR of the last validation (see `validate`)
+    valid_mix_sdr_db: float = math.nan  # the same for the mixture as the estimate
+    stopped_early: bool = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,8 +74,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename onto `path` (a killed run never leaves a half file)."""
+    """Call write(tmp_path), then rename onto `path` (a killed run never leaves a half file).
+
+    The file gets the umask's permissions (mkstemp alone would leave it 0600). Disk-full and other
+    write errors (torch reports them as RuntimeError "enforce fail at inline_container.cc") become an
+    OutputError naming the file.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -81,17 +95,21 @@ def _atomic_write(path: Path, write) -> None:
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable -o folder") from exc
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, (OSError, RuntimeError)):
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed (disk full?)"
+            raise OutputError(f"cannot write {path}: {why}; free disk space or choose another -o folder") from exc
         raise
 
 
 def write_json_atomic(path: Path, doc: dict) -> None:
-    def _w(tmp):
-        Path(tmp).write_text(json.dumps(doc, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    _atomic_write(Path(path), _w)
+    from ..storage import write_json  # the one atomic JSON writer (umask-honouring, NaN -> null)
+
+    write_json(path, json.loads(json.dumps(doc, default=_jsonable)))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -105,21 +123,36 @@ def _finite(x: float) -> float | None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (tensors, numbers, strings only; nothing unpickled)."""
+    """Load a checkpoint with ``weights_only=True`` (tensors, numbers, strings only; nothing unpickled).
+
+    Raises InputError when the file is missing, is not a pairminer checkpoint (for example a pickle
+    of Python objects, which is never loaded), or holds non-finite weights.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; train a model first (`pairminer train`)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated or foreign file
-        raise InputError(f"{path} is not a readable pairminer checkpoint ({exc}); retrain or pick another run") from exc
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, foreign, or a pickle with Python objects
+        log.debug("torch.load(%s) failed: %s", path, exc)
+        raise InputError(f"{path} is not a pairminer checkpoint (it is truncated, or holds objects other than "
+                         "tensors and numbers, which pairminer never loads); retrain, or give the run folder of "
+                         "`pairminer train`") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise InputError(f"{path} is not a pairminer checkpoint (no model weights in it); retrain or pick another run")
+    bad = [k for k, v in ckpt["model"].items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{path} holds NaN or infinite weights ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+                         "the run diverged: retrain with a lower --lr or check the shards for inf values")
+    return ckpt
 
 
 def _save_checkpoint(path: Path, doc: dict) -> None:
     _atomic_write(path, lambda tmp: torch.save(doc, tmp))
 
 
-def _run_config_doc(cfg: TrainConfig, stft: dict, n_data_bins: int, targets_dir: str) -> dict:
+def _run_config_doc(cfg: TrainConfig, stft: dict, n_data_bins: int, n_bins: int, targets_dir: str) -> dict:
     return {
         "pairminer_version": __version__,
         "train": cfg.to_dict(),
@@ -127,10 +160,10 @@ def _run_config_doc(cfg: TrainConfig, stft: dict, n_data_bins: int, targets_dir:
         "model": {
             "architecture": ARCHITECTURE,
             "source": cfg.source,
-            "n_bins": cfg.n_bins,
+            "n_bins": n_bins,
             "patch_frames": cfg.patch_frames,
             "base_channels": cfg.base_channels,
-            "dropped_bins": f"the top {n_data_bins - cfg.n_bins} of {n_data_bins} (bins {cfg.n_bins}..{n_data_bins - 1})",
+            "dropped_bins": f"the top {n_data_bins - n_bins} of {n_data_bins} (bins {n_bins}..{n_data_bins - 1})",
             "normalisation": "each patch divided by the maximum of its mix magnitude",
         },
     }
@@ -147,11 +180,31 @@ def _check_resume(run_dir: Path, cfg: TrainConfig, stft: dict) -> None:
         raise ConfigError(f"--resume: {run_dir} was trained on STFT {old_stft}, these shards use {stft}")
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The lines of metrics.jsonl; a torn last line (a run killed mid-write) is dropped with a warning."""
+    if not path.exists():
+        return []
+    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    out = []
+    for k, ln in enumerate(lines):
+        try:
+            doc = json.loads(ln)
+            if not isinstance(doc, dict) or "step" not in doc:
+                raise ValueError("not a metrics line")
+        except ValueError:
+            if k == len(lines) - 1:
+                log.warning("%s: dropping a torn last line (the run was killed while writing it)", path)
+                break
+            raise InputError(f"{path} line {k + 1} is not a metrics line; move the file away to resume") from None
+        out.append(doc)
+    return out
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines written after the checkpoint we resume from (they belong to lost steps)."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    keep = [json.dumps(d) for d in read_metrics(path) if d["step"] <= step]
     _atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in keep), encoding="utf-8"))
 
 
@@ -170,24 +223,35 @@ class _Metrics:
 def _progress_bar(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm  # optional: a torch-only machine may lack it
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc="train")
+    from ..progress import Progress  # a bar in a terminal, bounded log lines elsewhere
+
+    return Progress("train", total, unit="step", initial=initial)
+
+
+def _sdr_db(target: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+    """Per-patch magnitude SDR 10 log10(sum t^2 / sum (t - e)^2); NaN where the target is silent."""
+    num = target.square().sum(dim=(1, 2, 3))
+    den = (target - est).square().sum(dim=(1, 2, 3)).clamp_min(1e-12)
+    sdr = 10.0 * torch.log10(num.clamp_min(1e-12) / den)
+    return torch.where(num > 1e-10, sdr, torch.full_like(sdr, math.nan))
 
 
 @torch.no_grad()
-def validation_loss(model: torch.nn.Module, mix: torch.Tensor, target: torch.Tensor, batch_size: int,
-                    device: torch.device) -> float:
-    """Mean L1 of ``mask * mix`` against the target over fixed patches (eval mode: no dropout).
+def validate(model: torch.nn.Module, mix: torch.Tensor, target: torch.Tensor, batch_size: int,
+             device: torch.device) -> dict:
+    """Validation over fixed patches (eval mode: no dropout).
 
     Args:
         mix, target: (n, 1, bins, frames) float32 unnormalised magnitudes (CPU).
+
+    Returns:
+        {"loss": mean L1 of ``mask * mix`` against the target (normalised patches),
+         "sdr_db": median magnitude-domain SDR of the estimate over patches with a non-silent target,
+         "mix_sdr_db": the same with the mixture as the estimate (the baseline the gain is measured on)}.
     """
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count, sdr, mix_sdr = 0.0, 0, [], []
     for i in range(0, len(mix), batch_size):
         m = mix[i:i + batch_size].to(device)
         t = target[i:i + batch_size].to(device)
@@ -196,10 +260,67 @@ def validation_loss(model: torch.nn.Module, mix: torch.Tensor, target: torch.Ten
             mn = mn.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             est = model(mn)
-        total += float(F.l1_loss(est.float(), tn, reduction="sum"))
+        est = est.float()
+        total += float(F.l1_loss(est, tn, reduction="sum"))
         count += tn.numel()
+        sdr.append(_sdr_db(tn, est).cpu())
+        mix_sdr.append(_sdr_db(tn, mn.float()).cpu())
     model.train(was_training)
-    return total / max(count, 1)
+
+    def med(parts):
+        v = torch.cat(parts)
+        v = v[~torch.isnan(v)]
+        return float(v.median()) if v.numel() else math.nan
+
+    return {"loss": total / max(count, 1), "sdr_db": med(sdr), "mix_sdr_db": med(mix_sdr)}
+
+
+def validation_loss(model: torch.nn.Module, mix: torch.Tensor, target: torch.Tensor, batch_size: int,
+                    device: torch.device) -> float:
+    """Mean L1 of ``mask * mix`` against the target over fixed patches (see `validate`)."""
+    return validate(model, mix, target, batch_size, device)["loss"]
+
+
+class DivergedError(InputError):
+    """The loss became NaN or infinite: training stops before a bad checkpoint is written."""
+
+    exit_code = 1
+
+
+def _diverged(step: int, what: str) -> DivergedError:
+    return DivergedError(f"training stopped at step {step}: the {what} is NaN or infinite (the run diverged); "
+                         "the last good checkpoint is kept; lower --lr, or check the shards for inf values "
+                         "(rerun `pairminer targets`)")
+
+
+@dataclass
+class _State:
+    """Everything that moves during training (saved whole in checkpoint-last.pt)."""
+
+    step: int = 0
+    best_valid: float = math.inf
+    best_step: int = -1
+    last_valid: float = math.nan
+    last_sdr_db: float = math.nan
+    mix_sdr_db: float = math.nan
+    lr: float = 0.0
+    bad_checks: int = 0  # validations since the best one
+    lr_bad_checks: int = 0  # validations since the best one or the last decay
+    stopped_early: bool = False
+
+    def to_ckpt(self) -> dict:
+        return {"step": self.step, "best_valid_loss": float(self.best_valid), "best_step": self.best_step,
+                "last_valid_loss": float(self.last_valid), "last_sdr_db": float(self.last_sdr_db),
+                "mix_sdr_db": float(self.mix_sdr_db), "lr": float(self.lr), "bad_checks": self.bad_checks,
+                "lr_bad_checks": self.lr_bad_checks, "stopped_early": self.stopped_early}
+
+    @classmethod
+    def from_ckpt(cls, ck: dict, lr: float) -> "_State":
+        return cls(step=int(ck["step"]), best_valid=float(ck["best_valid_loss"]), best_step=int(ck["best_step"]),
+                   last_valid=float(ck.get("last_valid_loss", math.nan)),
+                   last_sdr_db=float(ck.get("last_sdr_db", math.nan)), mix_sdr_db=float(ck.get("mix_sdr_db", math.nan)),
+                   lr=float(ck.get("lr", lr)), bad_checks=int(ck.get("bad_checks", 0)),
+                   lr_bad_checks=int(ck.get("lr_bad_checks", 0)), stopped_early=bool(ck.get("stopped_early", False)))
 
 
 def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None, *,
@@ -209,9 +330,10 @@ def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     Args:
         targets_dir: folder with manifest.parquet and shards/.
         out_dir: the run folder (created). A folder that already holds a run needs `resume=True`.
-        config: TrainConfig (defaults: the paper's settings).
-        resume: continue from ``checkpoint-last.pt`` (step count, optimizer state); when the run has
-            already reached its planned steps nothing is trained and the existing outputs are returned.
+        config: TrainConfig (defaults: see its docstring).
+        resume: continue from ``checkpoint-last.pt`` (step, optimizer, schedule and RNG state, so the
+            result is the one of an uninterrupted run); when the run has already reached its planned
+            steps (or stopped early) nothing is trained and the existing outputs are returned.
         progress: show a tqdm bar with the loss and steps/s.
         scheduler: accepted for a uniform stage signature; training does not use Dask.
 
@@ -222,15 +344,19 @@ def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     timings = Timings()
     run_dir = Path(out_dir)
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     with timings.step("read_data"):
         manifest = read_manifest(targets_dir)
         stft = stft_params(manifest)
+        check_stft(stft["sr_hz"], stft["n_fft"], stft["hop"], f"{Path(targets_dir) / 'manifest.parquet'}")
         n_data_bins = stft["n_fft"] // 2 + 1
-        if cfg.n_bins > n_data_bins:
+        n_bins = cfg.resolved_bins(stft["n_fft"])
+        if n_bins > n_data_bins or n_bins <= 0:
             raise ConfigError(f"train.n_bins={cfg.n_bins} but the shards have {n_data_bins} bins (n_fft "
-                              f"{stft['n_fft']}); use n_bins <= {n_data_bins - n_data_bins % 64}")
+                              f"{stft['n_fft']}); use n_bins 0 (from the data) or <= {bins_from_data(stft['n_fft'])}")
         train_rows, valid_rows, notes = split_rows(manifest)
-        kw = dict(channel=cfg.channel, n_bins=cfg.n_bins, patch_frames=cfg.patch_frames)
+        kw = dict(channel=cfg.channel, n_bins=n_bins, patch_frames=cfg.patch_frames)
         train_sampler = PatchSampler(targets_dir, train_rows, skip_silent_target_db=cfg.skip_silent_target_db, **kw)
         valid_sampler = PatchSampler(targets_dir, valid_rows, **kw)
         valid_mix, valid_target = fixed_patches(valid_sampler, cfg.valid_patches, cfg.seed)
@@ -243,42 +369,41 @@ def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         _check_resume(run_dir, cfg, stft)
     elif resume:
         log.info("%s has no checkpoint yet; starting a new run", run_dir)
-    write_json_atomic(paths[CONFIG_NAME], _run_config_doc(cfg, stft, n_data_bins, str(targets_dir)))
+    write_json_atomic(paths[CONFIG_NAME], _run_config_doc(cfg, stft, n_data_bins, n_bins, str(targets_dir)))
 
     torch.manual_seed(cfg.seed)
     model = UNet(base_channels=cfg.base_channels).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step, best_valid, best_step, last_valid = 0, math.inf, -1, math.nan
+    state = _State(lr=cfg.lr)
     if resume and has_run:
         ckpt = load_checkpoint(paths[LAST_NAME], map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        for group in optimizer.param_groups:  # a changed --lr applies from here on
-            group["lr"] = cfg.lr
-        step, best_valid, best_step = int(ckpt["step"]), float(ckpt["best_valid_loss"]), int(ckpt["best_step"])
-        last_valid = float(ckpt.get("last_valid_loss", math.nan))
-        _truncate_metrics(paths[METRICS_NAME], step)
-        log.info("resuming %s at step %d (best validation loss %.5f)", run_dir, step, best_valid)
+        state = _State.from_ckpt(ckpt, cfg.lr)
+        if "torch_rng" in ckpt:  # dropout noise continues exactly where the checkpoint left it
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if "cuda_rng" in ckpt and device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu())
+        _truncate_metrics(paths[METRICS_NAME], state.step)
+        log.info("resuming %s at step %d (best validation loss %.5f)", run_dir, state.step, state.best_valid)
     elif paths[METRICS_NAME].exists():
         paths[METRICS_NAME].unlink()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    torch.manual_seed(cfg.seed + step)  # fresh dropout noise after a resume
 
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(train_sampler.total_frames / (cfg.patch_frames * cfg.batch_size)))
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    start_step = step
+    caps = [c for c in (cfg.epochs * steps_per_epoch, cfg.max_steps) if c]
+    total_steps = min(caps)
+    start_step = state.step
     stats = {"patches_per_s": None, "data_wait_share": None, "last_train_loss": None}
 
-    if step < total_steps:
+    if state.step < total_steps and not state.stopped_early:
         with timings.step("train"):
-            step, best_valid, best_step, last_valid = _train_steps(
-                model, optimizer, train_sampler, valid_mix, valid_target, cfg, device, paths, stft,
-                step, total_steps, steps_per_epoch, best_valid, best_step, last_valid, stats, progress)
+            _train_steps(model, optimizer, train_sampler, valid_mix, valid_target, cfg, device, paths, stft,
+                         state, total_steps, steps_per_epoch, stats, progress)
     else:
-        log.info("%s already completed %d of %d steps; nothing to train", run_dir, step, total_steps)
+        log.info("%s already completed %d of %d steps%s; nothing to train", run_dir, state.step, total_steps,
+                 " (stopped early)" if state.stopped_early else "")
 
     report = {
         "stage": "train",
@@ -286,17 +411,23 @@ def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig 
         "config": cfg.to_dict(),
         "versions": versions(),
         "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
+        "threads": torch.get_num_threads(),
         "data": {
-            "targets_dir": str(targets_dir), **stft,
+            "targets_dir": str(targets_dir), **stft, "n_bins": n_bins,
             "pairs": {"total": len(manifest), "train": len(train_rows), "valid": len(valid_rows),
                       "test": int((manifest["split"] == "test").sum())},
             "train_frames": train_sampler.total_frames, "valid_frames": valid_sampler.total_frames,
+            "covered_frames_from": "manifest cover columns" if all(c in manifest.columns for c in COVER_COLUMNS)
+            else "whole pairs (no cover columns)",
             "notes": notes,
         },
-        "steps": {"start": start_step, "end": step, "planned": total_steps, "per_epoch": steps_per_epoch,
-                  "run": step - start_step},
-        "losses": {"last_train": stats["last_train_loss"], "last_valid": _finite(last_valid),
-                   "best_valid": _finite(best_valid), "best_step": best_step},
+        "steps": {"start": start_step, "end": state.step, "planned": total_steps, "per_epoch": steps_per_epoch,
+                  "run": state.step - start_step},
+        "stopped_early": state.stopped_early,
+        "losses": {"last_train": stats["last_train_loss"], "last_valid": _finite(state.last_valid),
+                   "best_valid": _finite(state.best_valid), "best_step": state.best_step,
+                   "valid_sdr_db": _finite(state.last_sdr_db), "valid_mix_sdr_db": _finite(state.mix_sdr_db),
+                   "final_lr": state.lr},
         "throughput": {"patches_per_s": stats["patches_per_s"], "data_wait_share": stats["data_wait_share"]},
         "timings": timings.to_dict(),
     }
@@ -304,63 +435,86 @@ def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig 
     return TrainResult(
         run_dir=str(run_dir), config_path=str(paths[CONFIG_NAME]), metrics_path=str(paths[METRICS_NAME]),
         checkpoint_last=str(paths[LAST_NAME]), checkpoint_best=str(paths[BEST_NAME]),
-        report_path=str(paths[REPORT_NAME]), step=step, steps_run=step - start_step,
-        best_valid_loss=float(best_valid), last_valid_loss=float(last_valid),
+        report_path=str(paths[REPORT_NAME]), step=state.step, steps_run=state.step - start_step,
+        best_valid_loss=float(state.best_valid), last_valid_loss=float(state.last_valid),
         n_train_pairs=len(train_rows), n_valid_pairs=len(valid_rows),
+        valid_sdr_db=float(state.last_sdr_db), valid_mix_sdr_db=float(state.mix_sdr_db),
+        stopped_early=state.stopped_early,
     )
 
 
+def _set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def _train_steps(model, optimizer, sampler, valid_mix, valid_target, cfg: TrainConfig, device, paths, stft,
-                 step, total_steps, steps_per_epoch, best_valid, best_step, last_valid, stats, progress):
+                 state: _State, total_steps, steps_per_epoch, stats, progress) -> None:
     cuda = device.type == "cuda"
+    data = PatchBatches(sampler, cfg.batch_size, cfg.seed, augment_prob=cfg.augment_prob,
+                        augment_gain_db=cfg.augment_gain_db, remix_prob=cfg.remix_prob)
     loader = torch.utils.data.DataLoader(
-        RandomPatches(sampler, seed=cfg.seed * 1_000_003 + step), batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers, pin_memory=cuda, persistent_workers=False,
-        prefetch_factor=4 if cfg.num_workers else None)
+        data, batch_size=None, sampler=range(state.step, total_steps), num_workers=cfg.num_workers,
+        pin_memory=cuda, persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,
+        generator=torch.Generator().manual_seed(cfg.seed))  # own generator: the global RNG drives dropout only
     net = torch.compile(model) if cfg.compile else model
     metrics = _Metrics(paths[METRICS_NAME])
-    bar = _progress_bar(total_steps, step, progress)
+    bar = _progress_bar(total_steps, state.step, progress)
     batches = iter(loader)
     model.train()
     loss_sum = torch.zeros((), device=device)
     n_logged, wait_s, t_log = 0, 0.0, time.perf_counter()
+    if cfg.lr_schedule != "cosine":
+        _set_lr(optimizer, state.lr)
 
     def checkpoint(is_best: bool) -> None:
-        base = {"model": model.state_dict(), "step": step, "best_valid_loss": float(best_valid),
-                "best_step": best_step, "last_valid_loss": float(last_valid), "config": cfg.to_dict(),
-                "stft": dict(stft), "architecture": ARCHITECTURE}
+        base = {"model": model.state_dict(), **state.to_ckpt(), "config": cfg.to_dict(), "stft": dict(stft),
+                "architecture": ARCHITECTURE}
         if is_best:
             _save_checkpoint(paths[BEST_NAME], base)
-        _save_checkpoint(paths[LAST_NAME], {**base, "optimizer": optimizer.state_dict()})
+        extra = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+        if cuda:
+            extra["cuda_rng"] = torch.cuda.get_rng_state()
+        _save_checkpoint(paths[LAST_NAME], {**base, **extra})
 
     t_start = time.perf_counter()
     try:
-        while step < total_steps:
+        while state.step < total_steps:
             t0 = time.perf_counter()
-            mix, target = next(batches)
+            mix, target, error = next(batches)
+            if error:
+                raise InputError(error)
             mix = mix.to(device, non_blocking=True)
             target = target.to(device, non_blocking=True)
             wait_s += time.perf_counter() - t0
             mix, target, _ = normalise_patch(mix, target)
             if cuda:
                 mix = mix.contiguous(memory_format=torch.channels_last)
+            if cfg.lr_schedule == "cosine":
+                state.lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * state.step / max(total_steps, 1)))
+                _set_lr(optimizer, state.lr)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 est = net(mix)
             loss = F.l1_loss(est.float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step += 1
+            state.step += 1
+            step = state.step
             loss_sum += loss.detach()
             n_logged += 1
             out_of_time = bool(cfg.time_budget_s) and time.perf_counter() - t_start >= cfg.time_budget_s
-            if step % cfg.log_every == 0 or step == total_steps or out_of_time:
+            due = step % cfg.valid_every == 0 if cfg.valid_every else step % steps_per_epoch == 0
+            validating = due or step == total_steps or out_of_time
+            if step % cfg.log_every == 0 or validating:
                 mean_loss = float(loss_sum) / n_logged  # syncs with the GPU once per log interval
+                if not math.isfinite(mean_loss):
+                    raise _diverged(step, "training loss")
                 dt = time.perf_counter() - t_log
                 stats.update(patches_per_s=round(n_logged * cfg.batch_size / dt, 3),
                              data_wait_share=round(wait_s / dt, 4), last_train_loss=mean_loss)
                 metrics.write({"kind": "train", "step": step, "epoch": (step - 1) // steps_per_epoch + 1,
-                               "loss": mean_loss, "lr": cfg.lr, "steps_per_s": n_logged / dt,
+                               "loss": mean_loss, "lr": state.lr, "steps_per_s": n_logged / dt,
                                "patches_per_s": stats["patches_per_s"], "data_wait_share": stats["data_wait_share"]})
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", steps_per_s=f"{n_logged / dt:.2f}")
@@ -368,29 +522,46 @@ def _train_steps(model, optimizer, sampler, valid_mix, valid_target, cfg: TrainC
                 n_logged, wait_s, t_log = 0, 0.0, time.perf_counter()
             if bar is not None:
                 bar.update(1)
-            due = step % cfg.valid_every == 0 if cfg.valid_every else step % steps_per_epoch == 0
             if out_of_time:
                 log.info("time budget of %.0f s used at step %d; stopping (continue with --resume)",
                          cfg.time_budget_s, step)
-            if due or step == total_steps or out_of_time:
+            if validating:
                 t_valid = time.perf_counter()
-                last_valid = validation_loss(model, valid_mix, valid_target, cfg.batch_size, device)
-                is_best = last_valid < best_valid
+                v = validate(model, valid_mix, valid_target, cfg.batch_size, device)
+                if not math.isfinite(v["loss"]):
+                    raise _diverged(step, "validation loss")
+                state.last_valid, state.last_sdr_db, state.mix_sdr_db = v["loss"], v["sdr_db"], v["mix_sdr_db"]
+                is_best = v["loss"] < state.best_valid
                 if is_best:
-                    best_valid, best_step = last_valid, step
+                    state.best_valid, state.best_step, state.bad_checks, state.lr_bad_checks = v["loss"], step, 0, 0
+                else:
+                    state.bad_checks += 1
+                    state.lr_bad_checks += 1
+                    if cfg.lr_schedule == "plateau" and state.lr_bad_checks >= cfg.lr_patience:
+                        state.lr *= cfg.lr_decay
+                        state.lr_bad_checks = 0
+                        _set_lr(optimizer, state.lr)
+                        log.info("step %d: no better validation loss in %d checks; learning rate now %.3g",
+                                 step, cfg.lr_patience, state.lr)
+                    if cfg.early_stop_patience and state.bad_checks >= cfg.early_stop_patience:
+                        state.stopped_early = True
+                        log.info("step %d: no better validation loss in %d checks; stopping early (best at step %d)",
+                                 step, cfg.early_stop_patience, state.best_step)
                 checkpoint(is_best)
                 metrics.write({"kind": "valid", "step": step, "epoch": (step - 1) // steps_per_epoch + 1,
-                               "loss": last_valid, "best": is_best, "best_loss": best_valid})
-                log.debug("step %d: validation loss %.5f%s", step, last_valid, " (best)" if is_best else "")
+                               "loss": v["loss"], "sdr_db": v["sdr_db"], "mix_sdr_db": v["mix_sdr_db"],
+                               "sdr_gain_db": v["sdr_db"] - v["mix_sdr_db"], "best": is_best,
+                               "best_loss": state.best_valid, "lr": state.lr})
+                log.debug("step %d: validation loss %.5f, SDR %.2f dB%s", step, v["loss"], v["sdr_db"],
+                          " (best)" if is_best else "")
                 t_log += time.perf_counter() - t_valid  # validation time is not training throughput
-            if out_of_time:
+            if out_of_time or state.stopped_early:
                 break
     except KeyboardInterrupt:
-        log.warning("interrupted at step %d; run again with --resume to continue from the last checkpoint", step)
+        log.warning("interrupted at step %d; run again with --resume to continue from the last checkpoint", state.step)
         raise
     finally:
         metrics.close()
         if bar is not None:
             bar.close()
         del batches
-    return step, best_valid, best_step, last_valid

@@ -1,19 +1,34 @@
-"""Separation with trained U-Nets, on arrays (decoding and file writing live in `pairminer.cli.train`).
+"""Separation with trained U-Nets: arrays (`separate_signal`, `separate_array`) and files (`separate_files`).
 
-Processing, per mono signal at the model's rate:
+Model-rate processing (`Separator.mask`), per mono signal at the model's rate:
 
 1. STFT with torch.stft: periodic Hann window of n_fft samples, hop `hop`, centred frames with zero
    padding (the same framing as librosa's default, which the targets stage uses).
-2. The network runs convolutionally over time: 128-frame patches (the training patch length) with
-   50% overlap, each normalised by its own maximum as in training, batched. The per-patch masks are
-   blended with a Hann weight over the patch (normalised by the summed weights), so there are no
-   seams at patch edges. Bins above the model's `n_bins` (the dropped Nyquist bin by default) take
-   the mask of the highest modelled bin.
-3. The mask multiplies the complex mix STFT (masked magnitude, mix phase) and torch.istft rebuilds
-   a signal of exactly the input length.
+2. The network runs convolutionally over time: patch_frames-frame patches with 50% overlap, each
+   normalised by its own maximum as in training, batched. The per-patch masks are blended with a Hann
+   weight over the patch (normalised by the summed weights), so there are no seams at patch edges.
+   Bins above the model's `n_bins` (the dropped Nyquist bin by default) take the mask of the highest
+   modelled bin.
+
+Full-band stereo (the default of `separate_files`): the mask is computed once, by the model at its
+own rate on the channels' mean, then applied to the STFT of *each input channel at the input's own
+rate*. That STFT has the same window duration as the model's (n_fft_in = n_fft * sr_in / sr_model,
+rounded to even) and a hop of n_fft_in / 4. The mask's grid is mapped onto it by linear
+interpolation in time (frame centres in seconds) and in frequency (bin centres in Hz). Above the
+model's Nyquist frequency the mask is extended by `EXTEND_RULES[extend]` (chosen by measurement; see
+docs/training.md): ``rolloff`` (default) fades, per frame, from the mean mask over the top octave of
+the model's band to 0 over one octave; ``band_mean`` repeats that top-octave mean; ``top_bin``
+repeats the highest bin; ``zero`` / ``half`` use the fixed values 0 / 0.5. The masked STFTs are inverted with
+torch.istft to exactly the input length, so the output keeps channels, rate and length.
+
+Long inputs are processed in segments of `segment_s` seconds overlapping by `overlap_s`, crossfaded
+linearly; a libsndfile input is read and the outputs written segment by segment, so memory stays
+bounded by the segment length whatever the file's length.
 
 With one model, the other source uses the complementary mask ``1 - mask``; with a vocals and an
 instrumental model, each source uses its own mask.
+
+soundfile and soxr are imported lazily: this module imports with torch and numpy alone.
 """
 
 from __future__ import annotations
@@ -21,24 +36,31 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, InputError
-from .config import TrainConfig
+from .. import __version__
+from ..errors import AudioError, ConfigError, InputError, OutputError, PairminerError
+from .config import BIN_STEP, TrainConfig, check_stft
 from .loop import BEST_NAME, CONFIG_NAME, LAST_NAME, load_checkpoint, resolve_device
 from .model import UNet
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("vocals", "instrumental")
+EXTEND_RULES = ("band_mean", "top_bin", "rolloff", "zero", "half")
+DEFAULT_EXTEND = "rolloff"
+REPORT_NAME = "separate-report.json"
+DEFAULT_MAX_DURATION_S = 6 * 3600.0
+MAX_IN_MEMORY_S = 1800.0  # formats libsndfile cannot stream are decoded whole, so they get a lower cap
 
 
 def stft(y: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """Complex STFT of (samples,) float32 -> (n_fft//2+1, 1 + (samples + hop)//hop) complex64, centred frames.
+    """Complex STFT of (..., samples) float32 -> (..., n_fft//2+1, 1 + (samples + hop)//hop) complex64, centred.
 
     The signal gets `hop` zeros at its end first: with centred frames alone, the last
     ``samples % hop`` samples are not covered by the inverse when that remainder exceeds n_fft/2
@@ -50,9 +72,52 @@ def stft(y: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 
 
 def istft(spec: torch.Tensor, n_fft: int, hop: int, length: int) -> torch.Tensor:
-    """Inverse of `stft`: (n_fft//2+1, frames) complex -> (length,) float32 (length: the original samples)."""
+    """Inverse of `stft`: (..., n_fft//2+1, frames) complex -> (..., length) float32."""
     window = torch.hann_window(n_fft, device=spec.device)
     return torch.istft(spec, n_fft, hop_length=hop, window=window, center=True, length=length)
+
+
+# ---------------------------------------------------------------------------------------------- run folders
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The run folder's config.json, validated with the trainer's own checks.
+
+    Raises InputError / ConfigError naming the file and the fix when it is missing, not JSON,
+    lacks keys, or names values training would refuse (e.g. n_fft 2**24).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_NAME
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir} is not a folder; give the -o folder of `pairminer train`")
+    if not path.is_file():
+        raise InputError(f"{run_dir} is not a training run (no {CONFIG_NAME}); give the -o folder of `pairminer train`")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        train, data, model = doc["train"], doc["data"], doc["model"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a pairminer run config (unreadable JSON or missing 'train'/'data'/'model': "
+                         f"{type(exc).__name__}); restore it or retrain into a new -o folder") from None
+    try:
+        TrainConfig.from_dict(train)
+        check_stft(data.get("sr_hz"), data.get("n_fft"), data.get("hop"), f"{path} data")
+        n_bins, frames = model.get("n_bins"), model.get("patch_frames")
+        for name, v in (("n_bins", n_bins), ("patch_frames", frames)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v % BIN_STEP:
+                raise ConfigError(f"{path} model: {name}={v!r} must be a positive multiple of 64")
+        if n_bins > data["n_fft"] // 2 + 1:
+            raise ConfigError(f"{path} model: n_bins={n_bins} exceeds the data's {data['n_fft'] // 2 + 1} bins")
+        if frames > 4096:
+            raise ConfigError(f"{path} model: patch_frames={frames} is larger than any recipe (at most 4096)")
+    except ConfigError as exc:
+        msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        raise ConfigError(f"{msg}; this run folder's config was edited or damaged: retrain into a new -o folder") from None
+    return doc
+
+
+def run_stft(run_dir: str | Path) -> tuple[int, int, int]:
+    """(sr_hz, n_fft, hop) of a run folder's training data, from its validated config.json."""
+    data = read_run_config(run_dir)["data"]
+    return int(data["sr_hz"]), int(data["n_fft"]), int(data["hop"])
 
 
 @dataclass
@@ -81,23 +146,25 @@ class Separator:
     def from_run(cls, run_dir: str | Path, *, device: str = "auto", checkpoint: str = "best") -> "Separator":
         """Load a run folder written by `run_train` (checkpoint "best", falling back to "last")."""
         run_dir = Path(run_dir)
-        cfg_path = run_dir / CONFIG_NAME
-        if not cfg_path.exists():
-            raise InputError(f"{run_dir} is not a training run (no {CONFIG_NAME}); give a -o folder of `pairminer train`")
-        doc = json.loads(cfg_path.read_text(encoding="utf-8"))
+        doc = read_run_config(run_dir)
         cfg = TrainConfig.from_dict(doc["train"])
         names = [BEST_NAME, LAST_NAME] if checkpoint == "best" else [LAST_NAME]
         path = next((run_dir / n for n in names if (run_dir / n).exists()), run_dir / names[0])
         dev = resolve_device(device)
         ckpt = load_checkpoint(path, map_location=dev)
         model = UNet(base_channels=cfg.base_channels)
-        model.load_state_dict(ckpt["model"])
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError:
+            raise InputError(f"{path} does not match {run_dir / CONFIG_NAME} (the config's base_channels "
+                             f"{cfg.base_channels} gives other weight shapes); the config was edited or belongs "
+                             "to another run: retrain, or restore the run's own config.json") from None
         model.to(dev).eval()
         if dev.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-        data = doc["data"]
-        return cls(model, cfg.source, cfg.n_bins, cfg.patch_frames, int(data["sr_hz"]), int(data["n_fft"]),
-                   int(data["hop"]), dev, str(run_dir))
+        data, m = doc["data"], doc["model"]
+        return cls(model, cfg.source, int(m["n_bins"]), int(m["patch_frames"]), int(data["sr_hz"]),
+                   int(data["n_fft"]), int(data["hop"]), dev, str(run_dir))
 
     @torch.no_grad()
     def mask(self, mag: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
@@ -150,8 +217,15 @@ def check_compatible(separators: list[Separator]) -> tuple[int, int, int]:
     return params.pop()
 
 
+def _complete(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for src, other in (("vocals", "instrumental"), ("instrumental", "vocals")):
+        if src not in masks:
+            masks[src] = 1.0 - masks[other]
+    return masks
+
+
 def separate_array(y: np.ndarray, separators: list[Separator], *, batch_size: int = 8) -> dict[str, np.ndarray]:
-    """Separate a mono signal at the models' sample rate.
+    """Separate a mono signal at the models' sample rate (the band ends at the model's Nyquist frequency).
 
     Args:
         y: (samples,) float32 mix at ``separators[0].sr_hz``.
@@ -167,8 +241,337 @@ def separate_array(y: np.ndarray, separators: list[Separator], *, batch_size: in
     x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
     spec = stft(x, n_fft, hop)
     mag = spec.abs()
-    masks = {s.source: s.mask(mag, batch_size=batch_size) for s in separators}
-    for src, other in (("vocals", "instrumental"), ("instrumental", "vocals")):
-        if src not in masks:
-            masks[src] = 1.0 - masks[other]
+    masks = _complete({s.source: s.mask(mag, batch_size=batch_size) for s in separators})
     return {src: istft(spec * masks[src], n_fft, hop, len(y)).cpu().numpy().astype(np.float32) for src in SOURCES}
+
+
+# ---------------------------------------------------------------------------------------------- full band
+
+def input_stft(n_fft: int, model_sr_hz: int, sr_hz: int) -> tuple[int, int]:
+    """(n_fft_in, hop_in) at the input's rate: the model's window duration, hop a quarter window."""
+    n_in = max(16, 2 * int(round(n_fft * sr_hz / model_sr_hz / 2)))
+    return n_in, n_in // 4
+
+
+def _interp_axis(x: torch.Tensor, pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """Linear interpolation of `x` along `dim` at fractional indices `pos` (clamped to the ends)."""
+    n = x.shape[dim]
+    pos = pos.clamp(0, n - 1)
+    i0 = pos.floor().long().clamp(0, max(n - 2, 0))
+    w = (pos - i0).clamp(0, 1)
+    i1 = (i0 + 1).clamp(max=n - 1)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    w = w.view(shape)
+    return x.index_select(dim, i0) * (1 - w) + x.index_select(dim, i1) * w
+
+
+def map_mask(mask: torch.Tensor, *, model_sr_hz: int, n_fft: int, hop: int, sr_hz: int, n_fft_in: int,
+             hop_in: int, frames_in: int, extend: str = DEFAULT_EXTEND) -> torch.Tensor:
+    """Map a model-rate mask onto the grid of an input-rate STFT (see the module docstring).
+
+    Args:
+        mask: (n_fft//2+1, frames) mask at the model's STFT.
+        frames_in: frames of the input-rate STFT (frame u is centred at u * hop_in / sr_hz seconds).
+        extend: rule above the model's Nyquist frequency, one of EXTEND_RULES.
+
+    Returns:
+        (n_fft_in//2+1, frames_in) float32 mask in [0, 1].
+    """
+    if extend not in EXTEND_RULES:
+        raise ConfigError(f"--extend {extend!r}: choose one of {', '.join(EXTEND_RULES)}")
+    dev = mask.device
+    t_model = torch.arange(frames_in, device=dev, dtype=torch.float64) * (hop_in / sr_hz) * (model_sr_hz / hop)
+    m_t = _interp_axis(mask.float(), t_model.float(), 1)  # (F_model, frames_in)
+    bins_in = n_fft_in // 2 + 1
+    f_hz = torch.arange(bins_in, device=dev, dtype=torch.float64) * (sr_hz / n_fft_in)
+    j = (f_hz * (n_fft / model_sr_hz)).float()
+    top = mask.shape[0] - 1
+    inside = j <= top
+    out = torch.empty(bins_in, frames_in, device=dev)
+    out[inside] = _interp_axis(m_t, j[inside], 0)
+    n_above = int((~inside).sum())
+    if n_above:
+        octave = m_t[top // 2:].mean(dim=0)  # (frames_in,) mean over the top octave of the model's band
+        if extend == "top_bin":
+            ext = m_t[top].expand(n_above, frames_in)
+        elif extend == "band_mean":
+            ext = octave.expand(n_above, frames_in)
+        elif extend == "rolloff":
+            ratio = (j[~inside] / top - 1.0).clamp(0, 1)[:, None]  # 0 at the model's Nyquist, 1 an octave up
+            ext = octave[None] * (1.0 - ratio)
+        else:
+            ext = torch.full((n_above, frames_in), 0.0 if extend == "zero" else 0.5, device=dev)
+        out[~inside] = ext
+    return out.clamp(0, 1)
+
+
+def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    if sr_in == sr_out:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(y, sr_in, sr_out, quality="HQ").astype(np.float32)
+
+
+def separate_signal(y: np.ndarray, sr_hz: int, separators: list[Separator], *, extend: str = DEFAULT_EXTEND,
+                    batch_size: int = 8) -> dict[str, np.ndarray]:
+    """Full-band separation of one block, all channels (see the module docstring).
+
+    Args:
+        y: (samples, channels) float32 at `sr_hz`, finite.
+        sr_hz: the input's sample rate.
+
+    Returns:
+        {"vocals", "instrumental"}: (samples, channels) float32 at `sr_hz`.
+    """
+    model_sr, n_fft, hop = check_compatible(separators)
+    device = separators[0].device
+    n, ch = y.shape
+    n_in, hop_in = input_stft(n_fft, model_sr, sr_hz)
+    pad = max(0, n_in - n)  # very short blocks (a 1-sample file) are zero-padded, then trimmed
+    yp = np.pad(y, ((0, pad), (0, 0))) if pad else y
+    low = _resample(yp.mean(axis=1), sr_hz, model_sr)
+    if len(low) < 2:
+        low = np.pad(low, (0, 2 - len(low)))
+    spec_low = stft(torch.from_numpy(low).to(device), n_fft, hop)
+    masks = {s.source: s.mask(spec_low.abs(), batch_size=batch_size) for s in separators}
+    x = torch.from_numpy(np.ascontiguousarray(yp.T, dtype=np.float32)).to(device)  # (channels, samples)
+    spec = stft(x, n_in, hop_in)  # (channels, bins_in, frames_in)
+    mapped = {src: map_mask(m, model_sr_hz=model_sr, n_fft=n_fft, hop=hop, sr_hz=sr_hz, n_fft_in=n_in,
+                            hop_in=hop_in, frames_in=spec.shape[-1], extend=extend) for src, m in masks.items()}
+    mapped = _complete(mapped)
+    out = {}
+    for src in SOURCES:
+        z = istft(spec * mapped[src][None], n_in, hop_in, yp.shape[0])
+        out[src] = z.T[:n].cpu().numpy().astype(np.float32)
+    return out
+
+
+def separate_mono_band_limited(y: np.ndarray, sr_hz: int, separators: list[Separator], *,
+                               batch_size: int = 8) -> dict[str, np.ndarray]:
+    """The pre-full-band output (`--mono`): channels averaged, vocals limited to the model's band.
+
+    The model's estimate is resampled back to `sr_hz`; the other source is the input minus it, so
+    above the model's Nyquist frequency everything goes to the instrumental (with a vocals model).
+
+    Returns:
+        {"vocals", "instrumental"}: (samples, 1) float32 at `sr_hz`.
+    """
+    model_sr, _, _ = check_compatible(separators)
+    mono = y.mean(axis=1).astype(np.float32)
+    n = len(mono)
+    low = _resample(mono, sr_hz, model_sr)
+    short = max(0, 64 - len(low))
+    est = separate_array(np.pad(low, (0, short)) if short else low, separators, batch_size=batch_size)
+    back = {s: _fit(_resample(v[: len(low)], model_sr, sr_hz), n) for s, v in est.items()}
+    own = {s.source for s in separators}
+    if own == {"vocals"}:
+        back["instrumental"] = mono - back["vocals"]
+    elif own == {"instrumental"}:
+        back["vocals"] = mono - back["instrumental"]
+    return {s: v[:, None] for s, v in back.items()}
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+class _Reader:
+    """Blocks of an input file: streamed from libsndfile, or decoded whole (other formats, capped)."""
+
+    def __init__(self, path: str, max_duration_s: float) -> None:
+        import soundfile as sf
+
+        self.path = path
+        self._f = None
+        p = Path(path)
+        if not p.is_file():
+            raise AudioError(f"{path}: file not found" if not p.exists() else f"{path}: not a file")
+        if p.stat().st_size == 0:
+            raise AudioError(f"{path}: zero-byte file")
+        try:
+            self._f = sf.SoundFile(path)
+        except Exception:  # not a libsndfile format: decode the mono signal whole, with a cap
+            from ..audio import load_audio
+
+            probe, info = load_audio(path, 8000, max_seconds=1.0, check_silence=False)
+            cap = min(max_duration_s, MAX_IN_MEMORY_S)
+            y, info = load_audio(path, info.source_sr_hz, max_seconds=cap + 1.0, check_silence=False)
+            if len(y) > cap * info.source_sr_hz:
+                raise AudioError(f"{path}: longer than {cap:.0f} s, the cap for formats decoded whole; convert it "
+                                 "to FLAC or WAV (streamed) or raise --max-duration-s") from None
+            self.sr_hz, self.channels, self.frames = info.source_sr_hz, 1, len(y)
+            self._y = y[:, None]
+            self.note = "decoded to mono (not a libsndfile format)"
+            return
+        self.sr_hz, self.channels, self.frames = int(self._f.samplerate), int(self._f.channels), int(self._f.frames)
+        self.note = ""
+        if self.frames > max_duration_s * self.sr_hz:  # from the header, before decoding
+            self.close()
+            raise AudioError(f"{path}: {self.frames / self.sr_hz:.0f} s long (from its header), over the cap of "
+                             f"{max_duration_s:.0f} s; raise --max-duration-s to separate it")
+        if self.frames <= 0:
+            self.close()
+            raise AudioError(f"{path}: no audio frames (empty or zero-length file)")
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        if self._f is None:
+            block = self._y[start:start + n]
+        else:
+            self._f.seek(start)
+            block = self._f.read(n, dtype="float32", always_2d=True)
+        if not np.isfinite(block).all():
+            raise AudioError(f"{self.path}: holds NaN or infinite samples (near {start / self.sr_hz:.1f} s); "
+                             "re-export it with finite samples (a float WAV with values out of range?)")
+        return block
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def _segments(n: int, seg: int, overlap: int):
+    """(start, length) of overlapping segments covering [0, n)."""
+    start = 0
+    while True:
+        length = min(seg, n - start)
+        yield start, length
+        if start + length >= n:
+            return
+        start += length - overlap
+
+
+def separate_file(path: str, separators: list[Separator], outs: dict[str, Path], *, mono: bool = False,
+                  extend: str = DEFAULT_EXTEND, batch_size: int = 8, segment_s: float = 60.0, overlap_s: float = 2.0,
+                  max_duration_s: float = DEFAULT_MAX_DURATION_S) -> dict:
+    """Separate one file into `outs` ({"vocals": path, "instrumental": path}), segment by segment.
+
+    Returns:
+        The track's report row (duration, rate, channels, timings). Raises AudioError (a per-track
+        reason) when the input cannot be read, is over the length cap, or holds non-finite samples.
+    """
+    import soundfile as sf
+
+    from ..storage import atomic_path
+
+    t0 = time.perf_counter()
+    reader = _Reader(path, max_duration_s)
+    sr, n = reader.sr_hz, reader.frames
+    out_ch = 1 if mono else reader.channels
+    seg = max(int(segment_s * sr), 4 * int(overlap_s * sr) + 1)
+    overlap = int(overlap_s * sr)
+    sep_s = 0.0
+    try:
+        with atomic_path(outs["vocals"], suffix=".wav") as tv, atomic_path(outs["instrumental"], suffix=".wav") as ti:
+            files = {s: sf.SoundFile(t, "w", samplerate=sr, channels=out_ch, format="WAV", subtype="FLOAT")
+                     for s, t in (("vocals", tv), ("instrumental", ti))}
+            try:
+                tail = None
+                for start, length in _segments(n, seg, overlap):
+                    block = reader.read(start, length)
+                    t1 = time.perf_counter()
+                    est = (separate_mono_band_limited(block, sr, separators, batch_size=batch_size) if mono else
+                           separate_signal(block, sr, separators, extend=extend, batch_size=batch_size))
+                    sep_s += time.perf_counter() - t1
+                    if tail is not None:
+                        o = min(len(tail["vocals"]), length)
+                        w = np.linspace(0.0, 1.0, o, dtype=np.float32)[:, None]
+                        for s in SOURCES:
+                            est[s][:o] = tail[s][:o] * (1 - w) + est[s][:o] * w
+                    last = start + length >= n
+                    keep = length if last else length - overlap
+                    for s in SOURCES:
+                        files[s].write(est[s][:keep])
+                    tail = None if last else {s: est[s][keep:] for s in SOURCES}
+            finally:
+                for f in files.values():
+                    f.close()
+    except sf.LibsndfileError as exc:
+        raise OutputError(f"cannot write {outs['vocals'].parent}: {exc}; free disk space or choose another -o") from None
+    finally:
+        reader.close()
+    dur = n / sr
+    total = time.perf_counter() - t0
+    return {"input": path, "track": Path(path).stem, "duration_s": round(dur, 3), "sr_hz": sr, "samples": n,
+            "channels": out_ch, "input_channels": reader.channels,
+            "outputs": {s: str(p) for s, p in outs.items()}, "separate_s": round(sep_s, 4),
+            "total_s": round(total, 4), "realtime_factor": round(dur / max(sep_s, 1e-9), 2),
+            "realtime_factor_total": round(dur / max(total, 1e-9), 2), **({"note": reader.note} if reader.note else {})}
+
+
+def separate_files(audio_paths: list[str], run_dirs: list[str], out_dir: str, *, device: str = "auto",
+                   batch_size: int = 8, overwrite: bool = False, progress: bool = True, mono: bool = False,
+                   extend: str = DEFAULT_EXTEND, segment_s: float = 60.0,
+                   max_duration_s: float = DEFAULT_MAX_DURATION_S) -> dict:
+    """Separate each audio file into OUT/<track>/vocals.wav and instrumental.wav.
+
+    Full band and all channels by default (float WAV at the input's rate, channels and length);
+    `mono=True` writes the band-limited mono output of earlier versions. A file that cannot be
+    separated is recorded in ``failures`` with its reason and the batch goes on
+    (inputs = written + skipped_existing + failed).
+
+    Returns:
+        The report written to OUT/separate-report.json (tracks, failures with reasons, realtime factors).
+    """
+    from ..runinfo import versions
+    from ..storage import ensure_dir, write_json
+
+    if extend not in EXTEND_RULES:
+        raise ConfigError(f"--extend {extend!r}: choose one of {', '.join(EXTEND_RULES)}")
+    if not (math.isfinite(max_duration_s) and max_duration_s > 0):
+        raise ConfigError(f"--max-duration-s {max_duration_s}: give a positive number of seconds")
+    if not (math.isfinite(segment_s) and segment_s >= 10):
+        raise ConfigError(f"--segment-s {segment_s}: give at least 10 seconds")
+    seps = [Separator.from_run(r, device=device) for r in run_dirs]
+    model_sr, _, _ = check_compatible(seps)
+    stems = [Path(p).stem for p in audio_paths]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise ConfigError(f"several inputs would write OUT/{dupes[0]}/; rename them or separate them in separate runs")
+    ensure_dir(out_dir)
+    tracks, failures, skipped = [], [], []
+    items = audio_paths
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            items = tqdm(audio_paths, unit="file", desc="separate")
+        except ImportError:
+            pass
+    for path, stem in zip(items, stems):
+        folder = Path(out_dir) / stem
+        outs = {s: folder / f"{s}.wav" for s in SOURCES}
+        if not overwrite and all(p.exists() for p in outs.values()):
+            skipped.append({"input": path, "reason": "outputs exist (use --overwrite to redo)"})
+            continue
+        try:
+            tracks.append(separate_file(path, seps, outs, mono=mono, extend=extend, batch_size=batch_size,
+                                        segment_s=segment_s, max_duration_s=max_duration_s))
+        except (AudioError, InputError) as exc:
+            failures.append({"input": path, "reason": str(exc)})
+            log.warning("%s", exc)
+        except OutputError:
+            raise
+        except PairminerError as exc:
+            failures.append({"input": path, "reason": str(exc)})
+            log.warning("%s", exc)
+    audio_s = sum(t["duration_s"] for t in tracks)
+    sep_s = sum(t["separate_s"] for t in tracks)
+    report = {
+        "stage": "separate", "pairminer_version": __version__, "versions": versions(),
+        "runs": [{"run_dir": s.run_dir, "source": s.source} for s in seps],
+        "device": str(seps[0].device), "model_sr_hz": model_sr,
+        "output": {"mode": "mono band-limited" if mono else "full-band, input channels",
+                   "extend": None if mono else extend, "segment_s": segment_s, "max_duration_s": max_duration_s},
+        "counts": {"inputs": len(audio_paths), "written": len(tracks), "skipped_existing": len(skipped),
+                   "failed": len(failures)},
+        "audio_s": round(audio_s, 3), "separate_s": round(sep_s, 4),
+        "realtime_factor": round(audio_s / sep_s, 2) if sep_s > 0 else None,
+        "tracks": tracks, "failures": failures, "skipped": skipped,
+    }
+    write_json(Path(out_dir) / REPORT_NAME, report, schema="separate-report")
+    return report

@@ -1,5 +1,7 @@
 """The verify stage: Chromaprint each candidate's audio once, align each pair, classify it.
 
+(Over 500 lines: the fingerprint cache, the pure per-pair tasks and the stage driver belong together.)
+
     candidates.parquet -> verified.parquet, verify-report.json, similarity.png (+ fingerprint cache)
 
 Per batch of `batch_pairs` candidates (memory stays bounded for any number of pairs):
@@ -10,11 +12,13 @@ Per batch of `batch_pairs` candidates (memory stays bounded for any number of pa
    to the cache as one atomically written Parquet part;
 3. compare the pairs (Dask tasks over chunks of pairs): best item offset within
    |duration delta| + `offset_margin_s`, BER there, sub-item offset, overlap, residual share;
-4. classify: error (a file failed; `reason` names it and why) | too_different (overlap shorter
-   than `min_overlap_s` or BER > `max_ber`) | too_similar (BER < `min_ber`: the "version" is the
-   mix's own master) | verified.
+4. classify (`classify_pair`): error (a file failed; `reason` names it and why) | too_different
+   (overlap too short, absolutely or relative to the shorter track; BER above `max_ber`; or, in the
+   ambiguous BER zone, no sharp GCC-PHAT envelope peak) | too_similar (low BER and no excess: the
+   "version" is the mix itself) | verified.
 
-The default thresholds come from synthetic pairs (see docs/verify.md for the distributions).
+The default thresholds come from the realistic generated cases of `pairminer.synth_cases`,
+calibrated on one seed and reported on a held-out one (see docs/verify.md for the distributions).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import pyarrow.parquet as pq
 from ..audio import resolve_audio_path
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError
-from .fingerprint import ITEM_S, Fingerprint, compare, fingerprint_file, residual_share
+from .fingerprint import ITEM_S, Fingerprint, compare, envelope_peak_ratio, fingerprint_file, residual_stats
 from ..storage import ensure_dir, is_url, join, read_table, remove_file, remove_stale_temps, write_json, write_table
 from ..parallel import dask_runner
 from ..runinfo import Timings, versions
@@ -48,14 +52,18 @@ from .config import VerifyConfig
 log = logging.getLogger(__name__)
 
 # Part of every cache key: bump it when the stored fingerprint or band format changes.
-CACHE_FORMAT = "chromaprint2-bands16db-v1"
+CACHE_FORMAT = "chromaprint2-bands16db-hop455-v2"
 STATUSES = ("verified", "too_similar", "too_different", "error")
-RESULT_COLUMNS = ("status", "ber", "offset_s", "overlap_s", "residual_share", "version_gain_db", "second_ber",
-                  "reason")
+RESULT_COLUMNS = ("status", "ber", "offset_s", "overlap_s", "overlap_share", "residual_share", "excess_share",
+                  "version_gain_db", "second_ber", "align_peak_ratio", "search_radius_s", "reason")
+_FLOAT_RESULTS = ("ber", "offset_s", "overlap_s", "overlap_share", "residual_share", "excess_share",
+                  "version_gain_db", "second_ber", "align_peak_ratio", "search_radius_s")
 # Error categories for the report, matched against AudioError messages (first match wins).
 _ERROR_CATEGORIES = (
     ("no audio path", r"no audio_path"),
-    ("path refused", r"escapes --audio-root"),
+    ("path refused", r"escapes --audio-root|refused"),
+    ("too long", r"over the length cap"),
+    ("timeout", r"longer than .* and was stopped"),
     ("file not found", r"file not found|cannot fetch|does not exist"),
     ("zero-byte file", r"zero-byte"),
     ("truncated", r"truncated"),
@@ -91,8 +99,31 @@ class VerifyResult:
 
 # ----------------------------------------------------------------------------- fingerprint cache
 
+_EDGE_BYTES = 1 << 20
+
+
+def content_digest(path: str, size: int) -> str:
+    """Cheap content check of a local file: blake2b of its first and last MiB plus its size.
+
+    Catches a same-size file replaced with its mtime kept (``cp -p``, ``rsync -a``, ``tar -x``)
+    at the cost of reading at most 2 MiB.
+    """
+    h = hashlib.blake2b(str(size).encode("ascii"), digest_size=16)
+    with open(path, "rb") as f:
+        h.update(f.read(_EDGE_BYTES))
+        if size > _EDGE_BYTES:
+            f.seek(max(_EDGE_BYTES, size - _EDGE_BYTES))
+            h.update(f.read(_EDGE_BYTES))
+    return h.hexdigest()
+
+
 def file_key(path: str, max_seconds: float | None) -> tuple[str, int, int]:
-    """(cache key, size in bytes, mtime in ns) of a file; raises AudioError if it is missing."""
+    """(cache key, size in bytes, mtime in ns) of a file; raises AudioError if it is missing.
+
+    The key covers the path, size, mtime, `max_seconds` and, for local files, a digest of the first
+    and last MiB (`content_digest`), so replaced content is fingerprinted again.
+    """
+    digest = ""
     try:
         if is_url(path):
             import fsspec
@@ -105,11 +136,16 @@ def file_key(path: str, max_seconds: float | None) -> tuple[str, int, int]:
         else:
             st = os.stat(path)
             size, mtime_ns = int(st.st_size), int(st.st_mtime_ns)
+            if os.path.isfile(path):
+                digest = content_digest(path, size)
     except FileNotFoundError as exc:
         raise AudioError(f"{path}: file not found") from exc
+    except ImportError as exc:
+        raise AudioError(f"{path}: cannot fetch, no fsspec backend for {path.split('://')[0]}:// is installed "
+                         f"({exc}); install it, or give local paths") from exc
     except (OSError, ValueError) as exc:
         raise AudioError(f"{path}: cannot stat ({exc})") from exc
-    raw = f"{CACHE_FORMAT}\0{path}\0{size}\0{mtime_ns}\0{max_seconds}"
+    raw = f"{CACHE_FORMAT}\0{path}\0{size}\0{mtime_ns}\0{max_seconds}\0{digest}"
     return hashlib.sha1(raw.encode("utf-8")).hexdigest(), size, mtime_ns
 
 
@@ -164,18 +200,27 @@ class FingerprintCache:
 
 # ----------------------------------------------------------------------------- tasks (pure)
 
-def fingerprint_task(path: str, max_seconds: float | None, min_seconds: float) -> dict:
+def fingerprint_task(path: str, max_seconds: float | None, min_seconds: float,
+                     max_duration_s: float | None = None) -> dict:
     """Decode and fingerprint one file. Returns {"ok", "fp" or "error", "decode_s"}; never raises on bad audio."""
     t = time.perf_counter()
     try:
-        fp = fingerprint_file(path, max_seconds=max_seconds, min_seconds=min_seconds)
+        fp = fingerprint_file(path, max_seconds=max_seconds, min_seconds=min_seconds, max_duration_s=max_duration_s)
         return {"ok": True, "fp": fp, "decode_s": time.perf_counter() - t}
     except AudioError as exc:
         return {"ok": False, "error": str(exc), "decode_s": time.perf_counter() - t}
+    except (OSError, ValueError, RuntimeError, ImportError, MemoryError) as exc:  # still this file's problem only
+        log.debug("fingerprint %s failed", path, exc_info=True)
+        return {"ok": False, "error": f"{path}: cannot decode ({type(exc).__name__}: {exc})",
+                "decode_s": time.perf_counter() - t}
 
 
 def classify(ber: float, overlap_s: float, config: VerifyConfig) -> tuple[str, str | None]:
-    """Status and reason of a pair from its BER and overlap (files already decoded fine)."""
+    """The seed's BER-only rule, kept for comparison (benchmarks/calibrate_verify.py --seed-rule).
+
+    The stage decides with `classify_pair`, which also uses the overlap share, the excess share and the
+    alignment peak ratio.
+    """
     if not np.isfinite(ber) or overlap_s < config.min_overlap_s:
         return "too_different", (f"overlap {overlap_s:.1f} s at the best offset is below min_overlap_s "
                                  f"{config.min_overlap_s:g} s")
@@ -187,18 +232,81 @@ def classify(ber: float, overlap_s: float, config: VerifyConfig) -> tuple[str, s
     return "verified", None
 
 
+def search_radius_s(delta_s: float, config: VerifyConfig) -> tuple[float, bool]:
+    """Offset search radius for a pair: |duration delta| + margin, capped at `max_offset_s`.
+
+    Returns:
+        (radius in seconds, True when the cap cut it).
+    """
+    want = abs(float(delta_s)) + config.offset_margin_s
+    return (min(want, config.max_offset_s), want > config.max_offset_s)
+
+
+def classify_pair(rec: dict, config: VerifyConfig, kind: str = "instrumental") -> tuple[str, str | None]:
+    """Status and reason of a compared pair (both files decoded fine). The rule (docs/verify.md):
+
+    1. too_different: the overlap at the best offset is under `min_overlap_s`, or under
+       `min_overlap_share` of the shorter track;
+    2. too_different: BER above `max_ber` (`max_ber_acapella` for acapellas: a voice alone shares fewer
+       fingerprint bits with its mix than a band does), or, in the ambiguous zone of BER above
+       `peak_check_ber`, a GCC-PHAT envelope peak ratio under `min_peak_ratio`
+       (`min_peak_ratio_acapella`): no sharp alignment, not the same recording;
+    3. too_similar: BER under `min_ber` and an excess share under `max_copy_excess_share`: nothing of
+       the mix is missing from the version, it is the mix itself (another master or encode);
+    4. verified.
+    """
+    ber, overlap_s = rec["ber"], rec["overlap_s"]
+    acapella = kind == "acapella"
+    if not np.isfinite(ber) or overlap_s < config.min_overlap_s:
+        return "too_different", (f"overlap {overlap_s:.1f} s at the best offset is below min_overlap_s "
+                                 f"{config.min_overlap_s:g} s")
+    if rec["overlap_share"] < config.min_overlap_share:
+        return "too_different", (f"overlap {overlap_s:.1f} s is {rec['overlap_share']:.0%} of the shorter track, "
+                                 f"below min_overlap_share {config.min_overlap_share:g}")
+    max_ber, ber_name = ((config.max_ber_acapella, "max_ber_acapella") if acapella else (config.max_ber, "max_ber"))
+    if ber > max_ber:
+        return "too_different", f"BER {ber:.3f} above {ber_name} {max_ber:g}: not the same recording"
+    peak = rec.get("align_peak_ratio", np.nan)
+    min_peak, peak_name = ((config.min_peak_ratio_acapella, "min_peak_ratio_acapella") if acapella
+                           else (config.min_peak_ratio, "min_peak_ratio"))
+    if ber > config.peak_check_ber and np.isfinite(peak) and peak < min_peak:
+        return "too_different", (f"BER {ber:.3f} is above peak_check_ber {config.peak_check_ber:g} and the alignment "
+                                 f"peak ratio {peak:.2f} below {peak_name} {min_peak:g}: no sharp alignment, not the "
+                                 "same recording")
+    excess = rec.get("excess_share", np.nan)
+    if ber < config.min_ber and not (np.isfinite(excess) and excess >= config.max_copy_excess_share):
+        return "too_similar", (f"BER {ber:.3f} below min_ber {config.min_ber:g} and excess share {excess:.4f} below "
+                               f"max_copy_excess_share {config.max_copy_excess_share:g}: the version is the mix "
+                               "itself (metadata confusion)")
+    return "verified", None
+
+
 def compare_pairs(pairs: list[tuple[int, float]], mix_fps: list[Fingerprint], ver_fps: list[Fingerprint],
-                  config: VerifyConfig) -> list[dict]:
+                  config: VerifyConfig, kinds: list[str] | None = None) -> list[dict]:
     """Compare a chunk of pairs. `pairs` holds (row index, duration_delta_s) aligned with the fingerprints."""
     out = []
-    for (row, delta_s), m, v in zip(pairs, mix_fps, ver_fps):
-        radius = int(np.ceil((abs(delta_s) + config.offset_margin_s) / ITEM_S))
-        match = compare(m.items, v.items, radius, min_overlap_items=int(np.ceil(config.min_overlap_s / ITEM_S)))
-        resid, gain_db = residual_share(m, v, match.offset_items)
-        status, reason = classify(match.ber, match.overlap_s, config)
-        out.append({"row": row, "status": status, "ber": match.ber, "offset_s": match.offset_s,
-                    "overlap_s": match.overlap_s, "residual_share": resid, "version_gain_db": gain_db,
-                    "second_ber": match.second_ber, "reason": reason, "mix_s": m.duration_s})
+    kinds = kinds or ["instrumental"] * len(pairs)
+    for (row, delta_s), m, v, kind in zip(pairs, mix_fps, ver_fps, kinds):
+        radius_s, capped = search_radius_s(delta_s, config)
+        radius = int(np.ceil(radius_s / ITEM_S))
+        shorter_s = min(m.duration_s, v.duration_s)
+        need_s = max(config.min_overlap_s, config.min_overlap_share * shorter_s)
+        match = compare(m.items, v.items, radius, min_overlap_items=int(np.ceil(need_s / ITEM_S)))
+        rs = residual_stats(m, v, match.offset_s / ITEM_S)
+        peak = envelope_peak_ratio(m, v, match.offset_s / ITEM_S, radius)
+        overlap_share = match.overlap_s / shorter_s if shorter_s > 0 else 0.0
+        rec = {"row": row, "ber": match.ber, "offset_s": match.offset_s, "overlap_s": match.overlap_s,
+               "overlap_share": float(min(1.0, overlap_share)), "residual_share": rs["residual_share"],
+               "excess_share": rs["excess_share"], "version_gain_db": rs["version_gain_db"],
+               "second_ber": match.second_ber,
+               "align_peak_ratio": float(min(peak, 1e6)) if np.isfinite(peak) or peak == np.inf else np.nan,
+               "search_radius_s": radius_s, "mix_s": m.duration_s}
+        status, reason = classify_pair(rec, config, kind)
+        if capped and status != "verified":
+            reason = (reason or "") + (f"; the offset search was capped at max_offset_s {config.max_offset_s:g} s "
+                                       f"(|duration delta| + margin is {abs(delta_s) + config.offset_margin_s:.0f} s)")
+        rec.update(status=status, reason=reason)
+        out.append(rec)
     return out
 
 
@@ -288,7 +396,7 @@ def run_verify(candidates_path: str | os.PathLike, out_dir: str | os.PathLike, c
         out = cands.reset_index(drop=True).copy()
         for col in RESULT_COLUMNS:
             out[col] = res[col].to_numpy()
-        for col in ("ber", "offset_s", "overlap_s", "residual_share", "version_gain_db", "second_ber"):
+        for col in _FLOAT_RESULTS:
             out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
         out["reason"] = out["reason"].astype(object).where(out["reason"].notna(), None)
         verified_path = join(out_dir, "verified.parquet")
@@ -349,13 +457,14 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
     for i, rec in enumerate(batch.itertuples(index=False)):
         mpath, merr = _resolve(rec.mix_audio_path, base_dir, config.audio_root)
         vpath, verr = _resolve(rec.version_audio_path, base_dir, config.audio_root)
-        rows.append((start + i, float(rec.duration_delta_s), mpath, merr, vpath, verr))
+        rows.append((start + i, float(rec.duration_delta_s), mpath, merr, vpath, verr,
+                     str(getattr(rec, "version_kind", "instrumental") or "instrumental").strip().lower()))
 
     # Which files are needed, and which of those the cache already holds.
     with timings.step("cache_lookup"):
         keys: dict[str, tuple[str, int, int]] = {}
         new_files: set[str] = set()
-        for _, _, mpath, _, vpath, _ in rows:
+        for _, _, mpath, _, vpath, _, _ in rows:
             for p in (mpath, vpath):
                 if p is None or p in keys or p in file_errors:
                     continue
@@ -374,9 +483,10 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
     if todo:
         with timings.step("fingerprint"):
             tasks = [dask.delayed(fingerprint_task, pure=False)(p, config.max_seconds, config.min_seconds,
+                                                                config.max_duration_s,
                                                                 dask_key_name=f"fingerprint-{uuid.uuid4().hex}")
                      for p in todo]
-            outs = runner.compute(tasks, label=f"fingerprint {len(todo)} files")[0]
+            outs = runner.compute(tasks, label="verify: fingerprints", unit="file")[0]
         new_records = []
         for p, o in zip(todo, outs):
             decode_s += o["decode_s"]
@@ -394,27 +504,29 @@ def _run_batch(batch: pd.DataFrame, start: int, config: VerifyConfig, cache: Fin
 
     # Compare pairs whose two files both fingerprinted; the rest are errors naming the file.
     results, comparable = [], []
-    for row, delta, mpath, merr, vpath, verr in rows:
+    for row, delta, mpath, merr, vpath, verr, kind in rows:
         problems = []
         for side, p, e in (("mix", mpath, merr), ("version", vpath, verr)):
             msg = e or (file_errors.get(p) if p is not None else None)
             if msg:
                 problems.append(f"{side} {msg}")
         if problems:
-            results.append({"row": row, "status": "error", "reason": "; ".join(problems), "ber": np.nan,
-                            "offset_s": np.nan, "overlap_s": np.nan, "residual_share": np.nan,
-                            "version_gain_db": np.nan, "second_ber": np.nan, "mix_s": np.nan})
+            results.append({"row": row, "status": "error", "reason": "; ".join(problems),
+                            **{c: np.nan for c in _FLOAT_RESULTS}, "mix_s": np.nan})
         else:
-            comparable.append((row, delta, mpath, vpath))
+            comparable.append((row, delta, mpath, vpath, kind))
     with timings.step("compare"):
         tasks = []
         for c in range(0, len(comparable), config.pairs_per_task):
             chunk = comparable[c:c + config.pairs_per_task]
             tasks.append(dask.delayed(compare_pairs, pure=True)(
-                [(r, d) for r, d, _, _ in chunk], [fps[m] for _, _, m, _ in chunk], [fps[v] for _, _, _, v in chunk],
-                config))
+                [(c[0], c[1]) for c in chunk], [fps[c[2]] for c in chunk], [fps[c[3]] for c in chunk],
+                config, [c[4] for c in chunk]))
         if tasks:
-            for part in runner.compute(tasks, label=f"compare {len(comparable)} pairs")[0]:
+            sizes = [min(config.pairs_per_task, len(comparable) - c) for c in range(0, len(comparable),
+                                                                                     config.pairs_per_task)]
+            for part in runner.compute(tasks, label="verify: compare", unit="pair",
+                                       weights=sizes)[0]:
                 results.extend(part)
     # A file reused from an earlier batch of this run is not counted again.
     n_cached = sum(1 for p, k in keys.items() if k[0] in cached and p in new_files)
@@ -458,4 +570,4 @@ def _plot(out: pd.DataFrame, config: VerifyConfig, path: str) -> str | None:
 
 
 __all__ = ["VerifyConfig", "VerifyResult", "run_verify", "FingerprintCache", "fingerprint_task", "compare_pairs",
-           "classify", "file_key", "error_category", "STATUSES"]
+           "classify", "classify_pair", "search_radius_s", "file_key", "content_digest", "error_category", "STATUSES"]

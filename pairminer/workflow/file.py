@@ -30,13 +30,9 @@ from .. import storage as pio
 from ..config import StageConfig, did_you_mean, load_yaml
 from ..errors import ConfigError, InputError
 
-WORKFLOW_KEYS: tuple[str, ...] = ("catalog", "out", "scheduler", "stages", "fingerprint_audio")
-"""Top-level keys of a workflow file besides the stage sections."""
-
-
 def top_keys() -> tuple[str, ...]:
     """Keys allowed at the top level of a workflow file."""
-    return (*WORKFLOW_KEYS, *registry.STAGE_NAMES)
+    return (*registry.WORKFLOW_KEYS, *registry.STAGE_NAMES)
 
 
 def resolve_path(path: str, base_dir: str | None) -> str:

@@ -9,6 +9,7 @@ same bytes) is compared by content, so it does not make the stage rerun.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,9 +28,22 @@ _HASH_CHUNK = 1 << 20
 
 
 def config_hash(config: StageConfig) -> str:
-    """sha256 of the config's canonical JSON dump (key order and tuple/list spelling do not matter)."""
-    text = json.dumps(config.to_dict(), sort_keys=True, default=str, separators=(",", ":"))
+    """sha256 of the config's canonical JSON dump (key order and tuple/list spelling do not matter).
+
+    A config may add output-format facts with a `freshness_extra()` method (targets: the shard
+    FORMAT_VERSION), so that a format change makes old outputs stale.
+    """
+    doc = config.to_dict()
+    extra = getattr(config, "freshness_extra", None)
+    if callable(extra):
+        doc = {**doc, "__format__": extra()}
+    text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _local(path: str) -> str:
+    """A local path as the OS spells it (`file:///x` is /x)."""
+    return path[len("file://"):] if path.startswith("file://") else path
 
 
 def content_hash(path: str) -> str | None:
@@ -38,12 +52,34 @@ def content_hash(path: str) -> str | None:
         return None
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open(_local(path), "rb") as f:
             while chunk := f.read(_HASH_CHUNK):
                 h.update(chunk)
     except (IsADirectoryError, OSError):
         return None
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_of(path: str, size: int, mtime_ns: int | None) -> str | None:
+    """content_hash, computed once per (path, size, mtime) in a process (decide and refresh both ask)."""
+    return content_hash(path)
+
+
+def refreshed(old: list[dict], new: list[dict]) -> list[dict]:
+    """The recorded fingerprints `old`, with the stats of `new` where only the mtime moved (same content).
+
+    A skipped stage keeps them, so a touched file is hashed once, not on every later run.
+    """
+    new_by = {d["path"]: d for d in new}
+    out = []
+    for d in old or []:
+        n = new_by.get(d["path"])
+        if n is not None and d.get("sha256") and n != {k: v for k, v in d.items() if k != "sha256"} \
+                and same_file(d, n):
+            d = {**n, "sha256": d["sha256"]}
+        out.append(d)
+    return out
 
 
 def file_fingerprint(path: str, *, content: bool = False) -> dict[str, Any]:
@@ -61,9 +97,9 @@ def file_fingerprint(path: str, *, content: bool = False) -> dict[str, Any]:
             stamp = (info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("ETag")
                      or info.get("created"))
             return {"path": path, "size": int(info.get("size") or 0), "mtime_ns": None, "stamp": str(stamp)}
-        st = os.stat(path)
+        st = os.stat(_local(path))
         fp: dict[str, Any] = {"path": path, "size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
-        if content and Path(path).is_file():
+        if content and Path(_local(path)).is_file():
             digest = content_hash(path)
             if digest:
                 fp["sha256"] = digest
@@ -85,7 +121,7 @@ def same_file(prev: dict | None, new: dict) -> bool:
         return True
     if prev.get("sha256") and prev.get("size") == new.get("size") and new.get("size", -1) >= 0 \
             and prev.get("stamp") is None and new.get("stamp") is None:
-        same = content_hash(new["path"]) == prev["sha256"]
+        same = _hash_of(new["path"], new["size"], new.get("mtime_ns")) == prev["sha256"]
         if same:
             log.info("%s: modification time changed, content did not", new["path"])
         return same
@@ -185,6 +221,8 @@ def _config_diff(old: dict | None, new: dict) -> str:
     diffs = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
              if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new.get(k), sort_keys=True,
                                                                                     default=str)]
+    if not diffs:
+        return "output format changed (e.g. a new shard FORMAT_VERSION)"
     return "config changed: " + ", ".join(diffs[:4]) + (f" (+{len(diffs) - 4} more)" if len(diffs) > 4 else "")
 
 

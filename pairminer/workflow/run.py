@@ -25,7 +25,7 @@ from .. import storage as pio
 from ..config import did_you_mean
 from ..errors import ConfigError, InputError, OutputError
 from .file import Workflow, load_workflow
-from .freshness import (config_hash, decide, file_fingerprint, input_fingerprints, output_fingerprints,
+from .freshness import (config_hash, decide, input_fingerprints, output_fingerprints, refreshed,
                         same_inputs)
 
 log = logging.getLogger(__name__)
@@ -158,13 +158,8 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
         resume = prev.get("config_hash") == chash and same_inputs(prev.get("inputs"), input_fingerprints(wf, stage))
     folder, owned = _owned_folder(wf, stage, prev)
     owned_list = list((prev or {}).get("owned") or [])
-    if folder is not None:
-        if _must_start_afresh(stage, prev, chash, force, resume):
-            _reset_owned_folder(wf, stage, folder, owned)
-        elif not owned and not resume and Path(folder).is_dir():
-            log.info("%s: %s was not created by this workflow; working in it, deleting nothing", stage, folder)
-        if owned and _relative(wf, folder) not in owned_list:
-            owned_list.append(_relative(wf, folder))
+    if folder is not None and owned and _relative(wf, folder) not in owned_list:
+        owned_list.append(_relative(wf, folder))
     inputs = input_fingerprints(wf, stage, content=True)
     entries[stage] = {"stage": stage, "status": "running", "reason": reason, "duration_s": None, "error": None,
                       "config_hash": chash, "inputs": inputs, "last_success": None, "owned": owned_list}
@@ -173,6 +168,8 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
     log.info("%s: running (%s)", stage, reason)
     t0 = time.perf_counter()
     try:
+        if folder is not None and _must_start_afresh(stage, prev, chash, force, resume):
+            _reset_owned_folder(wf, stage, folder, owned)
         res = run_stage(wf, stage, progress, resume=resume)
     except Exception as exc:  # recorded in run.json, then re-raised for the caller
         dur = round(time.perf_counter() - t0, 4)
@@ -319,6 +316,9 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
             o = StageOutcome(stage, "skip", "would_skip" if dry_run else "skipped", reason, results=last.get("results"))
             outcomes.append(o)
             entries[stage] = _carry(prev, stage, "skipped", reason)
+            entries[stage]["last_success"] = {
+                **last, "inputs": refreshed(last.get("inputs", []), input_fingerprints(wf, stage)),
+                "outputs": refreshed(last.get("outputs", []), output_fingerprints(wf, stage))}
             emit(o)
             continue
         upstream = upstream or f"upstream stage {stage} {'would run' if dry_run else 'ran'}"

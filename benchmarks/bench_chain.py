@@ -1,0 +1,157 @@
+"""verify + targets chained, against one bare soundfile decode of the same files, and where the time goes.
+
+Generates --pairs (mix, instrumental) pairs of 3-4 min songs (pairminer.synth), half as 44.1 kHz stereo
+FLAC and half as 192 kbit/s MP3 (as real catalogs mix them), then, in the same process and on one core
+(Dask "synchronous"):
+
+* bare decode: `soundfile.read` of every file to float32 (libsndfile decodes MP3 too);
+* verify (no cache) then targets on the verified pairs;
+* a cProfile of the two stages, summed into groups: decode (soundfile / ffmpeg subprocess), resampling
+  (soxr), Chromaprint, band envelope, compare, STFT (librosa), gain, shard and Parquet writes, plotting.
+
+Prints medians of --repeats runs, the ratio (goal <= 1.5x) and the groups, plus a JSON line.
+
+    .venv/bin/python benchmarks/bench_chain.py --pairs 4 --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from pairminer.storage import write_table  # noqa: E402
+from pairminer.synth import make_song, shift_and_gain, write_audio  # noqa: E402
+from pairminer.synth_cases import write_lossy  # noqa: E402
+from pairminer.targets.stage import TargetsConfig, run_targets  # noqa: E402
+from pairminer.verify.stage import VerifyConfig, run_verify  # noqa: E402
+
+SR = 44100
+GROUPS = (  # (group, substrings of "file:function" in the profile), first match wins, by own time
+    ("decode: ffmpeg subprocess", ("subprocess", "communicate", "_try_wait", "select", "poll")),
+    ("decode: soundfile", ("soundfile",)),
+    ("resample: soxr", ("soxr",)),
+    ("chromaprint", ("chromaprint",)),
+    ("band envelope", ("band_energies", "reduceat")),
+    ("compare (BER, PHAT, residual)", ("ber_by_offset", "bitwise_count", "envelope_peak_ratio", "residual_stats",
+                                        "quantile", "partition")),
+    ("STFT (librosa)", ("librosa", "stft")),
+    ("alignment (GCC-PHAT)", ("refine_offset",)),
+    ("gain", ("estimate_gain", "histogram", "convolve")),
+    ("shard write", ("shards.py", "np.save", "format.py", "fsync")),
+    ("parquet/json", ("parquet", "pyarrow", "storage.py")),
+    ("plotting", ("matplotlib", "_plot")),
+)
+
+
+def make_pairs(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        dur = float(rng.uniform(180, 240))
+        mp3 = i % 2 == 1
+        mix_p = folder / f"mix_{i}.{'mp3' if mp3 else 'flac'}"
+        inst_p = folder / f"inst_{i}.{'mp3' if mp3 else 'flac'}"
+        if not (mix_p.exists() and inst_p.exists()):
+            s = make_song(20_000 + i, dur, sr_hz=SR, vocal_db=-5.0)
+            inst = shift_and_gain(s.accompaniment, SR, float(rng.uniform(-0.3, 0.3)), -1.0)
+            if mp3:
+                write_lossy(mix_p, s.mix, SR, "mp3", 192)
+                write_lossy(inst_p, inst, SR, "mp3", 192)
+            else:
+                write_audio(mix_p, s.mix, SR, stereo=True)
+                write_audio(inst_p, inst, SR, stereo=True)
+        d_mix, d_inst = sf.info(str(mix_p)).duration, sf.info(str(inst_p)).duration
+        rows.append({
+            "pair_id": f"m{i}__v{i}", "mix_track_id": f"m{i}", "version_track_id": f"v{i}",
+            "version_kind": "instrumental", "artist": f"Artist {i}", "artist_key": f"artist {i}",
+            "mix_title": f"Song {i}", "version_title": f"Song {i} (Instrumental)", "mix_match_title": f"song {i}",
+            "version_match_title": f"song {i}", "genre": "Pop", "mix_duration_s": d_mix, "version_duration_s": d_inst,
+            "duration_delta_s": d_inst - d_mix, "title_score": 100.0, "n_near_best": 1,
+            "mix_audio_path": str(mix_p), "version_audio_path": str(inst_p), "mix_row": 2 * i, "version_row": 2 * i + 1,
+        })
+    cands = folder / f"candidates_{n}.parquet"
+    write_table(cands, pd.DataFrame(rows), "candidates")
+    return cands
+
+
+def bare(files: list[str]) -> float:
+    t = time.perf_counter()
+    for f in files:
+        sf.read(f, dtype="float32")
+    return time.perf_counter() - t
+
+
+def chain(cands: Path, out: Path) -> tuple[float, float, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    v = run_verify(cands, out, VerifyConfig(no_cache=True), scheduler="synchronous", progress=False)
+    t_v = time.perf_counter() - t
+    t = time.perf_counter()
+    r = run_targets(v.verified_path, out / "targets", TargetsConfig(), scheduler="synchronous", progress=False)
+    return t_v, time.perf_counter() - t, {"verified": v.n_verified, "written": r.counts["written"]}
+
+
+def profile_groups(cands: Path, out: Path) -> dict[str, float]:
+    prof = cProfile.Profile()
+    prof.enable()
+    chain(cands, out)
+    prof.disable()
+    st = pstats.Stats(prof)
+    groups: dict[str, float] = {}
+    for (file, _line, func), (_cc, _nc, tottime, _ct, _callers) in st.stats.items():
+        key = f"{file}:{func}"
+        name = next((g for g, subs in GROUPS if any(s in key for s in subs)), "other")
+        groups[name] = groups.get(name, 0.0) + tottime
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "pairminer-bench-chain"))
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    cands = make_pairs(work / "audio", args.pairs)
+    df = pd.read_parquet(cands)
+    files = list(df["mix_audio_path"]) + list(df["version_audio_path"])
+    audio_h = float((df["mix_duration_s"] + df["version_duration_s"]).sum()) / 3600
+    b, v, t = [], [], []
+    for _ in range(args.repeats):
+        b.append(bare(files))
+        tv, tt, counts = chain(cands, work / "out")
+        v.append(tv)
+        t.append(tt)
+    mb, mv, mt = (statistics.median(x) for x in (b, v, t))
+    groups = profile_groups(cands, work / "out-prof")
+    total = sum(groups.values())
+    print(f"{len(files)} files, {audio_h:.2f} h of audio (half FLAC stereo, half MP3), one core, {counts}")
+    print(f"bare soundfile decode  {mb:7.2f} s")
+    print(f"verify                 {mv:7.2f} s  ({mv / mb:.2f}x)")
+    print(f"targets                {mt:7.2f} s  ({mt / mb:.2f}x)")
+    print(f"verify + targets       {mv + mt:7.2f} s  ({(mv + mt) / mb:.2f}x bare decode; goal <= 1.5x)")
+    print("where the time goes (cProfile own time, verify + targets):")
+    for g, s in groups.items():
+        print(f"  {g:32s} {s:6.2f} s  {100 * s / total:5.1f}%")
+    print(json.dumps({"files": len(files), "bare_s": mb, "verify_s": mv, "targets_s": mt,
+                      "ratio": (mv + mt) / mb, "groups_s": groups}))
+
+
+if __name__ == "__main__":
+    main()

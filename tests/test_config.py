@@ -1,0 +1,136 @@
+"""Tests of pairminer.config: the one YAML loader (bombs, duplicate keys) and values checked up front.
+
+A value that would crash a stage half-way (inf, nan, 2.7 for a count, a list where a mapping goes)
+is refused when the config is built, with the option's name.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pairminer import stages
+from pairminer.config import MAX_YAML_BYTES, did_you_mean, load_yaml
+from pairminer.errors import ConfigError
+from pairminer.workflow.file import load_workflow, workflow_from_yaml
+
+BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+catalog: c.csv
+out: o
+"""
+
+
+def test_yaml_bomb_is_refused_fast(tmp_path):
+    p = tmp_path / "w.yaml"
+    p.write_text(BOMB)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"line 2: YAML aliases \(\*a\) are not accepted"):
+        load_workflow(p)
+    assert time.perf_counter() - t0 < 2.0
+    assert not (tmp_path / "o").exists()
+
+
+def test_merge_keys_use_aliases_and_are_refused_too():
+    with pytest.raises(ConfigError, match="aliases"):
+        load_yaml("base: &b {min_score: 80}\ndiscover:\n  <<: *b\n", "w.yaml")
+
+
+def test_an_anchor_without_alias_is_harmless():
+    assert load_yaml("a: &x 1\nb: 2\n") == {"a": 1, "b": 2}
+
+
+def test_oversized_yaml_is_refused_before_parsing(tmp_path):
+    text = "catalog: c.csv\nout: o\n#" + "x" * MAX_YAML_BYTES + "\n"
+    with pytest.raises(ConfigError, match="too large"):
+        workflow_from_yaml(text, where="big.yaml")
+    p = tmp_path / "big.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match="too large"):
+        load_workflow(p)
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("catalog: c.csv\nout: o\ncatalog: d.csv\n", "catalog", (3, 1)),
+    ("catalog: c.csv\nout: o\nverify:\n  max_ber: 0.3\n  max_ber: 0.4\n", "max_ber", (5, 4)),
+    ("catalog: c.csv\nout: o\ndiscover: {min_score: 80, min_score: 95}\n", "min_score", (3, 3)),
+    ("catalog: c.csv\nout: o\nverify: {}\nverify: {max_ber: 0.2}\n", "verify", (4, 3)),
+])
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path, text, key, lines):
+    p = tmp_path / "w.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_workflow(p)
+    msg = str(e.value)
+    assert msg.startswith(str(p)) and f"line {lines[0]}: key {key!r} appears twice (first on line {lines[1]})" in msg
+
+
+def test_stage_config_from_yaml_uses_the_same_loader():
+    cls = stages.config_class("verify")
+    with pytest.raises(ConfigError, match="appears twice"):
+        cls.from_yaml("verify:\n  max_ber: 0.3\n  max_ber: 0.4\n")
+    with pytest.raises(ConfigError, match="aliases"):
+        cls.from_yaml("x: &x 0.3\nverify: {max_ber: *x}\n")
+    assert cls.from_yaml("verify: {max_ber: 0.3}\n").max_ber == 0.3
+
+
+@pytest.mark.parametrize("stage, values, needle", [
+    ("train", {"batch_size": 2.7}, "train.batch_size: 2.7 is not a whole number"),
+    ("train", {"max_steps": True}, "train.max_steps: True is not a whole number"),
+    ("train", {"lr": float("inf")}, "train.lr: inf is not a finite number"),
+    ("train", {"time_budget_s": float("nan")}, "train.time_budget_s: nan is not a finite number"),
+    ("train", {"skip_silent_target_db": float("-inf")}, "skip_silent_target_db: -inf is not a finite number"),
+    ("verify", {"max_seconds": float("inf")}, "verify.max_seconds: inf is not a finite number"),
+    ("verify", {"max_ber": "abc"}, "verify.max_ber: 'abc' is not a number"),
+    ("verify", {"max_ber": [0.3]}, "verify.max_ber: [0.3] is not a number"),
+    ("verify", {"no_cache": "maybe"}, "not a boolean"),
+    ("verify", {"no_cache": 2}, "not a boolean"),
+    ("targets", {"splits": [0.8, float("nan"), 0.1]}, "targets.splits[1]: nan is not a finite number"),
+    ("targets", {"splits": 0.8}, "targets.splits: expected a list"),
+    ("targets", {"sr": 8192.5}, "targets.sr: 8192.5 is not a whole number"),
+    ("targets", {"window": ["hann"]}, "targets.window: expected a text value"),
+    ("discover", {"keywords": ["instru"]}, "discover.keywords: expected a mapping"),
+    ("discover", {"keywords": {"instrumental": "instru"}}, "discover.keywords.instrumental: expected a list"),
+    ("discover", {"keywords": {"instrumental": [["a"]]}}, "discover.keywords.instrumental[0]: expected a text"),
+    ("discover", {"columns": {"title": {"a": 1}}}, "discover.columns.title: expected a text value"),
+    ("discover", {"columns": "title=track"}, "discover.columns: expected a mapping"),
+    ("report", {"top_n": 1e400}, "report.top_n: inf is not a whole number"),
+])
+def test_bad_values_are_refused_up_front_naming_the_option(stage, values, needle):
+    with pytest.raises(ConfigError) as e:
+        stages.config_class(stage).from_dict(values)
+    assert needle in str(e.value)
+
+
+def test_good_values_are_converted_exactly():
+    train = stages.config_class("train").from_dict({"batch_size": 4.0, "lr": "0.001", "max_steps": "7"})
+    assert (train.batch_size, train.lr, train.max_steps) == (4, 0.001, 7)
+    assert type(train.batch_size) is int
+    d = stages.config_class("discover").from_dict({"keywords": {"instrumental": ["instru"]},
+                                                   "columns": {"title": "track_name"}, "min_score": 85})
+    assert d.keywords == {"instrumental": ["instru"]} and d.columns == {"title": "track_name"}
+    assert d.min_score == 85.0 and type(d.min_score) is float
+
+
+def test_yaml_values_reach_the_same_checks(tmp_path):
+    for text, needle in (("train: {batch_size: 2.7}", "train.batch_size: 2.7"),
+                         ("verify: {max_ber: .inf}", "verify.max_ber: inf"),
+                         ("targets: {sr: .nan}", "targets.sr: nan")):
+        p = tmp_path / "w.yaml"
+        p.write_text(f"catalog: c.csv\nout: o\n{text}\n")
+        with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+            load_workflow(p)
+
+
+def test_did_you_mean():
+    assert did_you_mean("stage", "verfy", ("discover", "verify")) == "unknown stage 'verfy'; did you mean 'verify'?"
+    assert did_you_mean("stage", "zzz", ("discover", "verify")) == "unknown stage 'zzz'; valid stages: discover, verify"
