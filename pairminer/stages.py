@@ -71,7 +71,7 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
     _a("candidates", "candidates.parquet", "table", "candidates", "one row per candidate pair"),
     _a("rejects", "rejects.parquet", "table", "rejects", "catalog rows refused, with a reason"),
     _a("near_misses", "near_misses.parquet", "table", "near_misses",
-       "pairs that missed a threshold by a little, with the reason", schema_pending=True),
+       "versions without a pair: their best same-artist original and why they missed"),
     _a("discover_report", "discover-report.json", "json", "discover-report", "discover's counts, config, timings"),
     _a("verified", "verified.parquet", "table", "verified", "every candidate with its verify status and reason"),
     _a("verify_report", "verify-report.json", "json", "verify-report", "verify's counts, config, timings"),

@@ -159,6 +159,7 @@ JSON_SCHEMA_OF = {
 PARQUET_SCHEMA_OF = {
     "candidates.parquet": "candidates",
     "rejects.parquet": "rejects",
+    "near_misses.parquet": "near_misses",
     "verified.parquet": "verified",
     "manifest.parquet": "manifest",
     "genre_breakdown.parquet": "genre-breakdown",

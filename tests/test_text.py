@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pairminer.discover.text import VersionDetector, artist_key, fold, match_key
+from pairminer.discover.text import VersionDetector, artist_key, fold, match_key, original_parts
 
 ALL_KINDS = ("instrumental", "acapella", "karaoke", "off-vocal")
 
@@ -57,9 +57,11 @@ def test_neutral_decorations_do_not_change_the_key(a, b):
     assert match_key(a) == match_key(b)
 
 
-@pytest.mark.parametrize("a,b", [("Song (Live)", "Song"), ("Song - Radio Edit", "Song")])
-def test_recording_changing_decorations_stay(a, b):
-    assert match_key(a) != match_key(b)
+def test_qualifiers_are_classed_not_kept_in_the_base():
+    live, radio = original_parts("Song (Live)"), original_parts("Song - Radio Edit")
+    assert live.base == radio.base == match_key("Song") == "song"
+    assert live.recording == ("live",) and live.edit == ()
+    assert radio.recording == () and radio.edit == ("radio",)
 
 
 @pytest.mark.parametrize("credit,key", [
@@ -107,3 +109,92 @@ def test_decorated_title_strips_back_to_the_original_key(words, form):
     m = d.analyse(form.format(t=title))
     assert m.kind == "instrumental"
     assert m.match_title == match_key(title)
+
+
+# ---- the title model (issue 12): every version form, qualifiers, marker words, symbols ----
+
+@pytest.mark.parametrize("title,kind", [
+    ("Song (Instrumentale)", "instrumental"), ("Song (Version instrumentale)", "instrumental"),
+    ("Song (Versión Instrumental)", "instrumental"), ("Song (Karaoke versie)", "karaoke"),
+    ("Song (Backing Track)", "karaoke"), ("Song (Minus One)", "karaoke"), ("Song (Original Karaoke)", "karaoke"),
+    ("Song (インスト)", "instrumental"), ("Song (伴奏)", "instrumental"), ("Song (纯音乐)", "instrumental"),
+    ("Song (off vocal ver.)", "off-vocal"), ("SONG Instrumental", "instrumental"),
+    ("Song Instrumental Version", "instrumental"), ("Song(Instrumental)", "instrumental"),
+    ("Song[Off Vocal]", "off-vocal"), ("Song（Instrumental）", "instrumental"), ("Song (カラオケ)", "karaoke"),
+    ("Song -off vocal ver.-", "off-vocal"),
+])
+def test_every_version_form_is_found_with_its_base(title, kind):
+    p = VersionDetector().parse(title)
+    assert (p.kind, p.base, p.recording) == (kind, "song", ())
+
+
+@pytest.mark.parametrize("version,original", [
+    ("Song (Instrumental - Sped Up)", "Song (Sped Up)"),
+    ("Song (X Remix) [Instrumental]", "Song (X Remix)"),
+    ("Song (X Instrumental)", "Song (X Remix)"),
+    ("Song (X Instrumental)", "Song (X Mix)"),
+    ("Song (Extended Instrumental)", "Song (Extended Mix)"),
+    ('Song (12" Instrumental)', 'Song (12" Mix)'),
+    ("Song - Instrumental Radio Edit", "Song - Radio Edit"),
+    ("Song (Live) [Instrumental]", "Song (Live)"),
+    ("Song - Instrumental", "Song - Radio Edit"),          # edit on one side: the window decides
+    ("Song (Instrumental)", "Song (feat. X)"),             # credit on one side
+    ("Song (feat. X) [Instrumental]", "Song"),
+    ("Song (Instrumental) - Remastered 2009", "Song"),
+])
+def test_qualifiers_carry_over(version, original):
+    v, o = VersionDetector().parse(version), original_parts(original)
+    assert v.kind == "instrumental"
+    assert (v.base, v.recording) == (o.base, o.recording)
+
+
+@pytest.mark.parametrize("version,original", [
+    ("Song (Instrumental - Sped Up)", "Song"), ("Song (X Remix) [Instrumental]", "Song"),
+    ("Song (Live) [Instrumental]", "Song"), ("Song (Acoustic Instrumental)", "Song"),
+    ("Song (Instrumental)", "Song (Live)"), ("Song - Demo Instrumental", "Song"),
+    ("Song (X Remix) [Instrumental]", "Song (Y Remix)"),
+])
+def test_recording_qualifiers_must_agree(version, original):
+    v, o = VersionDetector().parse(version), original_parts(original)
+    assert v.base == o.base and v.recording != o.recording
+
+
+@pytest.mark.parametrize("title", ["Instrumental", "Karaoke", "Acapella", "Off Vocal", "放課後カラオケ", "カラオケ大好き",
+                                   "Instrumental Love", "Karaoke Night", "Inst", "A Cappella", "(Instrumental)"])
+def test_songs_named_after_a_marker_word_are_originals(title):
+    assert VersionDetector().parse(title).kind == ""
+
+
+@pytest.mark.parametrize("title,base", [("$$$", "$$$"), ("!!!", "!!!"), ("♡♡♡", "♡♡♡"), ("...", "...")])
+def test_symbol_only_titles_keep_their_raw_characters(title, base):
+    assert original_parts(title).base == base
+    v = VersionDetector().parse(f"{title} - Instrumental")
+    assert (v.kind, v.base) == ("instrumental", base)
+    assert original_parts("$$$").base != original_parts("!!!").base
+
+
+@pytest.mark.parametrize("a,b", [("≠ME", "ME"), ("=LOVE", "LOVE"), ("-", "&"), ("!!!", "???"), ("$", "¥"),
+                                 ("+/-", "-/+")])
+def test_symbol_artists_do_not_collapse(a, b):
+    ka, kb = artist_key(a), artist_key(b)
+    assert ka and kb and ka != kb
+
+
+def test_punctuation_only_artists_have_distinct_non_empty_keys():
+    keys = [artist_key(a) for a in ["-", "&", "!!!", "...", "???", "*"]]
+    assert all(keys) and len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize("title", [
+    "\u0301\u0302\u0303", "🔥🔥🔥", "\u200b\u200c\u200d", "\u202e\u202d\u2066", "\ufeff", "x" * 10_000,
+    "(" * 5000 + ")" * 5000, "- " * 5000, "Song " + "(Instrumental) " * 2000, "🎵 (Instrumental)",
+])
+def test_bad_titles_never_raise_and_stay_bounded(title):
+    import time
+
+    t = time.perf_counter()
+    p = VersionDetector().parse(title)
+    o = original_parts(title)
+    assert time.perf_counter() - t < 0.5
+    assert len(p.base) <= 1000 and len(o.base) <= 1000
+    fold(title), match_key(title), artist_key(title)

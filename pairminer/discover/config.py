@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from ..config import StageConfig
 from ..errors import ConfigError
-from .text import DEFAULT_KEYWORDS, VersionDetector
+from .text import DEFAULT_KEYWORDS, DEFAULT_KINDS, VersionDetector
 
 SCORERS = ("ratio", "token_sort_ratio", "token_set_ratio", "partial_ratio", "WRatio")
 OPTIONAL = ("genre", "audio_path", "artist_id", "album", "isrc")
@@ -22,7 +22,10 @@ class DiscoverConfig(StageConfig):
         keywords: extra or replacement keyword lists per kind, e.g. {"instrumental": ["instru"]};
             a kind listed here uses exactly these words plus the defaults unless `replace_keywords`.
         replace_keywords: use `keywords` instead of the default lists for the kinds it names.
-        max_delta: keep pairs whose durations differ by strictly less than this, in seconds.
+        max_delta: keep pairs whose durations differ by strictly less than this, in seconds (widened by
+            the duration resolution: with whole-second durations a rounded delta of 1 s is kept at 1.0).
+        duration_resolution: "auto" (whole seconds when at least 99% of the durations of a catalog of
+            100+ rows are integral, else none) or the resolution in seconds (0 = exact durations).
         max_delta_acapella: the same for acapellas, which are often trimmed by tens of seconds (None: max_delta).
         min_score: minimum title similarity (0-100, rapidfuzz) to keep a pair.
         scorer: rapidfuzz.fuzz scorer used on the match titles.
@@ -31,11 +34,16 @@ class DiscoverConfig(StageConfig):
         columns: schema column -> catalog column, e.g. {"title": "track_name"}.
         audio_root: folder that relative audio paths resolve against (default: the catalog's folder).
         partition_rows: rows per Dask partition.
+        max_block_comparisons: a version with more originals than this in its artist x duration block
+            is compared only with originals of exactly its base title (the 64 nearest in duration);
+            such capped versions are counted in the report.
+        near_miss_range_s: how far past the window a version's best same-artist original is looked
+            for, in seconds, for near_misses.parquet.
     """
 
     stage: ClassVar[str] = "discover"
 
-    kinds: tuple[str, ...] = ("instrumental",)
+    kinds: tuple[str, ...] = DEFAULT_KINDS
     keywords: dict[str, list[str]] | None = None
     replace_keywords: bool = False
     max_delta: float = 1.0
@@ -47,6 +55,9 @@ class DiscoverConfig(StageConfig):
     columns: dict[str, str] | None = None
     audio_root: str | None = None
     partition_rows: int = 500_000
+    duration_resolution: str = "auto"
+    max_block_comparisons: int = 20_000
+    near_miss_range_s: float = 10.0
 
     def check(self) -> None:
         if not self.kinds:
@@ -67,9 +78,26 @@ class DiscoverConfig(StageConfig):
             raise ConfigError(f"discover.scorer must be one of {', '.join(SCORERS)}")
         if self.duration_unit not in ("s", "ms"):
             raise ConfigError("discover.duration_unit must be s or ms")
+        self.resolution_override()
+        if not 1 <= self.max_block_comparisons <= 10_000_000:
+            raise ConfigError("discover.max_block_comparisons must be between 1 and 10000000")
+        if not 0 <= self.near_miss_range_s <= 600:
+            raise ConfigError("discover.near_miss_range_s must be between 0 and 600 seconds")
         if self.partition_rows < 1000:
             raise ConfigError("discover.partition_rows must be at least 1000")
 
+    def resolution_override(self) -> float | None:
+        """The duration resolution in seconds given by the user, or None for "auto"."""
+        v = str(self.duration_resolution).strip().lower()
+        if v == "auto":
+            return None
+        try:
+            r = float(v)
+        except ValueError:
+            raise ConfigError(f"discover.duration_resolution must be auto or a number of seconds, not {v!r}") from None
+        if not 0 <= r <= 60:  # also refuses nan and inf
+            raise ConfigError("discover.duration_resolution must be between 0 and 60 seconds (or auto)")
+        return r
     def delta_for(self, kind: str) -> float:
         """The duration window of a version kind (s)."""
         if kind == "acapella" and self.max_delta_acapella is not None:

@@ -19,15 +19,18 @@ from typing import Iterable, Mapping
 
 # Default version keywords per kind, as written by people; they are folded like titles before use.
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "instrumental": ("instrumental", "instrumentals", "inst", "instr"),
-    "acapella": ("acapella", "a cappella", "acappella", "a capella", "accapella", "acapela", "a capela"),
-    "karaoke": ("karaoke",),
-    "off-vocal": ("off vocal", "offvocal", "オフボーカル", "オフ ボーカル"),
+    "instrumental": ("instrumental", "instrumentals", "inst", "instr", "instrumentale", "instrumentaal",
+                     "instrumentalversion", "インスト", "インストゥルメンタル", "伴奏", "纯音乐", "純音樂", "純音楽",
+                     "伴奏版", "경음악", "inst ver"),
+    "acapella": ("acapella", "a cappella", "acappella", "a capella", "accapella", "acapela", "a capela",
+                 "アカペラ", "清唱", "vocals only"),
+    "karaoke": ("karaoke", "backing track", "minus one", "カラオケ", "卡拉ok", "伴唱", "노래방"),
+    "off-vocal": ("off vocal", "offvocal", "オフボーカル", "オフ ボーカル", "オフヴォーカル"),
 }
-DEFAULT_KINDS: tuple[str, ...] = ("instrumental",)
+DEFAULT_KINDS: tuple[str, ...] = ("instrumental", "acapella", "karaoke", "off-vocal")
 
 # Words that often trail a version keyword inside its decoration ("Instrumental Version", "Inst. Mix").
-_TRAILERS = ("version", "ver", "mix", "edit", "track", "only", "take")
+_TRAILERS = ("version", "versie", "versao", "versione", "ver", "mix", "track", "only", "take", "バージョン")
 
 # Decorations that do not change the recording, removed from both sides before scoring.
 _NEUTRAL_DECORATION = re.compile(
@@ -79,15 +82,197 @@ def fold(s: str) -> str:
     return unicodedata.normalize("NFKC", s).casefold().strip()
 
 
+# ---------------------------------------------------------------------------------------------
+# The title model: base title + version marker + qualifiers (neutral / edit / recording).
+
+MAX_TITLE_CHARS = 1000  # base titles are cut to this many characters (decorations are read at the end first)
+_MAX_RAW_CHARS = 100_000
+
+NEUTRAL, EDIT, RECORDING = "neutral", "edit", "recording"
+
+# Qualifiers that do not change the recording: credits, remasters, explicit/clean, bonus, soundtrack.
+_NEUTRAL_RE = re.compile(
+    r"^(?:(?:\d{4} )?(?:digital(?:ly)? )?re ?master(?:ed)?(?: version| edition)?(?: \d{4})?(?: version)?"
+    r"|(?:\d{4} )?(?:digital )?remaster"
+    r"|(?:feat|ft|featuring|with|prod|prod by|produced by|starring) .+|explicit(?: version)?|clean(?: version)?"
+    r"|original|original version|from .+|bonus(?: track)?|bonus track version|deluxe(?: edition| version)?"
+    r"|official(?: audio| video)?|audio|explicit content|album|single|new version|remasterizado|remasterisé)$"
+)
+# Edit qualifiers: the same recording cut or versioned differently; allowed on one side alone.
+_EDIT_PHRASE_RE = re.compile(
+    r"(?:^| )(?:(?:radio|single|album|tv|short|long|full|clean|dj|club|original|ep|lp|mono|stereo) "
+    r"(?:edit|version|ver|mix|cut|size)|extended(?: (?:version|mix|edit|cut))?"
+    r"|(?:7|12)(?: inch)?(?: (?:version|mix|edit))?"
+    r"|edit|short|tv size|radio|mono|stereo)(?= |$)"
+)
+# Words that name the form of a qualifier, not its content ("Nova Remix" = "Nova Mix" = "Nova").
+_FORM_WORDS = frozenset({"remix", "rmx", "mix", "version", "ver", "versie", "edit", "rework", "bootleg", "vip"})
+_SYNONYMS = {"speed up": "sped up", "sped": "sped up", "slowed down": "slowed", "slow": "slowed",
+             "reverb": "reverb", "acoustic version": "acoustic", "unplugged": "acoustic"}
+
+_OPENERS = "([{<（【「〔『"
+_CLOSERS = ")]}>）】」〕』"
+_LAST_GROUP_RE = re.compile(f"[{re.escape(_OPENERS)}][^{re.escape(_OPENERS + _CLOSERS)}]*[{re.escape(_CLOSERS)}]$")
+_SEP_RE = re.compile(r"\s+[-–—~]\s+|\s*[–—]\s*")
+_LAST_SEP_RE = re.compile(r"(?s).*(\s+[-–—~]\s+|\s*[–—]\s*)")  # greedy: the last separator
+_HAS_SEP_CHARS = re.compile(r"[-–—~]")
+_MAYBE_DECORATED_CHARS = frozenset(_OPENERS + _CLOSERS + "-–—~")
+
+
+@dataclass(frozen=True)
+class TitleParts:
+    """A title split by the title model.
+
+    Attributes:
+        base: folded base title (the raw characters, case-folded, when the fold is empty: "$$$").
+        kind: the version kind of the marker, "" for an original.
+        recording: canonical recording qualifiers, sorted ("live", "nova", "sped up"); both sides of a
+            pair must have the same.
+        edit: canonical edit qualifiers, sorted ("extended", "radio edit"); may differ.
+    """
+
+    base: str
+    kind: str = ""
+    recording: tuple[str, ...] = ()
+    edit: tuple[str, ...] = ()
+
+    @property
+    def recording_key(self) -> str:
+        return "|".join(self.recording)
+
+    @property
+    def edit_key(self) -> str:
+        return "|".join(self.edit)
+
+
 @dataclass(frozen=True)
 class VersionMatch:
     kind: str  # "" for an original
-    match_title: str  # folded title with version (and neutral) decorations stripped
+    match_title: str  # the base title
+    recording_key: str = ""
+    edit_key: str = ""
+
+
+def raw_key(s: str) -> str:
+    """The raw characters of a string that folds to nothing ("$$$", "!!!", "♡"): NFKC, case folded,
+    control and format characters removed, whitespace collapsed."""
+    s = _CONTROL_RE.sub(" ", s or "")
+    s = "".join(ch for ch in s if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp")) if not s.isascii() else s
+    s = unicodedata.normalize("NFKC", s).casefold()
+    return " ".join(s.split())
+
+
+def _key_or_raw(s: str) -> str:
+    return fold(s) or raw_key(s)
+
+
+def classify_qualifier(q: str) -> list[tuple[str, str]]:
+    """Class and canonical form of the qualifiers in one folded decoration (no version marker in it).
+
+    >>> classify_qualifier("nova remix radio edit")
+    [('edit', 'radio edit'), ('recording', 'nova')]
+    """
+    q = q.strip()
+    if not q:
+        return []
+    if _NEUTRAL_RE.match(q):
+        return [(NEUTRAL, q)]
+    out: list[tuple[str, str]] = []
+    for m in _EDIT_PHRASE_RE.finditer(q):
+        words = [w for w in m.group(0).split() if w not in _FORM_WORDS]
+        out.append((EDIT, " ".join(words) or m.group(0).strip()))
+    rest = _EDIT_PHRASE_RE.sub(" ", q).strip() if out else q
+    if rest and not _NEUTRAL_RE.match(rest):
+        words = [w for w in rest.split() if w not in _FORM_WORDS]
+        if words:
+            canon = " ".join(words)
+            out.append((RECORDING, _SYNONYMS.get(canon, canon)))
+        elif any(w in ("remix", "rmx", "rework", "bootleg", "vip") for w in rest.split()):
+            out.append((RECORDING, "remix"))
+        else:
+            out.append((EDIT, rest))
+    return out
+
+
+def _peel(title: str) -> tuple[str, list[str]]:
+    """Split a raw title into what precedes its trailing decorations and those decorations (raw, outermost
+    last): bracket groups (glued or spaced) and dash segments, peeled from the end. Linear in the length."""
+    rest, decos = title.rstrip(), []
+    for _ in range(8):
+        if not rest:
+            break
+        last = rest[-1]
+        if last in _CLOSERS:
+            m = _LAST_GROUP_RE.search(rest)
+            i = m.start() if m else -1
+            if i > 0:
+                head = rest[:i].rstrip()
+                if fold(head) or raw_key(head):
+                    decos.append(rest[i + 1:-1])
+                    rest = head
+                    continue
+            break
+        if last in "-~" and len(rest) > 2:  # "Song -off vocal ver.-", "Song ~Instrumental~"
+            i = max(rest.rfind("-", 0, len(rest) - 1), rest.rfind("~", 0, len(rest) - 1))
+            head = rest[:i].rstrip() if i > 0 else ""
+            if head and (fold(head) or raw_key(head)) and rest[i + 1:-1].strip():
+                decos.append(rest[i + 1:-1])
+                rest = head
+                continue
+        m = _LAST_SEP_RE.match(rest) if _HAS_SEP_CHARS.search(rest) else None
+        if m is not None and m.start(1) > 0 and m.end(1) < len(rest):
+            head = rest[: m.start(1)]
+            if fold(head) or raw_key(head):
+                decos.append(rest[m.end(1):])
+                rest = head.rstrip()
+                continue
+        break
+    return rest, decos
+
+
+def parse_title(title: str, detector: "VersionDetector | None" = None) -> TitleParts:
+    """The title model of one raw title. Never raises; the result's `base` is empty only for a title
+    with no characters at all.
+
+    A version marker counts only where a version is written: a trailing bracket group or dash segment
+    ("Song (Instrumental)", "Song(Instrumental)", "Song - Karaoke Version", "Song -off vocal ver.-"), or
+    a bare marker at the end of a title with something before it ("SONG Instrumental"). A title that is
+    a marker word ("Instrumental", "放課後カラオケ") is an original.
+    """
+    raw = _CONTROL_RE.sub(" ", (title or "")[:_MAX_RAW_CHARS])
+    if not raw.isascii():
+        raw = unicodedata.normalize("NFKC", raw)
+    head, decos = _peel(raw) if not _MAYBE_DECORATED_CHARS.isdisjoint(raw) else (raw, [])
+    kind = ""
+    recording: list[str] = []
+    edit: list[str] = []
+    for d in decos:
+        f = fold(d)
+        if not f:
+            continue
+        if detector is not None:
+            k, f = detector.take_marker(f)
+            if k and not kind:
+                kind = k
+        for cls, canon in classify_qualifier(f):
+            if cls == RECORDING:
+                recording.append(canon)
+            elif cls == EDIT:
+                edit.append(canon)
+    base_f = fold(_FEAT_IN_TITLE_RE.sub(" ", head)) or fold(head)
+    if detector is not None and not kind:
+        k, rest = detector.take_trailing_marker(base_f)
+        if k:
+            kind, base_f = k, rest
+    base = (base_f or raw_key(head))[:MAX_TITLE_CHARS]
+    if not base:  # the whole title was decoration: model it as a plain title
+        return TitleParts(_key_or_raw(raw)[:MAX_TITLE_CHARS])
+    return TitleParts(base, kind, tuple(sorted(set(recording))), tuple(sorted(set(edit))))
 
 
 @dataclass(frozen=True)
 class VersionDetector:
-    """Finds version keywords in titles and strips their decoration.
+    """Finds version markers in titles; the title model (`parse_title`) uses it.
 
     Args:
         kinds: the kinds looked for, in priority order (the first that matches wins).
@@ -105,19 +290,24 @@ class VersionDetector:
                 raise ValueError(f"no keywords for version kind {kind!r}")
             folded[kind] = tuple(sorted({fold(w) for w in words if fold(w)}, key=len, reverse=True))
         object.__setattr__(self, "_folded", folded)
+        trailer = "|".join(re.escape(t) for t in _TRAILERS)
+        # A marker inside a decoration: the keyword with the form words around it ("version instrumentale",
+        # "karaoke versie", "off vocal ver").
         patterns = {
-            kind: re.compile(r"(?:^| )(?:" + "|".join(re.escape(w) for w in ws) + r")(?= |$)")
+            kind: re.compile(rf"(?:^| )(?:(?:{trailer}) )*(?:" + "|".join(re.escape(w) for w in ws)
+                             + rf")(?: (?:{trailer}))*(?= |$)")
             for kind, ws in folded.items()
         }
         object.__setattr__(self, "_patterns", patterns)
-        trailer = "|".join(_TRAILERS)
-        strip_patterns = {
-            kind: re.compile(
-                r"(?:^| )(?:" + "|".join(re.escape(w) for w in ws) + rf")(?: (?:{trailer}))*(?= |$)"
-            )
+        object.__setattr__(self, "_any", re.compile("|".join(f"(?:{p.pattern})" for p in patterns.values())))
+        trailing = {
+            kind: re.compile(r"^(.*\S) (?:" + "|".join(re.escape(w) for w in ws) + rf")(?: (?:{trailer}))*$")
             for kind, ws in folded.items()
         }
-        object.__setattr__(self, "_strip_patterns", strip_patterns)
+        object.__setattr__(self, "_trailing", trailing)
+        last = {w.split()[-1] for ws in folded.values() for w in ws} | set(_TRAILERS)
+        object.__setattr__(self, "_last_tokens", frozenset(last))
+        object.__setattr__(self, "_cache", {})
 
     def prefilter_tokens(self) -> list[str]:
         """ASCII tokens such that any ASCII title with a keyword contains one of them (lower-cased).
@@ -133,68 +323,82 @@ class VersionDetector:
                     tokens.add(max(ascii_tokens, key=len))
         return sorted(tokens)
 
+    def take_marker(self, folded: str) -> tuple[str, str]:
+        """(kind, the decoration without its markers) for one folded decoration; ("", folded) if none."""
+        for kind in self.kinds:
+            if self._patterns[kind].search(folded):  # type: ignore[attr-defined]
+                rest = self._any.sub(" ", folded)  # type: ignore[attr-defined]
+                return kind, " ".join(rest.split())
+        return "", folded
+
+    def take_trailing_marker(self, folded: str) -> tuple[str, str]:
+        """(kind, base) for a folded title ending with a bare marker after something ("song instrumental")."""
+        if folded.rpartition(" ")[2] not in self._last_tokens:  # type: ignore[attr-defined]
+            return "", folded
+        for kind in self.kinds:
+            m = self._trailing[kind].match(folded)  # type: ignore[attr-defined]
+            if m:
+                return kind, m.group(1)
+        return "", folded
+
+    def parse(self, title: str) -> TitleParts:
+        cache = self._cache  # type: ignore[attr-defined]
+        got = cache.get(title)
+        if got is None:
+            if len(cache) > 1 << 17:
+                cache.clear()
+            got = cache[title] = parse_title(title, self)
+        return got
+
     def kind_of(self, title: str) -> str:
         """The version kind found in `title`, or "" for an original."""
-        f = fold(title)
-        for kind in self.kinds:
-            if self._patterns[kind].search(f):  # type: ignore[attr-defined]
-                return kind
-        return ""
-
-    def _has_kind(self, text: str, kind: str) -> bool:
-        return bool(self._patterns[kind].search(fold(text)))  # type: ignore[attr-defined]
+        return self.parse(title or "").kind
 
     def analyse(self, title: str) -> VersionMatch:
-        """Kind and match title of a raw title. Never raises; `match_title` is folded."""
-        kind = self.kind_of(title or "")
-        if not kind:
-            return VersionMatch("", match_key(title or ""))
-        return VersionMatch(kind, match_key(self.strip(title, kind)))
-
-    def strip(self, title: str, kind: str) -> str:
-        """Remove the decoration that carries the `kind` keyword from a raw title."""
-        out = title
-        # 1) a bracket group holding the keyword: "Song (Instrumental)", "Song [Instrumental Version]"
-        for g in _GROUP_RE.findall(out):
-            if self._has_kind(g[1:-1], kind):
-                out = out.replace(g, " ", 1)
-        if self._has_kind(out, kind):
-            # 2) a dash segment holding it: "Song - Instrumental Mix"
-            parts = _DASH_SPLIT_RE.split(out)
-            if len(parts) > 1:
-                kept = [p for p in parts if not self._has_kind(p, kind)]
-                if kept:
-                    out = " - ".join(kept)
-        if self._has_kind(out, kind):
-            # 3) the bare keyword and its trailing words: "Song Instrumental", "Inst. Song"
-            out = self._strip_patterns[kind].sub(" ", fold(out))  # type: ignore[attr-defined]
-        return out
-
-
-_MAYBE_DECORATED = re.compile(r"[-–—~(\[{（【「〔『]|\s(?:feat|ft|featuring)\b", re.IGNORECASE)
-
-
-def _strip_neutral(title: str) -> str:
-    """Remove decorations that do not change the recording: remasters, featured artists, explicit..."""
-    if not _MAYBE_DECORATED.search(title):
-        return title
-    out = title
-    for g in _GROUP_RE.findall(out):
-        if _NEUTRAL_DECORATION.match(fold(g[1:-1])):
-            out = out.replace(g, " ", 1)
-    parts = _DASH_SPLIT_RE.split(out)
-    if len(parts) > 1:
-        kept = [parts[0]] + [p for p in parts[1:] if not _NEUTRAL_DECORATION.match(fold(p))]
-        out = " - ".join(kept)
-    return _FEAT_IN_TITLE_RE.sub(" ", out)
+        """Kind, base title and qualifier keys of a raw title. Never raises."""
+        p = self.parse(title or "")
+        if not p.kind:
+            o = original_parts(title or "")
+            return VersionMatch("", o.base, o.recording_key, o.edit_key)
+        return VersionMatch(p.kind, p.base, p.recording_key, p.edit_key)
 
 
 @functools.lru_cache(maxsize=1 << 18)
+def original_parts(title: str) -> TitleParts:
+    """The title model of an original (no version marker is looked for)."""
+    return parse_title(title, None)
+
+
 def match_key(title: str) -> str:
-    """Folded title with neutral decorations removed; what two titles are scored on."""
-    key = fold(_strip_neutral(title))
-    # If stripping ate everything (a title that *is* a decoration), fall back to the plain fold.
-    return key or fold(title)
+    """The base title of an original; what two titles are scored on."""
+    return original_parts(title).base
+
+
+# Symbols that make an artist name ("≠ME" is not "ME", "=LOVE" is not "LOVE"): kept in artist keys.
+# ASCII ones are listed for the Arrow path (discover.stage); "+" and "/" split credits, so are not here.
+ARTIST_ASCII_SYMBOLS = "$<=>|~^#*@%"
+_ARTIST_SYMBOL_CATS = ("Sm", "Sc", "So")
+
+
+def _fold_artist(s: str) -> str:
+    """`fold`, but symbol characters (math, currency, other symbols) are kept as part of the name."""
+    if s.isascii():
+        low = s.lower()
+        return " ".join(re.sub(r"[^a-z0-9" + re.escape(ARTIST_ASCII_SYMBOLS) + r"]+", " ", low).split())
+    s = unicodedata.normalize("NFKC", _CONTROL_RE.sub(" ", s)).casefold()
+    out = []
+    for ch in s:
+        if not ch.isascii() and unicodedata.category(ch) in _ARTIST_SYMBOL_CATS:
+            out.append(ch)  # before accent folding: NFKD would turn "≠" into "=" + a combining mark
+            continue
+        ch = _strip_accents(ch) if not ch.isascii() else ch
+        if ch.isalnum() or (ch and ch in ARTIST_ASCII_SYMBOLS):
+            out.append(ch)
+        elif ch and unicodedata.category(ch[0]).startswith("M") and out:
+            out.append(ch)  # marks that belong to the letter before (Devanagari vowel signs, Japanese)
+        else:
+            out.append(" ")
+    return unicodedata.normalize("NFKC", " ".join("".join(out).split())).casefold()
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -202,15 +406,17 @@ def artist_key(artist: str, artist_id: str | None = None) -> str:
     """Blocking key of an artist credit: `id:<artist_id>` when given, else the folded primary artist.
 
     The primary artist is the credit before "feat.", "ft.", "featuring", "with", "x", "vs", "&", ",".
-    A leading "the " is dropped. Never raises.
+    A leading "the " is dropped. Symbols are part of a name ("≠ME", "=LOVE", "$uicideboy$"). A credit
+    that folds to nothing ("-", "&", "!!!") keys on its raw characters, so two such artists never share
+    an empty key. Never raises.
     """
     if artist_id:
         return "id:" + str(artist_id).strip()
     raw = _CONTROL_RE.sub(" ", artist or "")
     raw = unicodedata.normalize("NFKC", raw)
     primary = _ARTIST_SPLIT_RE.split(raw, maxsplit=1)[0]
-    key = _LEADING_THE_RE.sub("", fold(primary))
-    return key or fold(raw)
+    key = _LEADING_THE_RE.sub("", _fold_artist(primary))
+    return key or _fold_artist(raw) or raw_key(raw)
 
 
 def fold_many(values: Iterable[str]) -> list[str]:
