@@ -144,3 +144,33 @@ def test_load_audio_rates_matches_load_audio_per_rate(corpus):
         assert isinstance(got[3], AudioError) and "too short" in str(got[3])
     missing = load_audio_rates(str(d / "gone.wav"), reqs[:2])
     assert all(isinstance(e, AudioError) and "not found" in str(e) for e in missing)
+
+
+def test_verify_and_targets_plan_per_batch_of_rows_with_the_same_results(corpus, tmp_path, monkeypatch):
+    from pairminer import parallel
+    from pairminer.targets import stage as tstage
+
+    _, cands = corpus
+    tcfg = TargetsConfig(shard_mb=SMALL_SHARD_MB)
+    whole = _separate(cands, tmp_path / "whole", VerifyConfig(no_cache=True), tcfg)
+    graphs: list[int] = []
+    real = parallel.Runner.compute
+
+    def counting(self, *collections, **kw):
+        graphs.append(sum(len(c) if isinstance(c, (list, tuple)) else 1 for c in collections))
+        return real(self, *collections, **kw)
+
+    monkeypatch.setattr(parallel.Runner, "compute", counting)
+    monkeypatch.setattr(tstage, "READ_BATCH_ROWS", 2)
+    parts = _separate(cands, tmp_path / "parts", VerifyConfig(no_cache=True, batch_pairs=2), tcfg)
+    # 6 candidates in 3 batches of 2 rows: no graph holds more than one batch's files (4) or pairs (2)
+    assert len(graphs) >= 6 and max(graphs) <= 4
+    a = pd.read_parquet(tmp_path / "whole" / "verified.parquet")
+    b = pd.read_parquet(tmp_path / "parts" / "verified.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    sep, part = _outputs(tmp_path / "whole"), _outputs(tmp_path / "parts")
+    assert {k: v for k, v in part.items() if k != "verified.parquet"} == \
+        {k: v for k, v in sep.items() if k != "verified.parquet"}
+    assert parts[1].counts == whole[1].counts
+    rep = json.loads((tmp_path / "parts" / "verify-report.json").read_text())
+    assert rep["counts"]["verified"] == 3 and rep["counts"]["errors_by_reason"] == {"file not found": 1}
