@@ -41,7 +41,7 @@ from .targets.stage import (TargetsSession, _DEFAULT_DURATION_S, _PairOutput, _r
                             compute_pair_audio, decode_requests)
 from .verify.config import VerifyConfig
 from .verify.fingerprint import CHROMAPRINT_SR_HZ, Fingerprint, fingerprint_signal
-from .verify.stage import VerifySession, compare_pairs, task_chunk_size
+from .verify.stage import VerifySession, compare_pairs, opaque_task, task_chunk_size
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,8 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
                         job.version_fp = job.version_fp or fps.get(job.version_path)
                     size = task_chunk_size(len(group))
                     chunks = [group[c:c + size] for c in range(0, len(group), size)]
-                    tasks = [dask.delayed(fused_chunk_task, pure=False)(
-                        chunk, vconfig, tconfig, dask_key_name=f"verify-targets-{uuid.uuid4().hex}") for chunk in chunks]
+                    tasks = [opaque_task(fused_chunk_task, chunk, vconfig, tconfig, name="verify-targets")
+                             for chunk in chunks]
                     with vs.timings.step("verify_and_targets"):
                         outs = [o for part in runner.compute(tasks, label=f"{len(group)} pair(s)", progress=bar,
                                                              weights=[len(c) for c in chunks])[0] for o in part]

@@ -216,6 +216,22 @@ def fingerprint_task(path: str, max_seconds: float | None, min_seconds: float,
                 "decode_s": time.perf_counter() - t}
 
 
+def opaque_task(func, *args: Any, name: str):
+    """A Dask task calling ``func(*args)`` whose arguments Dask neither traverses nor hashes.
+
+    `dask.delayed(func)(*args)` walks every argument looking for collections (into lists and
+    dataclasses such as `Fingerprint`) and, with pure=True, tokenizes them: for a chunk of 200 pairs'
+    fingerprints that was most of the client's time per batch. The arguments here hold no Dask
+    collections, so they are bound in a `functools.partial` and the task gets a unique key.
+    """
+    import functools
+
+    import dask
+
+    return dask.delayed(functools.partial(func, *args), pure=False, traverse=False,
+                        name=f"{name}-partial-{uuid.uuid4().hex}")(dask_key_name=f"{name}-{uuid.uuid4().hex}")
+
+
 def fingerprint_chunk_task(paths: list[str], max_seconds: float | None, min_seconds: float,
                            max_duration_s: float | None = None) -> list[dict]:
     """`fingerprint_task` over a chunk of files (one Dask task)."""
@@ -607,10 +623,8 @@ def _run_batch(batch: pd.DataFrame, start: int, session: VerifySession, runner) 
             # ~0.3-1 ms of graph handling, as much as the work itself when the audio is cached or short.
             size = task_chunk_size(len(todo))
             chunks = [todo[c:c + size] for c in range(0, len(todo), size)]
-            tasks = [dask.delayed(fingerprint_chunk_task, pure=False)(chunk, config.max_seconds, config.min_seconds,
-                                                                      config.max_duration_s,
-                                                                      dask_key_name=f"fingerprint-{uuid.uuid4().hex}")
-                     for chunk in chunks]
+            tasks = [opaque_task(fingerprint_chunk_task, chunk, config.max_seconds, config.min_seconds,
+                                 config.max_duration_s, name="fingerprint") for chunk in chunks]
             outs = [o for part in runner.compute(tasks, label="verify: fingerprints", unit="file",
                                                  weights=[len(c) for c in chunks])[0] for o in part]
         new_records = []
@@ -638,9 +652,8 @@ def _run_batch(batch: pd.DataFrame, start: int, session: VerifySession, runner) 
         tasks = []
         for c in range(0, len(comparable), config.pairs_per_task):
             chunk = comparable[c:c + config.pairs_per_task]
-            tasks.append(dask.delayed(compare_pairs, pure=True)(
-                [(c[0], c[1]) for c in chunk], [fps[c[2]] for c in chunk], [fps[c[3]] for c in chunk],
-                config, [c[4] for c in chunk]))
+            tasks.append(opaque_task(compare_pairs, [(c[0], c[1]) for c in chunk], [fps[c[2]] for c in chunk],
+                                     [fps[c[3]] for c in chunk], config, [c[4] for c in chunk], name="compare"))
         if tasks:
             sizes = [min(config.pairs_per_task, len(comparable) - c) for c in range(0, len(comparable),
                                                                                      config.pairs_per_task)]
