@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +34,13 @@ import numpy as np
 
 from .audio import DecodeRequest, load_audio_rates
 from .errors import AudioError, PairminerError
-from .parallel import dask_runner
+from .parallel import dask_runner, opaque_task
 from .targets.config import TargetsConfig
 from .targets.stage import (TargetsSession, _DEFAULT_DURATION_S, _PairOutput, _row_dict, check_mix_duration,
                             compute_pair_audio, decode_requests)
 from .verify.config import VerifyConfig
 from .verify.fingerprint import CHROMAPRINT_SR_HZ, Fingerprint, fingerprint_signal
-from .verify.stage import VerifySession, compare_pairs, opaque_task, task_chunk_size
+from .verify.stage import VerifySession, compare_pairs, task_chunk_size
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +184,6 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
     Returns:
         {"verify": VerifyResult, "targets": TargetsResult}, as the two stages run separately return them.
     """
-    import dask
-
     from .progress import Progress
 
     vconfig = verify_config or VerifyConfig()

@@ -40,7 +40,7 @@ from .. import shards as shardlib
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError, InputError, OutputError, PairminerError
 from ..storage import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
-from ..parallel import check_scheduler, dask_runner
+from ..parallel import check_scheduler, dask_runner, opaque_task
 from ..runinfo import Timings, versions
 from .config import TargetsConfig
 
@@ -418,15 +418,13 @@ def run_targets(verified_path: str | os.PathLike, out_dir: str | os.PathLike, co
     try:
         with session.timings.step("compute_and_write"), dask_runner(scheduler, progress=progress) as runner, \
                 Progress("targets", n_verified, unit="pair", enabled=progress) as bar:
-            import dask
-
             # Per partition of verified.parquet: the client holds one batch of rows and one graph at a time.
             for rows in _verified_batches(pf):
                 before = session.skipped + len(session.failures)
                 pending = session.plan(rows)
                 bar.update(session.skipped + len(session.failures) - before)
                 for batch in _plan_batches(pending, config, session.capacity):
-                    tasks = [dask.delayed(_pair_task, pure=False)(row, config) for row in batch]
+                    tasks = [opaque_task(_pair_task, row, config, name="targets-pair") for row in batch]
                     results = runner.compute(*tasks, label=f"{len(batch)} pair(s)", progress=bar)
                     for row, res in zip(batch, results):
                         session.add(row, res)

@@ -46,7 +46,7 @@ from ..errors import AudioError, ConfigError
 from .fingerprint import ITEM_S, Fingerprint, compare, envelope_peak_ratio, fingerprint_file, residual_stats
 from ..storage import (TableWriter, ensure_dir, is_url, join, open_parquet, remove_file, remove_stale_temps,
                        write_json, write_table)
-from ..parallel import dask_runner
+from ..parallel import dask_runner, opaque_task
 from ..runinfo import Timings, versions
 from .config import VerifyConfig
 
@@ -214,22 +214,6 @@ def fingerprint_task(path: str, max_seconds: float | None, min_seconds: float,
         log.debug("fingerprint %s failed", path, exc_info=True)
         return {"ok": False, "error": f"{path}: cannot decode ({type(exc).__name__}: {exc})",
                 "decode_s": time.perf_counter() - t}
-
-
-def opaque_task(func, *args: Any, name: str):
-    """A Dask task calling ``func(*args)`` whose arguments Dask neither traverses nor hashes.
-
-    `dask.delayed(func)(*args)` walks every argument looking for collections (into lists and
-    dataclasses such as `Fingerprint`) and, with pure=True, tokenizes them: for a chunk of 200 pairs'
-    fingerprints that was most of the client's time per batch. The arguments here hold no Dask
-    collections, so they are bound in a `functools.partial` and the task gets a unique key.
-    """
-    import functools
-
-    import dask
-
-    return dask.delayed(functools.partial(func, *args), pure=False, traverse=False,
-                        name=f"{name}-partial-{uuid.uuid4().hex}")(dask_key_name=f"{name}-{uuid.uuid4().hex}")
 
 
 def fingerprint_chunk_task(paths: list[str], max_seconds: float | None, min_seconds: float,
@@ -611,8 +595,6 @@ class VerifySession:
 
 
 def _run_batch(batch: pd.DataFrame, start: int, session: VerifySession, runner) -> dict:
-    import dask
-
     config, cache, file_errors, timings = session.config, session.cache, session.file_errors, session.timings
     rows, keys, fps, todo, _new = session.lookup(batch, start)
 
