@@ -1,19 +1,19 @@
 """verify + targets chained, against one bare soundfile decode of the same files, and where the time goes.
 
 Generates --pairs (mix, instrumental) pairs of 3-4 min songs (pairminer.synth), half as 44.1 kHz stereo
-FLAC and half as 192 kbit/s MP3 (as real catalogs mix them), then, in the same process and on one core
-(Dask "synchronous"):
+FLAC and half as 192 kbit/s MP3 (as real catalogs mix them), then, in the same process, interleaved per
+repeat, on one core (Dask "synchronous") unless said:
 
 * bare decode: `soundfile.read` of every file to float32 (libsndfile decodes MP3 too);
 * separate: verify (no cache), then targets on its verified.parquet (each file decoded twice);
 * chained: `pairminer.chain.run_verify_targets`, the one-pass path the workflow runner takes when both
-  stages run (one decode per file), with the same outputs;
+  stages run (one decode per file), with the same outputs; on one core and with the "threads" scheduler;
 * a cProfile of the chained pass, summed into groups: decode (soundfile / ffmpeg subprocess), resampling
   (soxr), Chromaprint, band envelope, compare, STFT (librosa), gain, shard and Parquet writes, plotting.
 
 Prints medians of --repeats runs, the ratio (goal <= 1.5x) and the groups, plus a JSON line.
 
-    .venv/bin/python benchmarks/bench_chain.py --pairs 4 --repeats 1
+    .venv/bin/python benchmarks/bench_chain.py --pairs 4 --repeats 5
 """
 
 from __future__ import annotations
