@@ -196,8 +196,12 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
     verified_ids: set[str] = set()
     n_verified = 0
     try:
+        # Two bars, as the two stages show them alone: verify counts candidates; targets counts verified
+        # pairs, whose total is an upper bound (made so far + candidates not yet classified) until the end.
         with dask_runner(scheduler, progress=progress) as runner, ts.timings.step("compute_and_write"), \
-                Progress("verify+targets", vs.n, unit="pair", enabled=progress) as bar:
+                Progress("targets", vs.n, unit="pair", enabled=progress) as tbar, \
+                Progress("verify", vs.n, unit="pair", enabled=progress) as bar:
+            n_seen = 0
             for start, batch in vs.batches():
                 rows, keys, fps, todo, _new = vs.lookup(batch, start)
                 records = batch.to_dict("records")
@@ -208,6 +212,7 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
                     if err is not None:
                         results.append(err)
                         bar.update(1)
+                        n_seen += 1
                         continue
                     target_row = _row_dict_plain(cand)
                     if str(target_row["pair_id"]) in ts.done_ids:  # in the manifest already: verify only
@@ -248,13 +253,17 @@ def run_verify_targets(candidates_path: str, out_dir: str, targets_dir: str, ver
                         vs.cache.append(new_records)
                     # targets, in candidate order (as run_targets reads verified.parquet)
                     for job, o in zip(group, outs):
+                        n_seen += 1
                         if o["rec"] is None or o["rec"]["status"] != "verified":
                             continue
                         n_verified += 1
+                        tbar.set_total(tbar.done + 1 + vs.n - n_seen)
+                        tbar.update(1)
                         verified_ids.add(job.pair_id)
                         if ts.wanted(job.pair_id):  # counts skips (in the manifest) and duplicates as run_targets
                             ts.add(dict(job.target_row, offset_s=float(o["rec"]["offset_s"])), o["targets"])
                     del outs, tasks
+                tbar.set_total(tbar.done + vs.n - n_seen)
                 vs.batch_done(start, batch, {"results": results, "decoded": n_decoded, "cached": 0,
                                              "decoded_audio_s": decoded_s, "decode_s": decode_s})
         ts.close_writer()

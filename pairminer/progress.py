@@ -105,6 +105,16 @@ class Progress:
             self._bar.set_postfix(**values)
         self._postfix = "".join(f", {k} {v}" for k, v in values.items())
 
+    def set_total(self, total: int) -> None:
+        """Change the total (a stage whose total is only an upper bound until it ends, e.g. the targets
+        of a chained verify+targets pass: verified pairs are known only as they are classified)."""
+        if self.mode == "off" or self._closed:
+            return
+        self.total = max(self.done, int(total))
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+
     def update(self, n: int = 1) -> None:
         """Count `n` more finished tasks."""
         if self.mode == "off" or n <= 0 or self._closed:
