@@ -22,6 +22,7 @@ Duplicate `track_id`s are a global check: `id_buckets` hashes each block's usabl
 catalogs, tests); `discover.stage` runs it as a Dask graph.
 
 `row_number` identifies a row in the input: for CSV the 1-based line number in the file (the header is
+line 1); for Parquet the 1-based row index (over the files of a dataset, in sorted path order).
 
 The module holds the entry points (`plan_catalog`, `read_block`, `read_catalog`, `read_partitions`) and
 the hold/spill of blocks between the passes; the rest lives beside it, by concern:
@@ -30,7 +31,6 @@ the hold/spill of blocks between the passes; the rest lives beside it, by concer
 `catalog_parquet` (planning and reading each format), `catalog_validate` (per-block checks, rejects) and
 `catalog_dupes` (the duplicate pass). Their public names are importable from here as before.
 """
-
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class Catalog:
     stats: dict = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------------------------- planning and reading a block
+# ------------------------------------------------------------------------------- planning and reading a block
 
 
 def plan_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None = None, duration_unit: str = "s",
@@ -147,7 +147,7 @@ def read_block(plan: CatalogPlan, index: int) -> BlockRead:
     return BlockRead(good, rejects, table.num_rows + len(bad), n_lines, stats)
 
 
-# ---------------------------------------------------------------------------------------------- in one process
+# --------------------------------------------------------------------------------------------- in one process
 
 
 def read_catalog(path: str | os.PathLike, *, columns: Mapping[str, str] | None = None,
@@ -211,7 +211,7 @@ def assemble(plan: CatalogPlan, tables: Sequence[pa.Table] | None, rejects: Sequ
                    rows_used=used, duration_s_total=duration_s_total, stats=st)
 
 
-# ---------------------------------------------------------------------------------------------- blocks held or spilled between the passes
+# ------------------------------------------------------------------ blocks held or spilled between the passes
 
 
 def read_candidate_rows(plan: CatalogPlan, index: int, local: np.ndarray, spill_dir: str | None = None) -> pa.Table:
@@ -253,7 +253,7 @@ def _block_again(plan: CatalogPlan, index: int, spill_dir: str | None) -> BlockR
     return read_block(plan, index)
 
 
-# ---------------------------------------------------------------------------------------------- on Dask
+# ---------------------------------------------------------------------------------------------------- on Dask
 
 # Blocks are held between the read and the matching only when their bytes (as planned) stay under this.
 # PAIRMINER_HOLD_BYTES overrides it (0: always read again on the workers, as at scale).
