@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +26,6 @@ REPORT_NAME = "train-report.json"
 ARCHITECTURE = "jansson2017-unet"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write(path: Path, write) -> None:
     """Call write(tmp_path), then rename onto `path` (a killed run never leaves a half file).
 
@@ -41,23 +33,20 @@ def _atomic_write(path: Path, write) -> None:
     write errors (torch reports them as RuntimeError "enforce fail at inline_container.cc") become an
     OutputError naming the file.
     """
+    from ..storage import atomic_path  # the one atomic writer
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable -o folder") from exc
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, (OSError, RuntimeError)):
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed (disk full?)"
-            raise OutputError(f"cannot write {path}: {why}; free disk space or choose another -o folder") from exc
+        with atomic_path(path) as tmp:
+            write(tmp)
+    except OutputError:
         raise
+    except (OSError, RuntimeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed (disk full?)"
+        raise OutputError(f"cannot write {path}: {why}; free disk space or choose another -o folder") from exc
 
 
 def write_json_atomic(path: Path, doc: dict) -> None:
