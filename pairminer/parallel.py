@@ -22,6 +22,23 @@ LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 DEFAULT_RETRIES = 3
 
 
+def _local_get(spec: str) -> Any:
+    """The local scheduler's get function. Passing a callable instead of its name spares
+    `dask.compute` its look-up of a dask.distributed client, which imports distributed (~0.3 s of
+    every start) even when none can exist."""
+    if spec == "synchronous":
+        from dask.local import get_sync
+
+        return get_sync
+    if spec == "processes":
+        from dask.multiprocessing import get
+
+        return get
+    from dask.threaded import get
+
+    return get
+
+
 def check_scheduler(spec: str) -> str:
     spec = (spec or "threads").strip()
     if spec in LOCAL_SCHEDULERS or spec.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
@@ -71,9 +88,9 @@ class Runner:
             if self.client is not None:
                 return self._compute_distributed(collections, items, w, progress)
             if progress is None:
-                return dask.compute(*collections, scheduler=self.spec)
+                return dask.compute(*collections, scheduler=_local_get(self.spec))
             with _TaskCounter({getattr(x, "key", None): n for (_, _, x), n in zip(items, w)}, progress) as counter:
-                out = dask.compute(*collections, scheduler=self.spec)
+                out = dask.compute(*collections, scheduler=_local_get(self.spec))
             progress.update(counter.remaining)  # tasks without a key of their own (dataframes)
             return out
         finally:
