@@ -25,7 +25,7 @@ from .. import storage as pio
 from ..config import did_you_mean
 from ..errors import ConfigError, InputError, OutputError
 from .file import Workflow, load_workflow
-from .freshness import (config_hash, decide, input_fingerprints, output_fingerprints, refreshed,
+from .freshness import (config_hash, decide, hash_in_background, input_fingerprints, output_fingerprints, refreshed,
                         same_inputs)
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
     owned_list = list((prev or {}).get("owned") or [])
     if folder is not None and owned and _relative(wf, folder) not in owned_list:
         owned_list.append(_relative(wf, folder))
-    inputs = input_fingerprints(wf, stage, content=True)
+    inputs = input_fingerprints(wf, stage)  # stats now; content hashes while the stage runs
+    hashed_inputs = hash_in_background(inputs)
     entries[stage] = {"stage": stage, "status": "running", "reason": reason, "duration_s": None, "error": None,
                       "config_hash": chash, "inputs": inputs, "last_success": None, "owned": owned_list}
     save()
@@ -173,12 +174,14 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
         res = run_stage(wf, stage, progress, resume=resume)
     except Exception as exc:  # recorded in run.json, then re-raised for the caller
         dur = round(time.perf_counter() - t0, 4)
+        entries[stage]["inputs"] = hashed_inputs()
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         entries[stage].update(status="failed", duration_s=dur, error=msg)
         o = StageOutcome(stage, "run", "failed", reason, duration_s=dur, error=msg, result=exc)
         emit(o)
         return o
     dur = round(time.perf_counter() - t0, 4)
+    inputs = entries[stage]["inputs"] = hashed_inputs()
     results = stage_results(stage, res)
     entries[stage].update(status="ran", duration_s=dur, last_success={
         "finished_at": _now(), "duration_s": dur, "config": cfg.to_dict(), "config_hash": chash, "inputs": inputs,
