@@ -209,23 +209,71 @@ def _or_raw(keys: pa.Array, col: pa.Array) -> pa.Array:
     return keys
 
 
+# One trailing decoration on a plain printable-ASCII head: "Song - Remastered 2009", "Song (Live)",
+# "Song [feat. X]". Neither part holds a decoration character ("-~()[]{}<>"), so `text._peel` splits
+# exactly there and only once: the base is the Arrow fold of the head (no "feat" word in it) and the
+# qualifier keys depend on the decoration alone, so they are modelled once per distinct decoration.
+_PLAIN = "[" + "".join(re.escape(chr(c)) for c in range(0x20, 0x7f) if chr(c) not in "-~()[]{}<>") + "]"
+_ONE_DECORATION = (rf"^(?P<head>{_PLAIN}*[A-Za-z0-9]{_PLAIN}*?)(?: +- +(?P<dash>{_PLAIN}*[^ \-~()\[\]{{}}<>])"
+                   rf"| *[(\[{{<](?P<group>{_PLAIN}*)[)\]}}>])$")
+_FEAT_WORD = r"(?i)\b(?:feat|ft|featuring)\b"
+
+
+def _one_decoration_parts(col: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray, np.ndarray]:
+    """For the titles of `col` that hold one plain decoration (see `_ONE_DECORATION`): (mask, base as
+    Arrow strings, recording keys, edit keys), identical to `text.original_parts` (a test checks this)."""
+    m = pc.extract_regex(col, _ONE_DECORATION)
+    ok = pc.is_valid(m)
+    if len(col):
+        ok = pc.and_(ok, pc.less_equal(pc.utf8_length(col), 100_000))  # text._MAX_RAW_CHARS
+    head = pc.struct_field(m, "head")
+    ok = pc.and_(ok, pc.invert(pc.match_substring_regex(head, _FEAT_WORD))).fill_null(False)
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    if not ok_np.any():
+        return ok_np, pa.array([], pa.string()), np.zeros(0, object), np.zeros(0, object)
+    head, dash, group = (pc.struct_field(m, f).filter(ok) for f in ("head", "dash", "group"))
+    base = pc.utf8_slice_codeunits(_fold_ascii(head), 0, MAX_TITLE_CHARS)
+    is_dash = pc.greater(pc.utf8_length(dash), 0).fill_null(False)
+    deco = pc.if_else(is_dash, pc.binary_join_element_wise("x - ", dash, ""),
+                      pc.binary_join_element_wise("x (", group, ")", ""))
+    enc = pc.dictionary_encode(deco)
+    parts = [original_parts(d) for d in enc.dictionary.to_pylist()]
+    ind = enc.indices.to_numpy(zero_copy_only=False)
+    rec = np.array([p.recording_key for p in parts], dtype=object)[ind]
+    edit = np.array([p.edit_key for p in parts], dtype=object)[ind]
+    return ok_np, base, rec, edit
+
+
 def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(base as Arrow strings, recording keys, edit keys as object ndarrays) of original titles: Arrow
-    kernels for plain ASCII titles (no decoration possible: base = fold, else the raw characters),
-    `text.original_parts` once per distinct remaining title. Both paths give identical keys (a test
-    checks this)."""
+    kernels for plain ASCII titles (no decoration possible: base = fold, else the raw characters) and
+    for one plain trailing decoration, `text.original_parts` once per distinct remaining title. All
+    paths give identical keys (a test checks this)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     needs_py = pc.match_substring_regex(col, _TITLE_NEEDS_PY).fill_null(False)
     base = pc.utf8_slice_codeunits(_or_raw(_fold_ascii(col), col), 0, MAX_TITLE_CHARS)  # ASCII here: chars
     rec = np.full(len(col), "", dtype=object)
     edit = np.full(len(col), "", dtype=object)
-    if pc.any(needs_py).as_py():
-        sub = pc.dictionary_encode(col.filter(needs_py))
+    if not pc.any(needs_py).as_py():
+        return base, rec, edit
+    at = np.flatnonzero(needs_py.to_numpy(zero_copy_only=False))
+    ok, fast_base, fast_rec, fast_edit = _one_decoration_parts(col.take(pa.array(at, pa.int64())))
+    if ok.any():
+        fast_at = at[ok]
+        mask = np.zeros(len(col), dtype=bool)
+        mask[fast_at] = True
+        base = pc.replace_with_mask(base, pa.array(mask), fast_base)
+        rec[fast_at] = fast_rec
+        edit[fast_at] = fast_edit
+        at = at[~ok]
+    if len(at):
+        sub = pc.dictionary_encode(col.take(pa.array(at, pa.int64())))
         parts = [original_parts(v) for v in sub.dictionary.to_pylist()]
         ind = sub.indices.to_numpy(zero_copy_only=False)
-        at = np.flatnonzero(needs_py.to_numpy(zero_copy_only=False))
-        base = pc.replace_with_mask(base, needs_py, pa.array(np.array([p.base for p in parts], dtype=object)[ind],
-                                                             pa.string()))
+        mask = np.zeros(len(col), dtype=bool)
+        mask[at] = True
+        base = pc.replace_with_mask(base, pa.array(mask), pa.array(np.array([p.base for p in parts], dtype=object)[ind],
+                                                                     pa.string()))
         rec[at] = np.array([p.recording_key for p in parts], dtype=object)[ind]
         edit[at] = np.array([p.edit_key for p in parts], dtype=object)[ind]
     return base, rec, edit
