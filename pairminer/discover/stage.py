@@ -405,12 +405,10 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     o_pos = sel[oi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     base_a, rec_a, edit_a = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos)))
-    o_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    o_rec = rec_a[inverse]
-    o_edit = edit_a[inverse]
-    o_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
-    index.update(parts_pos=uniq_pos, parts_base=np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object),
-                 parts_rec=rec_a)
+    uniq_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)
+    uniq_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)
+    o_base, o_rec, o_edit, o_len = uniq_base[inverse], rec_a[inverse], edit_a[inverse], uniq_len[inverse]
+    index.update(parts_pos=uniq_pos, parts_base=uniq_base, parts_rec=rec_a, parts_len=uniq_len)
     score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec, vs["match_len"][vi], o_len)
     hit = ts.is_match(score, rec_ok)
     above = int(hit.sum())
@@ -520,7 +518,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     delta = us["dur"][vi] - o_dur[oi]
     inside = np.abs(delta) < us["window"][vi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
-    u_base, u_rec = _parts_reusing(part, uniq_pos, idx)
+    u_base, u_rec, u_len = _parts_reusing(part, uniq_pos, idx)
     o_base, o_rec = u_base[inverse], u_rec[inverse]
     # Inside the window every pair is scored (a near miss reports its true score); outside it only
     # pairs that can reach min_score, with rapidfuzz's score_cutoff (NaN: below min_score, not scored).
@@ -532,7 +530,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     if inside.any():
         score[inside] = process.cpdist(v_base[inside], o_base[inside], scorer=fn, workers=1)
     lv = us["match_len"][vi]
-    lo_len = pc.utf8_length(pa.array(u_base, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
+    lo_len = u_len[inverse]
     out = ~inside & ts.scorer.can_reach(lv, lo_len)
     if out.any():
         got = process.cpdist(v_base[out], o_base[out], scorer=fn, workers=1, score_cutoff=cfg.min_score)
@@ -552,23 +550,27 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     })
 
 
-def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(base, recording key) of the originals at sorted positions `uniq_pos`, reusing those the block
-    pass already modelled."""
+def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base, recording key, base length) of the originals at sorted positions `uniq_pos`, reusing
+    those the block pass already modelled."""
     known_pos = idx["parts_pos"]
     at = np.searchsorted(known_pos, uniq_pos)
     known = (at < len(known_pos)) & (known_pos[np.minimum(at, max(len(known_pos) - 1, 0))] == uniq_pos) \
         if len(known_pos) else np.zeros(len(uniq_pos), dtype=bool)
     base = np.empty(len(uniq_pos), dtype=object)
     rec = np.empty(len(uniq_pos), dtype=object)
+    length = np.zeros(len(uniq_pos), dtype=np.int64)
     if known.any():
         base[known] = idx["parts_base"][at[known]]
         rec[known] = idx["parts_rec"][at[known]]
+        length[known] = idx["parts_len"][at[known]]
     if (~known).any():
         b, r, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos[~known])))
         base[~known] = np.asarray(b.to_numpy(zero_copy_only=False), dtype=object)
         rec[~known] = r
-    return base, rec
+        length[~known] = pc.utf8_length(b).to_numpy(zero_copy_only=False)
+    return base, rec, length
 
 
 def _without_codes(r: dict[str, Any]) -> dict[str, Any]:
