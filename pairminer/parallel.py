@@ -2,7 +2,9 @@
 (counted per task through `pairminer.progress`).
 
 `threads` (default), `processes` and `synchronous` use Dask's local schedulers; a `tcp://host:port`
-(or `tls://`) address connects a dask.distributed Client. The stage code is the same either way.
+address connects a dask.distributed Client, after a probe that fails fast (with a reason) when nothing
+listens there, when it accepts and never answers, or when it is not a Dask scheduler. The stage code is
+the same either way.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from typing import Any, Iterator, Sequence
-
-import dask
 
 from .errors import ConfigError, InputError
 
@@ -39,21 +39,94 @@ def _local_get(spec: str) -> Any:
     return get
 
 
+# Seconds to wait for a scheduler to connect and to answer its handshake.
+CONNECT_TIMEOUT_S = 10.0
+
+
 def check_scheduler(spec: str) -> str:
+    """Validate a `--scheduler` value; return it normalised.
+
+    Accepted: threads, processes, synchronous, or tcp://HOST:PORT of a dask.distributed scheduler.
+    tls://, ucx:// and inproc:// are refused with the reason (they passed this check once and then
+    failed at shutdown).
+    """
     spec = (spec or "threads").strip()
-    if spec in LOCAL_SCHEDULERS or spec.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+    if spec in LOCAL_SCHEDULERS:
         return spec
-    raise ConfigError(
-        f"unknown scheduler {spec!r}: use threads, processes, synchronous or a tcp://host:port address"
-    )
+    scheme, sep, rest = spec.partition("://")
+    if not sep:
+        if ":" in spec and spec.rsplit(":", 1)[1].isdigit():
+            raise ConfigError(f"scheduler {spec!r}: write the address as tcp://{spec}")
+        raise ConfigError(
+            f"unknown scheduler {spec!r}: use threads, processes, synchronous or a tcp://host:port address"
+        )
+    if scheme == "tls":
+        raise ConfigError(f"scheduler {spec}: tls:// needs certificates pairminer does not configure; connect over "
+                          "tcp:// inside a private network, or tunnel to the scheduler (ssh -L 8786:localhost:8786)")
+    if scheme in ("ucx", "inproc", "ws", "wss"):
+        raise ConfigError(f"scheduler {spec}: {scheme}:// is not supported; give the tcp://host:port address "
+                          "that `dask scheduler` prints")
+    if scheme != "tcp":
+        raise ConfigError(f"scheduler {spec}: unknown scheme {scheme}://; give a tcp://host:port address")
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise ConfigError(f"scheduler {spec}: give host and port, e.g. tcp://head-node:8786")
+    return f"tcp://{rest.rstrip('/')}"
+
+
+def probe_scheduler(spec: str, timeout_s: float | None = None) -> None:
+    """Check that a Dask scheduler listens at `spec` (tcp://host:port) and answers, within `timeout_s`.
+
+    A dask.distributed scheduler sends its handshake as soon as a connection is accepted: an 8-byte
+    little-endian length, then a small message. Anything else is not a Dask scheduler.
+
+    Raises:
+        InputError: nothing listens, it accepts but does not answer, or it answers with other bytes.
+    """
+    import socket
+    import struct
+
+    timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    host, _, port = spec.removeprefix("tcp://").rpartition(":")
+    host = host.strip("[]")
+    try:
+        sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+    except socket.timeout as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {spec}: no answer within {timeout_s:.0f} s; "
+                         "check the address and the firewall") from exc
+    except OSError as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {spec} ({exc.strerror or exc}); is `dask scheduler` "
+                         "running there?") from exc
+    try:
+        sock.settimeout(timeout_s)
+        head = b""
+        while len(head) < 8:
+            chunk = sock.recv(8 - len(head))
+            if not chunk:
+                raise InputError(f"{spec} closed the connection without a Dask handshake; is it a Dask scheduler?")
+            head += chunk
+        (n,) = struct.unpack("<Q", head)
+        if not 0 < n < (16 << 20):
+            raise InputError(f"{spec} is not a Dask scheduler (it answered with other bytes); give the address "
+                             "that `dask scheduler` prints")
+    except socket.timeout as exc:
+        raise InputError(f"{spec} accepts connections but does not answer like a Dask scheduler within "
+                         f"{timeout_s:.0f} s; give the address that `dask scheduler` prints") from exc
+    except OSError as exc:
+        raise InputError(f"cannot talk to the Dask scheduler at {spec} ({exc.strerror or exc})") from exc
+    finally:
+        sock.close()
 
 
 class Runner:
     """Computes Dask collections on the chosen scheduler. Use through `dask_runner(...)`."""
 
-    def __init__(self, spec: str, client: Any = None, progress: bool = True, retries: int = DEFAULT_RETRIES):
+    def __init__(self, spec: str, client: Any = None, progress: bool = True, retries: int = DEFAULT_RETRIES,
+                 pool: Any = None):
         self.spec = spec
         self.client = client
+        self.pool = pool
         self.progress = progress
         self.retries = retries
 
@@ -87,10 +160,15 @@ class Runner:
         try:
             if self.client is not None:
                 return self._compute_distributed(collections, items, w, progress)
+            import dask
+
+            kwargs: dict[str, Any] = {"scheduler": _local_get(self.spec)}
+            if self.pool is not None:
+                kwargs["pool"] = self.pool
             if progress is None:
-                return dask.compute(*collections, scheduler=_local_get(self.spec))
+                return dask.compute(*collections, **kwargs)
             with _TaskCounter({getattr(x, "key", None): n for (_, _, x), n in zip(items, w)}, progress) as counter:
-                out = dask.compute(*collections, scheduler=_local_get(self.spec))
+                out = dask.compute(*collections, **kwargs)
             progress.update(counter.remaining)  # tasks without a key of their own (dataframes)
             return out
         finally:
@@ -152,6 +230,19 @@ class _TaskCounter:
 def dask_runner(scheduler: str = "threads", *, progress: bool = True) -> Iterator[Runner]:
     """Context manager yielding a Runner bound to `scheduler`."""
     spec = check_scheduler(scheduler)
+    if spec == "processes":
+        # One pool for every graph of the stage: a spawned worker imports pyarrow, pandas and rapidfuzz
+        # (seconds), and Dask would otherwise start a new pool for each compute.
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        import dask
+
+        ctx = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=ctx) as pool:
+            yield Runner(spec, progress=progress, pool=pool)
+        return
     if spec in LOCAL_SCHEDULERS:
         yield Runner(spec, progress=progress)
         return
@@ -159,10 +250,13 @@ def dask_runner(scheduler: str = "threads", *, progress: bool = True) -> Iterato
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - distributed is a dependency
         raise ConfigError("a tcp:// scheduler needs dask.distributed: pip install distributed") from exc
+    probe_scheduler(spec)
     try:
-        client = Client(spec, timeout="10s", set_as_default=False)
+        client = Client(spec, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {spec} ({exc}); is `dask scheduler` running there?") from exc
+    except Exception as exc:  # a scheduler of another version, a handshake that fails
+        raise InputError(f"cannot connect to the Dask scheduler at {spec}: {type(exc).__name__}: {exc}") from exc
     try:
         yield Runner(spec, client=client, progress=progress)
     finally:

@@ -218,3 +218,120 @@ def test_parquet_with_odd_but_usable_types(tmp_path):
     rej = pd.read_parquet(r.rejects_path)
     assert rej["reason_code"].tolist() == ["missing_artist", "missing_track_id"]
     assert r.counts["rows_read"] == 4 == r.counts["rows_used"] + r.counts["rows_rejected"]
+
+
+# --------------------------------------------------------------------------- issue 17: catalogs that misled
+
+def _catalog_bytes(rows=GOOD) -> bytes:
+    return (HEADER + rows).encode()
+
+
+def _gzip(b):
+    import gzip
+
+    return gzip.compress(b)
+
+
+def _zstd(b):
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as f:
+        f.write(b)
+    return sink.getvalue().to_pybytes()
+
+
+ENCODED = {
+    "gzip": lambda b: _gzip(b),
+    "zstd": _zstd,
+    "bz2": lambda b: __import__("bz2").compress(b),
+    "xz": lambda b: __import__("lzma").compress(b),
+    "utf16_bom": lambda b: b.decode().encode("utf-16"),
+    "utf16_le_no_bom": lambda b: b.decode().encode("utf-16-le"),
+    "utf16_be_no_bom": lambda b: b.decode().encode("utf-16-be"),
+    "gzip_utf16": lambda b: _gzip(b.decode().encode("utf-16")),
+    "cr_only": lambda b: b.replace(b"\n", b"\r"),
+    "excel_trailing_commas": lambda b: b.replace(b"\n", b",,,\r\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODED))
+def test_compressed_utf16_cr_and_padded_catalogs_are_read(tmp_path, name):
+    """gzip/UTF-16 used to be called "binary data", CR-only got Python's advice, Excel's padding
+    "repeats column name ['']": each is read, and the planted pair found."""
+    p = tmp_path / "c.csv"
+    p.write_bytes(ENCODED[name](_catalog_bytes(GOOD + "c,Other,Tune,100,Rock\n")))
+    r = run_discover(p, tmp_path / "o", progress=False)
+    assert _pair_ids(tmp_path / "o") == [("a", "b")]
+    assert r.counts["rows_read"] == 3 and r.counts["rows_rejected"] == 0
+    c = pd.read_parquet(r.candidates_path)
+    assert c["genre"].tolist() == ["Pop"] and c["mix_title"].tolist() == ["Song"]
+    assert c["mix_row"].tolist() == [2] and c["version_row"].tolist() == [3]
+
+
+def test_milliseconds_given_as_seconds_warn(tmp_path, caplog):
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + "a,A,Song,200000,Pop\nb,A,Song (Instrumental),200400,Pop\nc,B,X,180000,Pop\n")
+    with caplog.at_level("WARNING"):
+        r = run_discover(p, tmp_path / "o", progress=False)
+    assert "--duration-unit ms" in caplog.text
+    assert r.counts["rejected_by_reason"] == {"bad_duration": 3}
+    rej = pd.read_parquet(r.rejects_path)
+    assert rej["reason"].str.contains("longer than a day").all() and rej["reason"].str.contains("--duration-unit ms").all()
+    res = _invoke(p, tmp_path / "o2")
+    assert res.exit_code == 0 and "--duration-unit ms" in res.stderr
+    r = run_discover(p, tmp_path / "o3", DiscoverConfig(duration_unit="ms"), progress=False)
+    assert _pair_ids(tmp_path / "o3") == [("a", "b")]
+
+
+def test_durations_over_a_day_rejected(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text(HEADER + GOOD + "c,A,S1,1e37,P\nd,A,S2,1e308,P\ne,A,S3,86401,P\nf,A,S4,86400,P\n")
+    r = run_discover(p, tmp_path / "o", progress=False)
+    rej = pd.read_parquet(r.rejects_path)
+    assert rej["row_number"].tolist() == [4, 5, 6] and set(rej["reason_code"]) == {"bad_duration"}
+    assert r.counts["rows_used"] == 3 and _pair_ids(tmp_path / "o") == [("a", "b")]
+
+
+def test_field_over_128_kib_is_not_called_unbalanced_quotes(tmp_path):
+    big = "y" * 200_000
+    p = tmp_path / "c.csv"
+    # a bad line elsewhere sends the file down the line-by-line parser, where the 128 KiB limit was
+    p.write_text(HEADER + GOOD + f'c,A,"{big}",100,P\nd,A,"open,1,P\n')
+    r = run_discover(p, tmp_path / "o", progress=False)
+    rej = pd.read_parquet(r.rejects_path)
+    assert rej["row_number"].tolist() == [5] and "unbalanced quotes" in rej["reason"].item()
+    assert r.counts["rows_used"] == 3
+
+
+def test_duplicate_parquet_column_is_a_clean_error(tmp_path):
+    p = tmp_path / "c.parquet"
+    t = pa.Table.from_arrays([pa.array(["1"]), pa.array(["X"]), pa.array(["A"]), pa.array([3.0]), pa.array(["B"])],
+                             names=["track_id", "artist", "title", "duration", "title"])
+    pq.write_table(t, p)
+    line = _one_error_line(_invoke(p, tmp_path / "o"))
+    assert "repeats column name" in line and "title" in line
+
+
+PARQUET_BAD_VALUES = {
+    # issue 17 #11: one bad value used to fail the whole catalog
+    "large_string_duration": pa.array(["200", "200.4", "oops", "100"], pa.large_string()),
+    "int64_sentinel": pa.array([200, 200, 2**63 - 1, 100], pa.int64()),
+    "int64_min_sentinel": pa.array([200, 200, -2**63, 100], pa.int64()),
+    "dictionary_duration": pa.array(["200", "200.4", "", "100"]).dictionary_encode(),
+    "decimal_duration": pa.array([200, 200, 0, 100], pa.decimal128(38, 0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARQUET_BAD_VALUES))
+def test_one_bad_parquet_value_rejects_one_row(tmp_path, name):
+    p = tmp_path / "c.parquet"
+    pq.write_table(pa.table({
+        "track_id": ["a", "b", "c", "d"], "artist": ["A", "A", "A", "B"],
+        "title": pa.array(["Song", "Song (Instrumental)", "X", "Y"], pa.large_string()),
+        "duration": PARQUET_BAD_VALUES[name],
+        "genre": pa.array([b"Pop", b"Pop", b"\xff", None], pa.binary()),  # invalid UTF-8: read as cp1252
+    }), p)
+    r = run_discover(p, tmp_path / "o", progress=False)
+    assert _pair_ids(tmp_path / "o") == [("a", "b")]
+    rej = pd.read_parquet(r.rejects_path)
+    assert rej["row_number"].tolist() == [3] and rej["reason_code"].tolist() == ["bad_duration"]
+    assert r.counts["rows_read"] == 4 == r.counts["rows_used"] + r.counts["rows_rejected"]

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import storage as pio
-from .catalog import Catalog, read_catalog
+from .catalog import Catalog, read_partitions
 from ..config import StageConfig
 from ..errors import AudioError, ConfigError
 from ..runinfo import Timings, versions
@@ -733,30 +733,36 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     pio.ensure_dir(out_dir)
     pio.remove_stale_temps(out_dir)
     timings = Timings()
-    with timings.step("read"):
-        cat = read_catalog(catalog, columns=cfg.columns, duration_unit=cfg.duration_unit)
-    table = cat.table
-    n = table.num_rows
-    step = cfg.partition_rows
-    parts = [table.slice(i, step) for i in range(0, n, step)] or [table]
     detector = cfg.detector()
-    with timings.step("match"), dask_runner(scheduler, progress=progress) as runner:
-        delayed = dask.delayed
-        det = [delayed(split_partition, pure=True)(p, detector, dask_key_name=f"split-{i}")
-               for i, p in enumerate(parts)]
-        versions_d = delayed(concat_versions, pure=True)(det, dask_key_name="versions")
-        res_d = delayed(resolve_resolution, pure=True)(det, cfg, dask_key_name="duration-resolution")
-        side_d = delayed(version_side, pure=True)(versions_d, cfg, res_d, dask_key_name="version-side")
-        scored = [delayed(block_window_score, pure=True)(p, d, side_d, cfg, dask_key_name=f"score-{i}")
-                  for i, (p, d) in enumerate(zip(parts, det))]
-        light = [delayed(_without_codes, pure=True)(r, dask_key_name=f"scored-{i}") for i, r in enumerate(scored)]
-        pairs_d = delayed(_concat_pairs, pure=True)(light, dask_key_name="pairs")
-        best_d = delayed(best_match, pure=True)(pairs_d, versions_d, cfg, dask_key_name="best")
-        us_d = delayed(_unmatched, pure=True)(side_d, best_d, dask_key_name="unmatched-side")
-        near = [delayed(near_miss_scan, pure=True)(p, r, us_d, cfg, dask_key_name=f"near-{i}")
-                for i, (p, r) in enumerate(zip(parts, scored))]
-        versions_df, resolution_s, results, best, found = runner.compute(
-            versions_d, res_d, light, best_d, near, label="discover")
+    with dask_runner(scheduler, progress=progress) as runner:
+        with timings.step("read"):
+            reading = read_partitions(catalog, runner, columns=cfg.columns, duration_unit=cfg.duration_unit,
+                                      partition_rows=cfg.partition_rows)
+        cat = reading.catalog
+        n = cat.rows_used
+        parts = reading.parts
+        with timings.step("match"):
+            delayed = dask.delayed
+            det = [delayed(split_partition, pure=True)(p, detector, dask_key_name=f"split-{i}")
+                   for i, p in enumerate(parts)]
+            versions_d = delayed(concat_versions, pure=True)(det, dask_key_name="versions")
+            res_d = delayed(resolve_resolution, pure=True)(det, cfg, dask_key_name="duration-resolution")
+            side_d = delayed(version_side, pure=True)(versions_d, cfg, res_d, dask_key_name="version-side")
+            # read again on the workers once the side is known (never held across the barrier)
+            parts_again = reading.after(side_d)
+            scored = [delayed(block_window_score, pure=True)(p, d, side_d, cfg, dask_key_name=f"score-{i}")
+                      for i, (p, d) in enumerate(zip(parts_again, det))]
+            light = [delayed(_without_codes, pure=True)(r, dask_key_name=f"scored-{i}")
+                     for i, r in enumerate(scored)]
+            pairs_d = delayed(_concat_pairs, pure=True)(light, dask_key_name="pairs")
+            best_d = delayed(best_match, pure=True)(pairs_d, versions_d, cfg, dask_key_name="best")
+            us_d = delayed(_unmatched, pure=True)(side_d, best_d, dask_key_name="unmatched-side")
+            # a third read, gated on the unmatched side, so that no partition is held across `best`
+            parts_late = reading.after(us_d, name="part-late")
+            near = [delayed(near_miss_scan, pure=True)(p, r, us_d, cfg, dask_key_name=f"near-{i}")
+                    for i, (p, r) in enumerate(zip(parts_late, scored))]
+            versions_df, resolution_s, results, best, found = runner.compute(
+                versions_d, res_d, light, best_d, near, label="discover")
     with timings.step("best_match"):
         window_s = float(cfg.max_delta) + float(resolution_s)
         cands, refused = (_candidates_frame(best, cat, cfg) if len(best) else (None, 0))
@@ -792,7 +798,7 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
     }
     assert counts["rows_read"] == counts["rows_used"] + counts["rows_rejected"]
     hours = {
-        "catalog": round(float(pc.sum(table.column("duration_s")).as_py() or 0.0) / 3600, 4),
+        "catalog": round(cat.duration_s_total / 3600, 4),
         "kept_mix": round(float(cands["mix_duration_s"].sum()) / 3600, 4) if len(cands) else 0.0,
         "kept_version": round(float(cands["version_duration_s"].sum()) / 3600, 4) if len(cands) else 0.0,
     }

@@ -4,10 +4,7 @@ file.py parses workflow files, freshness.py decides run or skip, run.py runs and
 Public names are imported lazily, so that `import pairminer.workflow` stays light.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Workflow": "file", "load_workflow": "file", "workflow_from_dict": "file", "workflow_from_yaml": "file",
@@ -18,9 +15,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
