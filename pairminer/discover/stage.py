@@ -248,21 +248,22 @@ def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray
     """(base as Arrow strings, recording keys, edit keys as object ndarrays) of original titles: Arrow
     kernels for plain ASCII titles (no decoration possible: base = fold, else the raw characters) and
     for one plain trailing decoration, `text.original_parts` once per distinct remaining title. All
-    paths give identical keys (a test checks this)."""
+    paths give identical keys (a test checks this). Each title is folded by one path only."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     needs_py = pc.match_substring_regex(col, _TITLE_NEEDS_PY).fill_null(False)
-    base = pc.utf8_slice_codeunits(_or_raw(_fold_ascii(col), col), 0, MAX_TITLE_CHARS)  # ASCII here: chars
     rec = np.full(len(col), "", dtype=object)
     edit = np.full(len(col), "", dtype=object)
     if not pc.any(needs_py).as_py():
-        return base, rec, edit
-    at = np.flatnonzero(needs_py.to_numpy(zero_copy_only=False))
+        return pc.utf8_slice_codeunits(_or_raw(_fold_ascii(col), col), 0, MAX_TITLE_CHARS), rec, edit  # ASCII: chars
+    needs_np = needs_py.to_numpy(zero_copy_only=False)
+    plain_at, at = np.flatnonzero(~needs_np), np.flatnonzero(needs_np)
+    plain = col.take(pa.array(plain_at, pa.int64()))
+    pieces, where = [pc.utf8_slice_codeunits(_or_raw(_fold_ascii(plain), plain), 0, MAX_TITLE_CHARS)], [plain_at]
     ok, fast_base, fast_rec, fast_edit = _one_decoration_parts(col.take(pa.array(at, pa.int64())))
     if ok.any():
         fast_at = at[ok]
-        mask = np.zeros(len(col), dtype=bool)
-        mask[fast_at] = True
-        base = pc.replace_with_mask(base, pa.array(mask), fast_base)
+        pieces.append(fast_base)
+        where.append(fast_at)
         rec[fast_at] = fast_rec
         edit[fast_at] = fast_edit
         at = at[~ok]
@@ -270,12 +271,14 @@ def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray
         sub = pc.dictionary_encode(col.take(pa.array(at, pa.int64())))
         parts = [original_parts(v) for v in sub.dictionary.to_pylist()]
         ind = sub.indices.to_numpy(zero_copy_only=False)
-        mask = np.zeros(len(col), dtype=bool)
-        mask[at] = True
-        base = pc.replace_with_mask(base, pa.array(mask), pa.array(np.array([p.base for p in parts], dtype=object)[ind],
-                                                                     pa.string()))
+        pieces.append(pa.array(np.array([p.base for p in parts], dtype=object)[ind], pa.string()))
+        where.append(at)
         rec[at] = np.array([p.recording_key for p in parts], dtype=object)[ind]
         edit[at] = np.array([p.edit_key for p in parts], dtype=object)[ind]
+    # the pieces in path order, put back in the order of `col`
+    order = np.empty(len(col), dtype=np.int64)
+    order[np.concatenate(where)] = np.arange(len(col))
+    base = pa.concat_arrays([x.cast(pa.string()) for x in pieces]).take(pa.array(order, pa.int64()))
     return base, rec, edit
 
 
