@@ -487,3 +487,27 @@ def test_cli_reads_a_yaml_config(tmp_path):
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert doc["config"]["top_n"] == 1 and len(doc["examples"]["candidate"]) == 2
     assert [r["genre"] for r in doc["genre_breakdown"]["rows"]] == ["Pop", "Other", "Unknown"]
+
+
+def test_funnel_counts_near_misses_by_reason(tmp_path):
+    out = make_out(tmp_path / "out", stages=("discover",))
+    doc = json.loads((out / "discover-report.json").read_text())
+    n_cand = len(pd.read_parquet(out / "candidates.parquet"))
+    n_near = doc["counts"]["versions"] - n_cand
+    doc["counts"]["near_misses"] = n_near
+    doc["counts"]["near_misses_by_reason"] = {"delta_over_window": n_near - 1, "score_below_min": 1}
+    (out / "discover-report.json").write_text(json.dumps(doc))
+    res = run_report(str(out), str(tmp_path / "rep"), progress=False)
+    f = {s["key"]: s for s in res.funnel}
+    assert f["near_misses"]["count"] == n_near and f["near_misses"]["parent"] == "versions"
+    assert f["near_misses:delta_over_window"]["count"] == n_near - 1
+    keys = [s["key"] for s in res.funnel]
+    assert keys.index("near_misses") < keys.index("candidates")  # verify statuses stay under the candidates
+    checks = {c["name"]: c["ok"] for c in json.loads(Path(res.json_path).read_text())["checks"]}
+    assert checks["candidates + near misses = versions"] and checks["near misses by reason sum to near misses"]
+    # a near-miss count that does not add up is flagged
+    doc["counts"]["near_misses"] = n_near + 1
+    (out / "discover-report.json").write_text(json.dumps(doc))
+    res = run_report(str(out), str(tmp_path / "rep2"), progress=False)
+    checks = {c["name"]: c["ok"] for c in json.loads(Path(res.json_path).read_text())["checks"]}
+    assert not checks["candidates + near misses = versions"]

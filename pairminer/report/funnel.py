@@ -14,7 +14,7 @@ def _step(key, label, count, hours=None, *, parent=None, level=0, source="") -> 
 
 
 def _discover_steps(stages: dict[str, StageOutputs], steps: list[dict]) -> None:
-    """Catalog rows, rejected, usable, versions (by kind), candidates."""
+    """Catalog rows, rejected, usable, versions (by kind), near misses (by reason), candidates."""
     d = stages["discover"]
     dc = d.counts
     rejects = d.tables.get("rejects")
@@ -50,6 +50,14 @@ def _discover_steps(stages: dict[str, StageOutputs], steps: list[dict]) -> None:
             n_cand, src = _int(dc.get("kept")), rep
             hm, hv = _num(hours_doc.get("kept_mix")), _num(hours_doc.get("kept_version"))
             h_cand = hm + hv if hm is not None and hv is not None else None
+        n_near = _int(dc.get("near_misses"))
+        if n_near is not None:
+            steps.append(_step("near_misses", "Versions without a pair (near misses)", n_near, parent="versions",
+                               level=1, source=rep))
+            reasons = dc.get("near_misses_by_reason") if isinstance(dc.get("near_misses_by_reason"), dict) else {}
+            for reason, k in reasons.items():
+                steps.append(_step(f"near_misses:{reason}", f"Near misses: {reason.replace('_', ' ')}", _int(k),
+                                   parent="near_misses", level=2, source=rep))
         steps.append(_step("candidates", "Candidate pairs", n_cand, h_cand, parent="versions", level=1, source=src))
 
 
@@ -160,6 +168,10 @@ def funnel_checks(funnel: list[dict]) -> list[dict]:
     check("rejected + usable = catalog rows", ["rejected", "rows_used"], by_key.get("catalog_rows"))
     kinds = [k for k in by_key if k.startswith("versions:")]
     check("versions by kind sum to versions", kinds, by_key.get("versions"))
+    if "near_misses" in by_key:
+        check("candidates + near misses = versions", ["candidates", "near_misses"], by_key.get("versions"))
+        check("near misses by reason sum to near misses", [k for k in by_key if k.startswith("near_misses:")],
+              by_key.get("near_misses"))
     statuses = [s["key"] for s in funnel if s["parent"] == "candidates" and s["level"] == 2]
     if "candidates" in by_key:
         check("verify statuses sum to candidates", statuses, by_key.get("candidates"))
