@@ -25,12 +25,10 @@ no audio or Dask stack.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -144,16 +142,14 @@ class ShardWriter:
         rel = shard_relpath(self.next_index)
         final = self.targets_dir / rel
         data = np.concatenate(self._parts, axis=0) if len(self._parts) > 1 else self._parts[0]
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        from .storage import atomic_path  # the one atomic writer (umask-honouring, temp removed on failure)
+
         try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_path(final) as tmp, open(tmp, "wb") as f:
                 np.save(f, data, allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, final)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise OutputError(f"cannot write shard {final}: {exc.strerror}; free disk space or choose another -o") from exc
         entries = self._entries
         self.sealed.append(rel)

@@ -39,6 +39,21 @@ def test_every_writer_is_atomic_and_honours_the_umask(tmp_path, umask_022):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_shards_and_checkpoints_go_through_the_same_writer(tmp_path, umask_022):
+    import numpy as np
+
+    from pairminer import shards
+    from pairminer.train.checkpoint import _atomic_write
+
+    w = shards.ShardWriter(tmp_path / "t", 5, 4)
+    w.add("p", np.ones((3, len(shards.CHANNELS), 5), np.float16))
+    rel = w.seal()
+    _atomic_write(tmp_path / "ckpt.pt", lambda tmp: open(tmp, "wb").write(b"x"))
+    for p in (tmp_path / "t" / rel, tmp_path / "ckpt.pt"):
+        assert _mode(p) == 0o644, p  # mkstemp alone would leave 0600
+    assert np.load(tmp_path / "t" / rel).shape == (3, len(shards.CHANNELS), 5)
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
     storage.write_json(tmp_path / "a.json", {"v": 1})
     with pytest.raises(RuntimeError):

@@ -101,6 +101,7 @@ def test_train_package_imports_without_audio_or_dask_stack():
             sys.modules[name] = None  # any import of these now raises ImportError
         import pairminer.train, pairminer.train.model, pairminer.train.data, pairminer.train.loop
         import pairminer.train.separate, pairminer.train.evaluate, pairminer.train.config
+        import pairminer.train.checkpoint, pairminer.train.separator
         from pairminer.train import UNet, run_train, Separator, separate_array
         loaded = sorted(m for m in {blocked!r} if sys.modules.get(m) is not None)
         assert not loaded, loaded

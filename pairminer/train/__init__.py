@@ -12,10 +12,10 @@ import importlib
 _EXPORTS = {
     "SOURCE_CHANNEL": ".config", "TrainConfig": ".config",
     "EvaluateResult": ".evaluate", "run_evaluate": ".evaluate",
-    "TrainResult": ".loop", "load_checkpoint": ".loop", "run_train": ".loop",
+    "TrainResult": ".loop", "load_checkpoint": ".checkpoint", "run_train": ".loop",
     "UNet": ".model", "normalise_patch": ".model",
-    "Separator": ".separate", "separate_array": ".separate", "separate_signal": ".separate",
-    "separate_files": ".separate", "run_stft": ".separate", "read_run_config": ".separate",
+    "Separator": ".separator", "separate_array": ".separator", "separate_signal": ".separator",
+    "separate_files": ".separate", "run_stft": ".separator", "read_run_config": ".separator",
 }
 __all__ = list(_EXPORTS)
 

@@ -44,8 +44,8 @@ import torch
 from .. import __version__
 from ..errors import ConfigError, InputError
 from ..runinfo import Timings, versions
-from .loop import write_json_atomic
-from .separate import SOURCES, input_stft, istft, stft
+from .checkpoint import write_json_atomic
+from .separator import SOURCES, input_stft, istft, stft
 
 log = logging.getLogger(__name__)
 
