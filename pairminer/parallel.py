@@ -22,6 +22,23 @@ LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 DEFAULT_RETRIES = 3
 
 
+def _local_get(spec: str) -> Any:
+    """The local scheduler's get function. Passing a callable instead of its name spares
+    `dask.compute` its look-up of a dask.distributed client, which imports distributed (~0.3 s of
+    every start) even when none can exist."""
+    if spec == "synchronous":
+        from dask.local import get_sync
+
+        return get_sync
+    if spec == "processes":
+        from dask.multiprocessing import get
+
+        return get
+    from dask.threaded import get
+
+    return get
+
+
 # Seconds to wait for a scheduler to connect and to answer its handshake.
 CONNECT_TIMEOUT_S = 10.0
 
@@ -145,7 +162,7 @@ class Runner:
                 return self._compute_distributed(collections, items, w, progress)
             import dask
 
-            kwargs: dict[str, Any] = {"scheduler": self.spec}
+            kwargs: dict[str, Any] = {"scheduler": _local_get(self.spec)}
             if self.pool is not None:
                 kwargs["pool"] = self.pool
             if progress is None:

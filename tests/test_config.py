@@ -134,3 +134,29 @@ def test_yaml_values_reach_the_same_checks(tmp_path):
 def test_did_you_mean():
     assert did_you_mean("stage", "verfy", ("discover", "verify")) == "unknown stage 'verfy'; did you mean 'verify'?"
     assert did_you_mean("stage", "zzz", ("discover", "verify")) == "unknown stage 'zzz'; valid stages: discover, verify"
+
+
+def test_plain_window_names_are_scipy_windows_and_others_are_still_checked():
+    """targets.window skips importing scipy for a fixed set of names: each must be one scipy knows."""
+    import scipy.signal
+
+    from pairminer.errors import ConfigError
+    from pairminer.targets.config import _PLAIN_WINDOWS, TargetsConfig
+
+    for name in _PLAIN_WINDOWS:
+        assert len(scipy.signal.get_window(name, 16)) == 16
+        TargetsConfig(window=name).check()
+    with pytest.raises(ConfigError, match="not a known window"):
+        TargetsConfig(window="no-such-window").check()
+
+
+def test_local_scheduler_does_not_import_distributed():
+    """A local scheduler spares the start-up the import of dask.distributed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dask; from pairminer.parallel import dask_runner\n"
+            "with dask_runner('threads', progress=False) as r: assert r.compute(dask.delayed(sum)([1, 2])) == (3,)\n"
+            "print('distributed' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

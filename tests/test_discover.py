@@ -371,3 +371,35 @@ def test_acapella_window_is_per_version(write_csv, tmp_path):
     assert _pairs(c) == {("m", "a")}
     nm = pd.read_parquet(res.near_misses_path).set_index("version_track_id")
     assert nm.loc["i", "reason"] == "delta_over_window" and nm.loc["i", "over_window_s"] == pytest.approx(4.5)
+
+
+def test_title_parts_fast_paths_agree_with_the_title_model():
+    """stage._title_parts_hybrid (Arrow for plain titles and for one plain trailing decoration) gives
+    exactly text.original_parts: base, recording and edit keys, on tricky and random titles."""
+    import random
+
+    import pyarrow as pa
+
+    from pairminer.discover.stage import _one_decoration_parts, _title_parts_hybrid
+    from pairminer.discover.text import original_parts
+
+    rng = random.Random(3)
+    titles = ["Song", "Song - Remastered 2009", "Song (feat. X)", "Song [feat. X]", "Song (Live)", "Song -Live",
+              "Song- Live", "Song - ", " - Live", "$$$ - Live", "Song  -  Radio Edit", "Song (Live) ", "Song (Live]",
+              "Song ()", "A - B - C", "Song feat. X - Live", "Song ft X (Live)", "Song - feat. X", "Song <Live>",
+              "Song{Live}", "(Live)", "Song (Nova Remix)", "Song - Instrumental", "a_b - _", 'Song (12" Mix)',
+              "Song - !!!", "Song\t- Live", "Song - Live\x7f", "Café - Live", "x" * 2000 + " - Live"]
+    titles += ["".join(rng.choice("abc AB()-[]{}<>~ftea.2009RemasteredLiveRadioEditMix\"$!_'")
+                       for _ in range(rng.randint(0, 25))) for _ in range(4000)]
+    heads = ["Song", "Blue sky", "A b c", "Ft", "Jay feat Z", "x", "!!!"]
+    decos = ["feat. X", "Live", "Radio Edit", "Remastered 2009", "Nova Remix", "Extended Mix", "Acoustic", "Sped Up",
+             "Take 2", "Explicit", "Instrumental", "!!!", "", '12" Mix', "with Y"]
+    for _ in range(4000):
+        sep = rng.choice([" - ", " (", "(", " [", "  -  ", "-", " - ("])
+        titles.append(rng.choice(heads) + sep + rng.choice(decos) + {" (": ")", "(": ")", " [": "]", " - (": ")"}
+                      .get(sep, ""))
+    base, rec, edit = _title_parts_hybrid(pa.array(titles))
+    got = list(zip(base.to_pylist(), rec.tolist(), edit.tolist()))
+    want = [(p.base, p.recording_key, p.edit_key) for p in map(original_parts, titles)]
+    assert [(t, g, w) for t, g, w in zip(titles, got, want) if g != w] == []
+    assert _one_decoration_parts(pa.array(titles))[0].mean() > 0.2  # the fast path is taken

@@ -747,3 +747,23 @@ def test_a_touched_file_is_hashed_once_then_its_new_stats_are_recorded(tmp_path,
     freshness._hash_of.cache_clear()
     monkeypatch.setattr(freshness, "content_hash", lambda p: pytest.fail(f"{p} hashed again"))
     assert run_workflow(path).skipped == list(STAGES)
+
+
+def test_hash_in_background_records_only_files_unchanged_since_their_stat(tmp_path):
+    """Input content hashes run beside the stage; a file rewritten meanwhile gets no (stale) sha256."""
+    import hashlib
+    import os
+
+    from pairminer.workflow.freshness import file_fingerprint, hash_in_background
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes(b"x" * 3_000_000)
+    b.write_bytes(b"y" * 10)
+    fps = [file_fingerprint(str(a)), file_fingerprint(str(b)), file_fingerprint(str(tmp_path / "missing.csv"))]
+    wait = hash_in_background(fps)
+    b.write_bytes(b"z" * 11)  # changed after its stat: its size differs now
+    os.utime(b, ns=(fps[1]["mtime_ns"] + 5_000_000_000,) * 2)
+    out = wait()
+    assert out[0]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert "sha256" not in out[1] and out[1] == fps[1]
+    assert out[2] == {"path": str(tmp_path / "missing.csv"), "size": -1, "mtime_ns": None}

@@ -209,25 +209,76 @@ def _or_raw(keys: pa.Array, col: pa.Array) -> pa.Array:
     return keys
 
 
+# One trailing decoration on a plain printable-ASCII head: "Song - Remastered 2009", "Song (Live)",
+# "Song [feat. X]". Neither part holds a decoration character ("-~()[]{}<>"), so `text._peel` splits
+# exactly there and only once: the base is the Arrow fold of the head (no "feat" word in it) and the
+# qualifier keys depend on the decoration alone, so they are modelled once per distinct decoration.
+_PLAIN = "[" + "".join(re.escape(chr(c)) for c in range(0x20, 0x7f) if chr(c) not in "-~()[]{}<>") + "]"
+_ONE_DECORATION = (rf"^(?P<head>{_PLAIN}*[A-Za-z0-9]{_PLAIN}*?)(?: +- +(?P<dash>{_PLAIN}*[^ \-~()\[\]{{}}<>])"
+                   rf"| *[(\[{{<](?P<group>{_PLAIN}*)[)\]}}>])$")
+_FEAT_WORD = r"(?i)\b(?:feat|ft|featuring)\b"
+
+
+def _one_decoration_parts(col: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray, np.ndarray]:
+    """For the titles of `col` that hold one plain decoration (see `_ONE_DECORATION`): (mask, base as
+    Arrow strings, recording keys, edit keys), identical to `text.original_parts` (a test checks this)."""
+    m = pc.extract_regex(col, _ONE_DECORATION)
+    ok = pc.is_valid(m)
+    if len(col):
+        ok = pc.and_(ok, pc.less_equal(pc.utf8_length(col), 100_000))  # text._MAX_RAW_CHARS
+    head = pc.struct_field(m, "head")
+    ok = pc.and_(ok, pc.invert(pc.match_substring_regex(head, _FEAT_WORD))).fill_null(False)
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    if not ok_np.any():
+        return ok_np, pa.array([], pa.string()), np.zeros(0, object), np.zeros(0, object)
+    head, dash, group = (pc.struct_field(m, f).filter(ok) for f in ("head", "dash", "group"))
+    base = pc.utf8_slice_codeunits(_fold_ascii(head), 0, MAX_TITLE_CHARS)
+    is_dash = pc.greater(pc.utf8_length(dash), 0).fill_null(False)
+    deco = pc.if_else(is_dash, pc.binary_join_element_wise("x - ", dash, ""),
+                      pc.binary_join_element_wise("x (", group, ")", ""))
+    enc = pc.dictionary_encode(deco)
+    parts = [original_parts(d) for d in enc.dictionary.to_pylist()]
+    ind = enc.indices.to_numpy(zero_copy_only=False)
+    rec = np.array([p.recording_key for p in parts], dtype=object)[ind]
+    edit = np.array([p.edit_key for p in parts], dtype=object)[ind]
+    return ok_np, base, rec, edit
+
+
 def _title_parts_hybrid(col: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(base as Arrow strings, recording keys, edit keys as object ndarrays) of original titles: Arrow
-    kernels for plain ASCII titles (no decoration possible: base = fold, else the raw characters),
-    `text.original_parts` once per distinct remaining title. Both paths give identical keys (a test
-    checks this)."""
+    kernels for plain ASCII titles (no decoration possible: base = fold, else the raw characters) and
+    for one plain trailing decoration, `text.original_parts` once per distinct remaining title. All
+    paths give identical keys (a test checks this). Each title is folded by one path only."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     needs_py = pc.match_substring_regex(col, _TITLE_NEEDS_PY).fill_null(False)
-    base = pc.utf8_slice_codeunits(_or_raw(_fold_ascii(col), col), 0, MAX_TITLE_CHARS)  # ASCII here: chars
     rec = np.full(len(col), "", dtype=object)
     edit = np.full(len(col), "", dtype=object)
-    if pc.any(needs_py).as_py():
-        sub = pc.dictionary_encode(col.filter(needs_py))
+    if not pc.any(needs_py).as_py():
+        return pc.utf8_slice_codeunits(_or_raw(_fold_ascii(col), col), 0, MAX_TITLE_CHARS), rec, edit  # ASCII: chars
+    needs_np = needs_py.to_numpy(zero_copy_only=False)
+    plain_at, at = np.flatnonzero(~needs_np), np.flatnonzero(needs_np)
+    plain = col.take(pa.array(plain_at, pa.int64()))
+    pieces, where = [pc.utf8_slice_codeunits(_or_raw(_fold_ascii(plain), plain), 0, MAX_TITLE_CHARS)], [plain_at]
+    ok, fast_base, fast_rec, fast_edit = _one_decoration_parts(col.take(pa.array(at, pa.int64())))
+    if ok.any():
+        fast_at = at[ok]
+        pieces.append(fast_base)
+        where.append(fast_at)
+        rec[fast_at] = fast_rec
+        edit[fast_at] = fast_edit
+        at = at[~ok]
+    if len(at):
+        sub = pc.dictionary_encode(col.take(pa.array(at, pa.int64())))
         parts = [original_parts(v) for v in sub.dictionary.to_pylist()]
         ind = sub.indices.to_numpy(zero_copy_only=False)
-        at = np.flatnonzero(needs_py.to_numpy(zero_copy_only=False))
-        base = pc.replace_with_mask(base, needs_py, pa.array(np.array([p.base for p in parts], dtype=object)[ind],
-                                                             pa.string()))
+        pieces.append(pa.array(np.array([p.base for p in parts], dtype=object)[ind], pa.string()))
+        where.append(at)
         rec[at] = np.array([p.recording_key for p in parts], dtype=object)[ind]
         edit[at] = np.array([p.edit_key for p in parts], dtype=object)[ind]
+    # the pieces in path order, put back in the order of `col`
+    order = np.empty(len(col), dtype=np.int64)
+    order[np.concatenate(where)] = np.arange(len(col))
+    base = pa.concat_arrays([x.cast(pa.string()) for x in pieces]).take(pa.array(order, pa.int64()))
     return base, rec, edit
 
 
@@ -357,12 +408,10 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     o_pos = sel[oi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
     base_a, rec_a, edit_a = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos)))
-    o_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)[inverse]
-    o_rec = rec_a[inverse]
-    o_edit = edit_a[inverse]
-    o_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
-    index.update(parts_pos=uniq_pos, parts_base=np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object),
-                 parts_rec=rec_a)
+    uniq_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)
+    uniq_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)
+    o_base, o_rec, o_edit, o_len = uniq_base[inverse], rec_a[inverse], edit_a[inverse], uniq_len[inverse]
+    index.update(parts_pos=uniq_pos, parts_base=uniq_base, parts_rec=rec_a, parts_len=uniq_len)
     score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec, vs["match_len"][vi], o_len)
     hit = ts.is_match(score, rec_ok)
     above = int(hit.sum())
@@ -472,7 +521,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     delta = us["dur"][vi] - o_dur[oi]
     inside = np.abs(delta) < us["window"][vi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
-    u_base, u_rec = _parts_reusing(part, uniq_pos, idx)
+    u_base, u_rec, u_len = _parts_reusing(part, uniq_pos, idx)
     o_base, o_rec = u_base[inverse], u_rec[inverse]
     # Inside the window every pair is scored (a near miss reports its true score); outside it only
     # pairs that can reach min_score, with rapidfuzz's score_cutoff (NaN: below min_score, not scored).
@@ -484,7 +533,7 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     if inside.any():
         score[inside] = process.cpdist(v_base[inside], o_base[inside], scorer=fn, workers=1)
     lv = us["match_len"][vi]
-    lo_len = pc.utf8_length(pa.array(u_base, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)[inverse]
+    lo_len = u_len[inverse]
     out = ~inside & ts.scorer.can_reach(lv, lo_len)
     if out.any():
         got = process.cpdist(v_base[out], o_base[out], scorer=fn, workers=1, score_cutoff=cfg.min_score)
@@ -504,23 +553,27 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     })
 
 
-def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(base, recording key) of the originals at sorted positions `uniq_pos`, reusing those the block
-    pass already modelled."""
+def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base, recording key, base length) of the originals at sorted positions `uniq_pos`, reusing
+    those the block pass already modelled."""
     known_pos = idx["parts_pos"]
     at = np.searchsorted(known_pos, uniq_pos)
     known = (at < len(known_pos)) & (known_pos[np.minimum(at, max(len(known_pos) - 1, 0))] == uniq_pos) \
         if len(known_pos) else np.zeros(len(uniq_pos), dtype=bool)
     base = np.empty(len(uniq_pos), dtype=object)
     rec = np.empty(len(uniq_pos), dtype=object)
+    length = np.zeros(len(uniq_pos), dtype=np.int64)
     if known.any():
         base[known] = idx["parts_base"][at[known]]
         rec[known] = idx["parts_rec"][at[known]]
+        length[known] = idx["parts_len"][at[known]]
     if (~known).any():
         b, r, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos[~known])))
         base[~known] = np.asarray(b.to_numpy(zero_copy_only=False), dtype=object)
         rec[~known] = r
-    return base, rec
+        length[~known] = pc.utf8_length(b).to_numpy(zero_copy_only=False)
+    return base, rec, length
 
 
 def _without_codes(r: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import stages as registry
 from .. import storage as pio
@@ -205,6 +205,41 @@ def input_fingerprints(wf: Workflow, stage: str, *, content: bool = False) -> li
         fps.append(audio_fingerprint(stage_inputs(wf, stage)[0], only_verified=spec.audio_from == "verified",
                                      audio_root=getattr(cfg, "audio_root", None)))
     return fps
+
+
+def hash_in_background(fps: list[dict]) -> Callable[[], list[dict]]:
+    """Start hashing the content of the files `fps` (stat-only fingerprints) in a thread; the returned
+    function waits and gives `fps` with "sha256" added to each local regular file still as it was stat'ed.
+
+    The stage reads its inputs meanwhile (hashlib releases the GIL, so the hash of a big catalog overlaps
+    the stage instead of delaying its start). A file whose stat moved while it was hashed gets no sha256
+    (a later run compares it by stat alone, and reruns if it differs).
+    """
+    import threading
+
+    todo = [d for d in fps if d.get("size", -1) >= 0 and d.get("mtime_ns") is not None and "stamp" not in d
+            and not pio.is_url(d["path"])]
+    got: dict[str, str | None] = {}
+
+    def work() -> None:
+        for d in todo:
+            if Path(_local(d["path"])).is_file():
+                got[d["path"]] = content_hash(d["path"])
+
+    t = threading.Thread(target=work, name="pairminer-input-hash", daemon=True)
+    t.start()
+
+    def result() -> list[dict]:
+        t.join()
+        out = []
+        for d in fps:
+            digest = got.get(d["path"])
+            if digest and file_fingerprint(d["path"]) == {k: v for k, v in d.items() if k != "sha256"}:
+                d = {**d, "sha256": digest}
+            out.append(d)
+        return out
+
+    return result
 
 
 def output_fingerprints(wf: Workflow, stage: str, *, content: bool = False) -> list[dict]:

@@ -25,7 +25,7 @@ from .. import storage as pio
 from ..config import did_you_mean
 from ..errors import ConfigError, InputError, OutputError
 from .file import Workflow, load_workflow
-from .freshness import (config_hash, decide, input_fingerprints, output_fingerprints, refreshed,
+from .freshness import (config_hash, decide, hash_in_background, input_fingerprints, output_fingerprints, refreshed,
                         same_inputs)
 
 log = logging.getLogger(__name__)
@@ -186,12 +186,14 @@ def _execute_fused(wf: Workflow, stages: list[str], prevs: list[dict | None], re
         dur = round(time.perf_counter() - t0, 4)
         # One pass: neither stage completed (verify's tables are written at the end of the pass).
         out = [_failed(ctxs[0], exc, dur, entries, emit)]
+        entries[stages[1]]["inputs"] = ctxs[1]["hashed_inputs"]()
         entries[stages[1]].update(status="failed", duration_s=dur, error=out[0].error)
         return out
     dur = round((time.perf_counter() - t0) / 2, 4)
     # The second stage read what the first wrote in the same pass: fingerprint its inputs now.
-    ctxs[1]["inputs"] = input_fingerprints(wf, stages[1], content=True)
-    entries[stages[1]]["inputs"] = ctxs[1]["inputs"]
+    ctxs[1]["hashed_inputs"]()  # the stat-time hashing thread, done with
+    fresh = input_fingerprints(wf, stages[1], content=True)
+    ctxs[1]["hashed_inputs"] = lambda: fresh
     log.info("%s: ran in one pass with %s", stages[1], stages[0])
     return [_succeeded(wf, ctx, res[s], dur, entries, save, emit) for ctx, s in zip(ctxs, stages)]
 
@@ -210,14 +212,15 @@ def _prepare(wf: Workflow, stage: str, prev: dict | None, force: bool, reason: s
     owned_list = list((prev or {}).get("owned") or [])
     if folder is not None and owned and _relative(wf, folder) not in owned_list:
         owned_list.append(_relative(wf, folder))
-    inputs = input_fingerprints(wf, stage, content=True)
+    inputs = input_fingerprints(wf, stage)  # stats now; content hashes while the stage runs
+    hashed_inputs = hash_in_background(inputs)
     entries[stage] = {"stage": stage, "status": "running", "reason": reason, "duration_s": None, "error": None,
                       "config_hash": chash, "inputs": inputs, "last_success": None, "owned": owned_list}
     save()
     emit(StageOutcome(stage, "run", "running", reason))
     log.info("%s: running (%s)", stage, reason)
     return {"stage": stage, "cfg": cfg, "chash": chash, "resume": resume, "folder": folder, "owned": owned,
-            "inputs": inputs, "reason": reason}
+            "inputs": inputs, "hashed_inputs": hashed_inputs, "reason": reason}
 
 
 def _start_afresh_if_needed(wf: Workflow, ctx: dict, prev: dict | None, force: bool) -> None:
@@ -228,6 +231,7 @@ def _start_afresh_if_needed(wf: Workflow, ctx: dict, prev: dict | None, force: b
 def _failed(ctx: dict, exc: Exception, dur: float, entries: dict[str, dict],
             emit: Callable[[StageOutcome], None]) -> StageOutcome:
     stage = ctx["stage"]
+    entries[stage]["inputs"] = ctx["hashed_inputs"]()
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     entries[stage].update(status="failed", duration_s=dur, error=msg)
     o = StageOutcome(stage, "run", "failed", ctx["reason"], duration_s=dur, error=msg, result=exc)
@@ -238,6 +242,7 @@ def _failed(ctx: dict, exc: Exception, dur: float, entries: dict[str, dict],
 def _succeeded(wf: Workflow, ctx: dict, res: Any, dur: float, entries: dict[str, dict], save: Callable[[], None],
                emit: Callable[[StageOutcome], None]) -> StageOutcome:
     stage = ctx["stage"]
+    ctx["inputs"] = entries[stage]["inputs"] = ctx["hashed_inputs"]()
     results = stage_results(stage, res)
     entries[stage].update(status="ran", duration_s=dur, last_success={
         "finished_at": _now(), "duration_s": dur, "config": ctx["cfg"].to_dict(), "config_hash": ctx["chash"],
