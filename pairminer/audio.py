@@ -1,5 +1,7 @@
 """Audio decoding and resampling shared by the audio stages.
 
+(Over 500 lines: decoding, the confined ffmpeg fallback and header-based length caps form one contract.)
+
 `load_audio` decodes a file once, downmixes to mono (mean of the channels) and resamples with soxr.
 soundfile (libsndfile) reads WAV/FLAC/OGG/AIFF (and MP3 with libsndfile >= 1.1); anything else (M4A...)
 or a file it cannot open falls back to an ffmpeg subprocess (argument list, never a shell), then audioread. Every failure is an AudioError whose

@@ -1,5 +1,8 @@
 """The discover stage: catalog in, candidate (mix, version) pairs out.
 
+(Over 500 lines: the graph's per-partition tasks — split, block/score, near-miss scan — share the sorted
+block arrays and are kept beside the driver that wires them; splitting the near-miss scan out is the next step.)
+
 Dask graph, one task per catalog partition and step, computed in one call:
 
     detect[i]   = split_partition(partition i)           -> versions of i (small), originals mask, duration counts

@@ -1,5 +1,7 @@
 """The `targets` stage: verified pairs -> aligned STFT magnitude targets in shards + manifest.parquet.
 
+(Over 500 lines: the pair math, the TargetsSession commit protocol shared with pairminer.chain, and the driver.)
+
 For every row of verified.parquet with ``status == "verified"``:
 
 1. decode the mix and the version once (mono, soxr to `sr`), see `pairminer.audio.load_audio`;
