@@ -30,14 +30,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from .audio import DecodeRequest, load_audio_rates
 from .errors import AudioError, PairminerError
 from .parallel import dask_runner, opaque_task
 from .targets.config import TargetsConfig
-from .targets.stage import (TargetsSession, _DEFAULT_DURATION_S, _PairOutput, _row_dict, check_mix_duration,
-                            compute_pair_audio, decode_requests)
+from .targets.stage import (TargetsSession, _PairOutput, _row_dict, check_mix_duration,
+                            compute_pair_audio, decode_requests, estimate_frames)
 from .verify.config import VerifyConfig
 from .verify.fingerprint import CHROMAPRINT_SR_HZ, Fingerprint, fingerprint_signal
 from .verify.stage import VerifySession, compare_pairs, task_chunk_size
@@ -155,9 +154,7 @@ def _groups(jobs: list[_Job], tconfig: TargetsConfig, capacity_frames: int) -> l
     for job in jobs:
         est = 0
         if job.target_row is not None:
-            dur = job.target_row.get("mix_duration_s")
-            dur = float(dur) if dur is not None and np.isfinite(dur) else _DEFAULT_DURATION_S
-            est = int(min(dur, tconfig.max_duration_s) * tconfig.sr / tconfig.hop) + 1
+            est = estimate_frames(job.target_row, tconfig)
         if cur and est and cur_frames + est > capacity_frames:
             groups.append(cur)
             cur, cur_frames = [], 0

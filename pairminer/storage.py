@@ -302,17 +302,13 @@ class TableWriter:
             self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
-def open_parquet(path: str | os.PathLike) -> tuple[pq.ParquetFile, Any]:
-    """(ParquetFile, handle to close) of a local path or URL, for reading in row batches."""
+@contextlib.contextmanager
+def _parquet_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the ways a pairminer Parquet file can be missing or broken into one InputError each."""
     try:
-        if is_url(path):
-            import fsspec
-
-            f = fsspec.open(str(path), "rb").open()
-            return pq.ParquetFile(f), f
-        if Path(path).is_dir():
+        if not is_url(path) and Path(path).is_dir():
             raise InputError(f"{path} is a folder; give the path of a .parquet file")
-        return pq.ParquetFile(str(path)), None
+        yield
     except FileNotFoundError as exc:
         raise InputError(f"{path} does not exist; run the stage that writes it first") from exc
     except (pa.ArrowInvalid, OSError) as exc:
@@ -321,24 +317,27 @@ def open_parquet(path: str | os.PathLike) -> tuple[pq.ParquetFile, Any]:
         raise InputError(f"{path} is not a readable Parquet file ({exc}); rerun the stage that writes it") from exc
 
 
+def open_parquet(path: str | os.PathLike) -> tuple[pq.ParquetFile, Any]:
+    """(ParquetFile, handle to close) of a local path or URL, for reading in row batches."""
+    with _parquet_errors(path):
+        if is_url(path):
+            import fsspec
+
+            f = fsspec.open(str(path), "rb").open()
+            return pq.ParquetFile(f), f
+        return pq.ParquetFile(str(path)), None
+
+
 def read_table(path: str | os.PathLike, schema: str | None = None) -> pa.Table:
     """Read a Parquet file written by pairminer; with `schema`, validate it (every problem at once)."""
-    try:
+    with _parquet_errors(path):
         if is_url(path):
             import fsspec
 
             with fsspec.open(str(path), "rb") as f:
                 table = pq.read_table(f)
         else:
-            if Path(path).is_dir():
-                raise InputError(f"{path} is a folder; give the path of a .parquet file")
             table = pq.read_table(path)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path} does not exist; run the stage that writes it first") from exc
-    except (pa.ArrowInvalid, OSError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path} is not a readable Parquet file ({exc}); rerun the stage that writes it") from exc
     if schema:
         table_schema(schema).validate(table)
     return table

@@ -33,13 +33,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import shards as shardlib
-from ..config import StageConfig
 from ..errors import AudioError, ConfigError, InputError, OutputError, PairminerError
 from ..storage import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
 from ..parallel import check_scheduler, dask_runner, opaque_task
@@ -338,9 +337,7 @@ def _plan_batches(rows: list[dict], config: TargetsConfig, capacity_frames: int)
     """Group pending pairs into batches of about one shard of frames (bounds the memory of a batch)."""
     batches, cur, cur_frames = [], [], 0
     for row in rows:
-        dur = row.get("mix_duration_s")
-        dur = float(dur) if dur is not None and np.isfinite(dur) else _DEFAULT_DURATION_S
-        est = int(min(dur, config.max_duration_s) * config.sr / config.hop) + 1
+        est = estimate_frames(row, config)
         if cur and cur_frames + est > capacity_frames:
             batches.append(cur)
             cur, cur_frames = [], 0
@@ -349,6 +346,13 @@ def _plan_batches(rows: list[dict], config: TargetsConfig, capacity_frames: int)
     if cur:
         batches.append(cur)
     return batches
+
+
+def estimate_frames(row: dict, config: TargetsConfig) -> int:
+    """STFT frames a pair will take, from its catalog duration (capped), before it is decoded."""
+    dur = row.get("mix_duration_s")
+    dur = float(dur) if dur is not None and np.isfinite(dur) else _DEFAULT_DURATION_S
+    return int(min(dur, config.max_duration_s) * config.sr / config.hop) + 1
 
 
 def _manifest_row(row: dict, stats: dict, shard: str, start: int, config: TargetsConfig) -> dict:

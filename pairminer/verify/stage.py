@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..audio import resolve_audio_path
-from ..config import StageConfig
 from ..errors import AudioError, ConfigError
 from .fingerprint import ITEM_S, Fingerprint, compare, envelope_peak_ratio, fingerprint_file, residual_stats
 from ..storage import (TableWriter, ensure_dir, is_url, join, open_parquet, remove_file, remove_stale_temps,
