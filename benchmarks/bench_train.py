@@ -194,11 +194,10 @@ def mode_fullband(args) -> None:
 def mode_device(args) -> None:
     """Every device check in one run: data wait, bf16/compile on/off, separation realtime factor."""
     import torch
-    import torch.nn.functional as F
 
     from pairminer.train import TrainConfig
     from pairminer.train.data import PatchBatches, PatchSampler, read_manifest
-    from pairminer.train.loop import resolve_device
+    from pairminer.train.loop import resolve_device, train_step
     from pairminer.train.model import UNet, normalise_patch
     from pairminer.train.separate import Separator, separate_signal
 
@@ -243,14 +242,7 @@ def mode_device(args) -> None:
             mix, tgt = get()
             mix, tgt = mix.to(dev, non_blocking=True), tgt.to(dev, non_blocking=True)
             mix, tgt, _ = normalise_patch(mix, tgt)
-            if cuda:
-                mix = mix.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                est = net(mix)
-            loss = F.l1_loss(est.float(), tgt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            train_step(net, opt, mix, tgt, bf16=bf16, channels_last=cuda)  # the trainer's own step
             n += k >= 3
         if cuda:
             torch.cuda.synchronize()

@@ -146,6 +146,20 @@ def _diverged(step: int, what: str) -> DivergedError:
                          "(rerun `pairminer targets`)")
 
 
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, mix: torch.Tensor, target: torch.Tensor, *,
+               bf16: bool, channels_last: bool) -> torch.Tensor:
+    """One optimiser step on a normalised batch (L1 on magnitudes); returns the loss tensor (not synced)."""
+    if channels_last:
+        mix = mix.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(mix.device.type, dtype=torch.bfloat16, enabled=bf16):
+        est = net(mix)
+    loss = F.l1_loss(est.float(), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def run_train(targets_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None, *,
               resume: bool = False, progress: bool = True, scheduler: str | None = None) -> TrainResult:
     """Train a U-Net for one source on the shards of `pairminer targets`.
@@ -311,17 +325,10 @@ def _train_steps(model, optimizer, sampler, valid_mix, valid_target, cfg: TrainC
             target = target.to(device, non_blocking=True)
             wait_s += time.perf_counter() - t0
             mix, target, _ = normalise_patch(mix, target)
-            if cuda:
-                mix = mix.contiguous(memory_format=torch.channels_last)
             if cfg.lr_schedule == "cosine":
                 state.lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * state.step / max(total_steps, 1)))
                 _set_lr(optimizer, state.lr)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                est = net(mix)
-            loss = F.l1_loss(est.float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(net, optimizer, mix, target, bf16=cuda, channels_last=cuda)
             state.step += 1
             step = state.step
             loss_sum += loss.detach()
