@@ -64,6 +64,7 @@ class AudioInfo:
     source_sr_hz: int
     channels: int
     duration_s: float  # of the decoded (and possibly truncated) signal
+    sr_hz: int = 0  # of the decoded signal (the source rate when the decode kept it)
 
 
 def _file_url_path(path: str) -> str | None:
@@ -228,20 +229,21 @@ def _wav_data_shortfall(path: str) -> tuple[int, int, int] | None:
     return None
 
 
-def _decode_soundfile(path: str, sr_hz: int, max_seconds: float | None):
-    (y,), src_sr, channels = _decode_soundfile_rates(path, [(sr_hz, max_seconds)])
+def _decode_soundfile(path: str, sr_hz: int | None, max_seconds: float | None, mono: bool = True):
+    (y,), src_sr, channels = _decode_soundfile_rates(path, [(sr_hz, max_seconds, mono)])
     if isinstance(y, AudioError):
         raise y
     return y, src_sr, channels
 
 
-def _decode_soundfile_rates(path: str, wants: list[tuple[int, float | None]]):
-    """One decode of `path`, mono, resampled (soxr, streaming) to each (sr_hz, max_seconds) of `wants`.
+def _decode_soundfile_rates(path: str, wants: list[tuple]):
+    """One decode of `path`, resampled (soxr, streaming) to each (sr_hz, max_seconds[, mono]) of `wants`.
 
-    Each output gets the same blocks, in the same order, as a decode for it alone would feed its
-    resampler, so each is bit-identical to `_decode_soundfile(path, sr_hz, max_seconds)`. Returns
-    (outputs, source rate, channels) where an output is an array or the AudioError that a decode for
-    it alone would raise; an AudioError raised here concerns every output.
+    `sr_hz` None keeps the source rate; `mono` (default True) downmixes, else the output keeps the
+    file's channels, shaped (samples, channels). Each output gets the same blocks, in the same order,
+    as a decode for it alone would feed its resampler, so each is bit-identical to a decode for it
+    alone. Returns (outputs, source rate, channels) where an output is an array or the AudioError that
+    a decode for it alone would raise; an AudioError raised here concerns every output.
     """
     import soundfile as sf
     import soxr
@@ -259,12 +261,13 @@ def _decode_soundfile_rates(path: str, wants: list[tuple[int, float | None]]):
             raise AudioError(f"{path}: truncated, the WAV header promises {claimed} bytes of audio but the file holds "
                              f"{present}; re-fetch or re-encode it")
         src_sr, channels = f.samplerate, f.channels
-        limits = [f.frames if ms is None else min(f.frames, int(ms * src_sr)) for _, ms in wants]
+        wants = [(src_sr if w[0] is None else w[0], w[1], w[2] if len(w) > 2 else True) for w in wants]
+        limits = [f.frames if ms is None else min(f.frames, int(ms * src_sr)) for _, ms, _ in wants]
         limit = max(limits)
         if limit <= 0:
             raise AudioError(f"{path}: no audio frames (empty or zero-length file)")
-        resamplers = [soxr.ResampleStream(src_sr, sr, 1, dtype="float32", quality="HQ") if src_sr != sr else None
-                      for sr, _ in wants]
+        resamplers = [soxr.ResampleStream(src_sr, sr, 1 if mono else channels, dtype="float32", quality="HQ")
+                      if src_sr != sr else None for sr, _, mono in wants]
         parts: list[list[np.ndarray]] = [[] for _ in wants]
         errors: list[AudioError | None] = [
             AudioError(f"{path}: no audio frames (empty or zero-length file)") if lim <= 0 else None for lim in limits]
@@ -275,11 +278,12 @@ def _decode_soundfile_rates(path: str, wants: list[tuple[int, float | None]]):
                 if len(block) == 0:
                     break
                 before, read = read, read + len(block)
-                mono = _mono(block)
+                mono = _mono(block) if any(w[2] for w in wants) else None
                 for k, (lim, rs) in enumerate(zip(limits, resamplers)):
                     if before >= lim:
                         continue
-                    piece = mono if read <= lim else mono[: lim - before]
+                    sig = mono if wants[k][2] else block
+                    piece = sig if read <= lim else sig[: lim - before]
                     parts[k].append(rs.resample_chunk(piece, last=read >= lim) if rs else piece)
         except sf.LibsndfileError as exc:
             # The header parsed (the file opened), so the stream stops short of what it promises.
@@ -291,12 +295,14 @@ def _decode_soundfile_rates(path: str, wants: list[tuple[int, float | None]]):
             if errors[k] is not None:
                 continue
             if rs is not None and (not parts[k] or read < lim):
-                parts[k].append(rs.resample_chunk(np.zeros(0, np.float32), last=True))
+                empty = np.zeros(0 if wants[k][2] else (0, channels), np.float32)
+                parts[k].append(rs.resample_chunk(empty, last=True))
             if read < lim:
                 errors[k] = AudioError(f"{path}: truncated, header promises {lim / src_sr:.1f} s but only "
                                        f"{read / src_sr:.1f} s decode")
-    outs = [e if e is not None else (np.concatenate(p) if p else np.zeros(0, np.float32))
-            for e, p in zip(errors, parts)]
+    outs = [e if e is not None else (np.concatenate(p) if p else
+                                     np.zeros(0 if w[2] else (0, channels), np.float32))
+            for e, p, w in zip(errors, parts, wants)]
     return outs, src_sr, channels
 
 
@@ -304,17 +310,37 @@ class _Fallback(Exception):
     pass
 
 
-def _decode_ffmpeg(path: str, sr_hz: int, max_seconds: float | None, timeout_s: float = DECODE_TIMEOUT_S):
+def _probe_stream(path: str) -> tuple[int, int]:
+    """(sample rate, channels) of the first audio stream, from ffprobe; raises _Fallback if unknown."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        raise _Fallback("ffprobe not installed")
+    proc = run_confined([exe, "-v", "error", *_FFMPEG_CONFINE, "-select_streams", "a:0", "-show_entries",
+                         "stream=sample_rate,channels", "-of", "default=noprint_wrappers=1",
+                         "file:" + os.path.abspath(path)], timeout_s=60.0, what=path)
+    fields = dict(line.split("=", 1) for line in proc.stdout.decode("ascii", "replace").split() if "=" in line)
+    try:
+        return int(fields["sample_rate"]), int(fields["channels"])
+    except (KeyError, ValueError) as exc:
+        raise _Fallback(f"ffprobe finds no audio stream in {path}") from exc
+
+
+def _decode_ffmpeg(path: str, sr_hz: int | None, max_seconds: float | None, timeout_s: float = DECODE_TIMEOUT_S,
+                   mono: bool = True):
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise _Fallback("ffmpeg not installed")
+    src_sr = channels = 0
+    if sr_hz is None or not mono:
+        src_sr, channels = _probe_stream(path)
+        sr_hz = sr_hz or src_sr
     # "file:" stops ffmpeg from reading a leading dash or a colon in a file name as an option/protocol;
     # the whitelists stop a playlist or concat script from pulling in anything else.
     src = "file:" + os.path.abspath(path)
     cmd = [exe, "-nostdin", "-hide_banner", "-v", "warning", *_FFMPEG_CONFINE, "-i", src]
     if max_seconds is not None:
         cmd += ["-t", str(max_seconds)]
-    cmd += ["-f", "f32le", "-ac", "1", "-ar", str(sr_hz), "-"]
+    cmd += ["-f", "f32le", "-ac", "1" if mono else str(channels), "-ar", str(sr_hz), "-"]
     proc = run_confined(cmd, timeout_s=timeout_s, what=path)
     if proc.returncode != 0:
         text = proc.stderr.decode("utf-8", "replace")
@@ -336,33 +362,36 @@ def _decode_ffmpeg(path: str, sr_hz: int, max_seconds: float | None, timeout_s: 
     if warnings.strip():
         log.debug("ffmpeg warnings for %s: %s", path, warnings.strip().splitlines()[-1])
     y = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
-    return y, sr_hz, 0
+    if not mono:
+        y = y[: len(y) - len(y) % channels].reshape(-1, channels)
+    return y, src_sr or sr_hz, channels
 
 
-def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_seconds: float = 0.0,
+def load_audio(path: str, sr_hz: int | None, *, max_seconds: float | None = None, min_seconds: float = 0.0,
                check_silence: bool = True, max_duration_s: float | None = None,
-               timeout_s: float = DECODE_TIMEOUT_S) -> tuple[np.ndarray, AudioInfo]:
-    """Decode `path` to mono float32 at `sr_hz`.
+               timeout_s: float = DECODE_TIMEOUT_S, mono: bool = True) -> tuple[np.ndarray, AudioInfo]:
+    """Decode `path` to float32 at `sr_hz`, mono (the mean of the channels) unless `mono` is False.
 
     Args:
         path: local path (URLs are fetched with fsspec to a temporary file first).
-        sr_hz: output sample rate.
+        sr_hz: output sample rate; None keeps the file's own.
         max_seconds: decode at most this much from the start (None: the whole file).
         min_seconds: raise AudioError if the decoded signal is shorter.
         check_silence: raise AudioError if the signal is digital silence.
         max_duration_s: refuse (AudioError, before decoding) a file whose header says it is longer,
             unless `max_seconds` already bounds the decode below it.
         timeout_s: wall-clock limit of a decoder subprocess.
+        mono: downmix; False keeps the channels.
 
     Returns:
-        (y, info): y has shape (samples,), dtype float32, at `sr_hz`.
+        (y, info): y has shape (samples,) (mono) or (samples, channels), dtype float32, at `info.sr_hz`.
     """
     local = _file_url_path(path)
     if local is not None:
         path = local
     if "://" in path:
         return _load_url(path, sr_hz, max_seconds=max_seconds, min_seconds=min_seconds, check_silence=check_silence,
-                         max_duration_s=max_duration_s, timeout_s=timeout_s)
+                         max_duration_s=max_duration_s, timeout_s=timeout_s, mono=mono)
     p = Path(path)
     if not p.exists():
         raise AudioError(f"{path}: file not found")
@@ -377,26 +406,30 @@ def load_audio(path: str, sr_hz: int, *, max_seconds: float | None = None, min_s
                              "raise the stage's max_duration_s (or set max_seconds) to read it")
     try:
         if p.suffix.lower() in SOUNDFILE_EXTS:
-            y, src_sr, ch = _decode_soundfile(path, sr_hz, max_seconds)
+            y, src_sr, ch = _decode_soundfile(path, sr_hz, max_seconds, mono)
         else:
             raise _Fallback("not a soundfile format")
     except _Fallback:
         try:
-            y, src_sr, ch = _decode_ffmpeg(path, sr_hz, max_seconds, timeout_s)
+            y, src_sr, ch = _decode_ffmpeg(path, sr_hz, max_seconds, timeout_s, mono)
         except _Fallback:
-            y, src_sr, ch = _decode_audioread(path, sr_hz, max_seconds)
-    return _finish(path, y, sr_hz, min_seconds, check_silence, src_sr, ch)
+            y, src_sr, ch = _decode_audioread(path, sr_hz, max_seconds, mono)
+    return _finish(path, y, sr_hz or src_sr, min_seconds, check_silence, src_sr, ch)
 
 
 @dataclass(frozen=True)
 class DecodeRequest:
-    """One consumer's view of a file for `load_audio_rates` (the keyword arguments of `load_audio`)."""
+    """One consumer's view of a file for `load_audio_rates` (the keyword arguments of `load_audio`).
 
-    sr_hz: int
+    `sr_hz` None keeps the file's rate; `mono` False keeps its channels ((samples, channels) arrays).
+    """
+
+    sr_hz: int | None
     max_seconds: float | None = None
     min_seconds: float = 0.0
     check_silence: bool = True
     max_duration_s: float | None = None
+    mono: bool = True
 
 
 def load_audio_rates(path: str, requests: list[DecodeRequest], *, timeout_s: float = DECODE_TIMEOUT_S
@@ -426,7 +459,7 @@ def load_audio_rates(path: str, requests: list[DecodeRequest], *, timeout_s: flo
     if "://" in path or p.suffix.lower() not in SOUNDFILE_EXTS or not p.is_file() or p.stat().st_size == 0:
         return each(lambda r: load_audio(path, r.sr_hz, max_seconds=r.max_seconds, min_seconds=r.min_seconds,
                                          check_silence=r.check_silence, max_duration_s=r.max_duration_s,
-                                         timeout_s=timeout_s))
+                                         timeout_s=timeout_s, mono=r.mono))
     results: list = [None] * len(requests)
     need_probe = [r.max_duration_s is not None and (r.max_seconds is None or r.max_seconds > r.max_duration_s)
                   for r in requests]
@@ -441,13 +474,14 @@ def load_audio_rates(path: str, requests: list[DecodeRequest], *, timeout_s: flo
     if not live:
         return results
     try:
-        outs, src_sr, ch = _decode_soundfile_rates(path, [(requests[k].sr_hz, requests[k].max_seconds) for k in live])
+        outs, src_sr, ch = _decode_soundfile_rates(
+            path, [(requests[k].sr_hz, requests[k].max_seconds, requests[k].mono) for k in live])
     except _Fallback:
         for k in live:
             r = requests[k]
             try:
                 results[k] = load_audio(path, r.sr_hz, max_seconds=r.max_seconds, min_seconds=r.min_seconds,
-                                        check_silence=r.check_silence, timeout_s=timeout_s)
+                                        check_silence=r.check_silence, timeout_s=timeout_s, mono=r.mono)
             except AudioError as exc:
                 results[k] = exc
         return results
@@ -462,7 +496,7 @@ def load_audio_rates(path: str, requests: list[DecodeRequest], *, timeout_s: flo
 
 def _checked(path: str, y: np.ndarray, r: DecodeRequest, src_sr: int, ch: int):
     try:
-        return _finish(path, y, r.sr_hz, r.min_seconds, r.check_silence, src_sr, ch)
+        return _finish(path, y, r.sr_hz or src_sr, r.min_seconds, r.check_silence, src_sr, ch)
     except AudioError as exc:
         return exc
 
@@ -476,10 +510,10 @@ def _finish(path: str, y: np.ndarray, sr_hz: int, min_seconds: float, check_sile
         raise AudioError(f"{path}: too short ({dur:.2f} s, need at least {min_seconds:.2f} s)")
     if check_silence and float(np.max(np.abs(y))) < 1e-5:
         raise AudioError(f"{path}: silent (peak below -100 dBFS)")
-    return y, AudioInfo(path=path, source_sr_hz=int(src_sr), channels=int(ch), duration_s=dur)
+    return y, AudioInfo(path=path, source_sr_hz=int(src_sr), channels=int(ch), duration_s=dur, sr_hz=int(sr_hz))
 
 
-def _decode_audioread(path: str, sr_hz: int, max_seconds: float | None):
+def _decode_audioread(path: str, sr_hz: int | None, max_seconds: float | None, mono: bool = True):
     try:
         import audioread
         import soxr
@@ -488,9 +522,11 @@ def _decode_audioread(path: str, sr_hz: int, max_seconds: float | None):
             src_sr, ch = f.samplerate, f.channels
             buf = b"".join(f)
         y = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
-        y = y.reshape(-1, ch).mean(axis=1) if ch > 1 else y
+        y = y.reshape(-1, ch)
+        y = y.mean(axis=1) if mono else y
         if max_seconds is not None:
             y = y[: int(max_seconds * src_sr)]
+        sr_hz = sr_hz or src_sr
         return (soxr.resample(y, src_sr, sr_hz).astype(np.float32) if src_sr != sr_hz else y), src_sr, ch
     except Exception as exc:
         raise AudioError(f"{Path(path).name}: not a decodable audio file ({type(exc).__name__}: {exc})") from exc
@@ -515,4 +551,4 @@ def _load_url(url: str, sr_hz: int, **kw) -> tuple[np.ndarray, AudioInfo]:
             raise AudioError(f"{url}: cannot fetch ({exc})") from exc
         tmp.flush()
         y, info = load_audio(tmp.name, sr_hz, **kw)
-    return y, AudioInfo(url, info.source_sr_hz, info.channels, info.duration_s)
+    return y, AudioInfo(url, info.source_sr_hz, info.channels, info.duration_s, info.sr_hz)

@@ -163,10 +163,12 @@ class StageSpec:
         results: result object -> its run.json `results` ({"counts": {...}, ...}).
         summary_counts: the counts `pairminer run` prints after the stage.
         doc: the docs page that describes it.
-        fused_with: (next stage, "module:function") when the two can run as one pass: when both run
-            in one invocation, the runner calls ``function(<input>, <output>, <next stage's output>,
-            config, next config, progress=, scheduler=)``, which returns {stage name: result} with
-            each stage's usual result (verify -> targets decode each audio file once this way).
+        fused_with: "module:function" of the driver that runs this stage as one step of a pass:
+            consecutive stages of one invocation that name the same driver run as one pass, the
+            runner calling ``function(<first's input>, [outputs], [configs], stages=[names],
+            progress=, scheduler=)``, which returns {stage name: result} with each stage's usual
+            result (verify, targets and stems decode each audio file once this way:
+            `pairminer.audiopass`).
     """
 
     name: str
@@ -187,7 +189,7 @@ class StageSpec:
     uses_scheduler: bool = True
     summary_counts: tuple[str, ...] = ()
     doc: str = ""
-    fused_with: tuple[str, str] | None = None
+    fused_with: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def config_class(self) -> type:
@@ -206,6 +208,9 @@ def _load(ref: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+AUDIO_PASS = "pairminer.audiopass.run:run_chain"
+"""The one driver of the audio stages (verify, targets, stems): their `fused_with`."""
+
 _REPORT_READS = ("candidates", "rejects", "near_misses", "discover_report", "verified", "verify_report", "manifest",
                  "targets_report")
 
@@ -222,13 +227,14 @@ STAGES: tuple[StageSpec, ...] = (
         writes=("verified", "verify_report", "similarity_plot", "fingerprint_cache"), fresh_outputs=2,
         run_input="candidates", run_output="OUT", path_fields=("audio_root", "cache_dir"), audio_from="all",
         results=_verify_results, summary_counts=("candidates", "verified", "error"), doc="docs/verify.md",
-        fused_with=("targets", "pairminer.chain:run_verify_targets")),
+        fused_with=AUDIO_PASS),
     StageSpec(
         name="targets", config="pairminer.targets.config:TargetsConfig", run="pairminer.targets.stage:run_targets",
         command="targets", reads=("verified",), writes=("manifest", "targets_report", "shards"), fresh_outputs=2,
         run_input="verified", run_output="targets_dir", owns="targets_dir", cleared_on_reconfigure=True,
         path_fields=("audio_root",), audio_from="verified", results=_targets_results,
-        summary_counts=("verified_in", "written", "skipped_existing", "failed"), doc="docs/targets.md"),
+        summary_counts=("verified_in", "written", "skipped_existing", "failed"), doc="docs/targets.md",
+        fused_with=AUDIO_PASS),
     StageSpec(
         name="train", config="pairminer.train.config:TrainConfig", run="pairminer.train.loop:run_train",
         command="train", reads=("manifest",), writes=("train_config", "train_checkpoint", "train_report"),

@@ -1,4 +1,4 @@
-"""verify chained into targets with one decode per file (pairminer.chain) against the two stages run alone."""
+"""verify chained into targets in one audio pass (one decode per file) against the two stages run alone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from pairminer import audio as audio_mod
 from pairminer.audio import DecodeRequest, load_audio, load_audio_rates
-from pairminer.chain import run_verify_targets
+from pairminer.audiopass.run import run_pass
 from pairminer.errors import AudioError
 from pairminer.storage import write_table
 from pairminer.synth import make_song, shift_and_gain, write_audio
@@ -50,6 +50,11 @@ def corpus(tmp_path_factory):
     cands = d / "candidates.parquet"
     write_table(cands, pd.DataFrame(rows), "candidates")
     return d, cands
+
+
+def run_verify_targets(cands, out, targets_dir, vcfg, tcfg, **kw):
+    return run_pass(str(cands), {"verify": str(out), "targets": str(targets_dir)}, {"verify": vcfg, "targets": tcfg},
+                    **kw)
 
 
 def _digest(path) -> str:
@@ -148,7 +153,7 @@ def test_load_audio_rates_matches_load_audio_per_rate(corpus):
 
 def test_verify_and_targets_plan_per_batch_of_rows_with_the_same_results(corpus, tmp_path, monkeypatch):
     from pairminer import parallel
-    from pairminer.targets import stage as tstage
+    from pairminer.audiopass import source as tstage
 
     _, cands = corpus
     tcfg = TargetsConfig(shard_mb=SMALL_SHARD_MB)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import pairminer.verify.stage as verify_mod
+import pairminer.audiopass.driver as audiopass_driver
 from pairminer.cli import main
 from pairminer.errors import ConfigError, InputError
 from pairminer.verify.fingerprint import ITEM_S
@@ -60,13 +60,13 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture
 def count_decodes(monkeypatch):
     calls: list[str] = []
-    real = verify_mod.fingerprint_file
+    real = audiopass_driver.decode
 
-    def counting(path, **kw):
+    def counting(path, requests):
         calls.append(path)
-        return real(path, **kw)
+        return real(path, requests)
 
-    monkeypatch.setattr(verify_mod, "fingerprint_file", counting)
+    monkeypatch.setattr(audiopass_driver, "decode", counting)
     return calls
 
 

@@ -5,7 +5,7 @@ Public names are imported lazily, so that `import pairminer.targets.config` stay
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {'TargetsConfig': 'config', 'run_targets': 'stage', 'TargetsResult': 'stage'}
+_EXPORTS = {"TargetsConfig": "config", "run_targets": "stage", "TargetsResult": "session"}
 
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -97,14 +97,28 @@ def run_stage(wf: Workflow, stage: str, progress: bool, *, resume: bool = False)
 
 
 def run_fused(wf: Workflow, stages: list[str], progress: bool) -> dict[str, Any]:
-    """Run two stages as one pass through the first's `StageSpec.fused_with` function: {stage: result}."""
-    first, second = (registry.stage(s) for s in stages)
-    kwargs: dict[str, Any] = {"progress": progress}
-    if first.uses_scheduler:
+    """Run stages as one pass through their shared `StageSpec.fused_with` driver: {stage: result}."""
+    specs = [registry.stage(s) for s in stages]
+    kwargs: dict[str, Any] = {"progress": progress, "stages": list(stages)}
+    if specs[0].uses_scheduler:
         kwargs["scheduler"] = wf.scheduler
-    fn = registry._load(first.fused_with[1])
-    return fn(wf.artifact_path(first.run_input), wf.artifact_path(first.run_output),
-              wf.artifact_path(second.run_output), wf.config(first.name), wf.config(second.name), **kwargs)
+    fn = registry._load(specs[0].fused_with)
+    return fn(wf.artifact_path(specs[0].run_input), [wf.artifact_path(s.run_output) for s in specs],
+              [wf.config(s.name) for s in specs], **kwargs)
+
+
+def fused_chain(stage: str, selected: list[str]) -> list[str]:
+    """`stage` and the selected stages right after it that share its `fused_with` driver."""
+    spec = registry.stage(stage)
+    chain = [stage]
+    if not spec.fused_with:
+        return chain
+    names = list(registry.STAGE_NAMES)
+    for nxt in names[names.index(stage) + 1:]:
+        if nxt not in selected or registry.stage(nxt).fused_with != spec.fused_with:
+            break
+        chain.append(nxt)
+    return chain
 
 
 def stage_results(stage: str, res: Any) -> dict[str, Any]:
@@ -172,9 +186,9 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
 def _execute_fused(wf: Workflow, stages: list[str], prevs: list[dict | None], reasons: list[str], force: bool,
                    progress: bool, entries: dict[str, dict], save: Callable[[], None],
                    emit: Callable[[StageOutcome], None]) -> list[StageOutcome]:
-    """Run two stages as one pass (the first's `StageSpec.fused_with`); each keeps its run.json entry.
+    """Run stages as one pass (their `StageSpec.fused_with`); each keeps its run.json entry.
 
-    The wall time of the pass is split evenly between the two entries (the work is shared).
+    The wall time of the pass is split evenly between the entries (the work is shared).
     """
     ctxs = [_prepare(wf, s, p, force, r, entries, save, emit) for s, p, r in zip(stages, prevs, reasons)]
     t0 = time.perf_counter()
@@ -186,15 +200,17 @@ def _execute_fused(wf: Workflow, stages: list[str], prevs: list[dict | None], re
         dur = round(time.perf_counter() - t0, 4)
         # One pass: neither stage completed (verify's tables are written at the end of the pass).
         out = [_failed(ctxs[0], exc, dur, entries, emit)]
-        entries[stages[1]]["inputs"] = ctxs[1]["hashed_inputs"]()
-        entries[stages[1]].update(status="failed", duration_s=dur, error=out[0].error)
+        for ctx, s in zip(ctxs[1:], stages[1:]):
+            entries[s]["inputs"] = ctx["hashed_inputs"]()
+            entries[s].update(status="failed", duration_s=dur, error=out[0].error)
         return out
-    dur = round((time.perf_counter() - t0) / 2, 4)
-    # The second stage read what the first wrote in the same pass: fingerprint its inputs now.
-    ctxs[1]["hashed_inputs"]()  # the stat-time hashing thread, done with
-    fresh = input_fingerprints(wf, stages[1], content=True)
-    ctxs[1]["hashed_inputs"] = lambda: fresh
-    log.info("%s: ran in one pass with %s", stages[1], stages[0])
+    dur = round((time.perf_counter() - t0) / len(stages), 4)
+    # The later stages read what the first wrote in the same pass: fingerprint their inputs now.
+    for ctx, s in zip(ctxs[1:], stages[1:]):
+        ctx["hashed_inputs"]()  # the stat-time hashing thread, done with
+        fresh = input_fingerprints(wf, s, content=True)
+        ctx["hashed_inputs"] = lambda fresh=fresh: fresh
+        log.info("%s: ran in one pass with %s", s, stages[0])
     return [_succeeded(wf, ctx, res[s], dur, entries, save, emit) for ctx, s in zip(ctxs, stages)]
 
 
@@ -397,16 +413,15 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
             outcomes.append(o)
             emit(o)
             continue
-        spec = registry.stage(stage)
-        nxt = spec.fused_with[0] if spec.fused_with else None
-        if nxt is not None and nxt in selected and nxt not in fused_done:
-            # The next stage runs too (its upstream runs now): one pass does both (StageSpec.fused_with).
-            n_reason = decide(wf, nxt, previous.get(nxt), force=force, upstream=upstream)[1]
-            pair = _execute_fused(wf, [stage, nxt], [prev, previous.get(nxt)], [reason, n_reason], force, progress,
+        chain = [s for s in fused_chain(stage, selected) if s not in fused_done]
+        if len(chain) > 1:
+            # The next stages run too (their upstream runs now): one pass does them all (StageSpec.fused_with).
+            reasons = [reason] + [decide(wf, s, previous.get(s), force=force, upstream=upstream)[1] for s in chain[1:]]
+            done = _execute_fused(wf, chain, [previous.get(s) for s in chain], reasons, force, progress,
                                   entries, save, emit)
-            if len(pair) > 1:
-                fused_done[nxt] = pair[1]
-            o = pair[0]
+            for s, o in zip(chain[1:], done[1:]):
+                fused_done[s] = o
+            o = done[0]
         else:
             o = _execute(wf, stage, prev, reason, force, progress, entries, save, emit)
         outcomes.append(o)

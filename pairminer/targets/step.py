@@ -1,0 +1,144 @@
+"""targets as a step of the audio pass: one verified pair -> its STFT magnitude frames.
+
+`TargetsStep` runs in the Dask tasks (`compute.compute_pair_audio` on the pair's audio at
+`TargetsConfig.sr`, mono); `TargetsClient` is its session on the client (`TargetsSession`: the shard
+writer and the manifest). It runs alone over verified.parquet, or after verify in the same tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..audio import DecodeRequest
+from ..audiopass.source import VerifiedRows
+from ..audiopass.steps import PairJob, PairResult
+from ..errors import AudioError, PairminerError
+from .compute import TargetsOutcome, check_mix_duration, compute_pair_audio, estimate_frames
+from .config import TargetsConfig
+from .session import TargetsSession
+
+log = logging.getLogger(__name__)
+
+
+class TargetsStep:
+    """The per-pair part of targets (picklable: holds the config)."""
+
+    name = "targets"
+
+    def __init__(self, config: TargetsConfig):
+        self.config = config
+        self._req = {"mix": DecodeRequest(config.sr, max_duration_s=config.max_duration_s),
+                     "version": DecodeRequest(config.sr, max_duration_s=config.max_duration_s
+                                              + config.search_window_s + 3600.0)}
+
+    def requests(self, job: PairJob, side: str) -> list[DecodeRequest]:
+        return [self._req[side]]
+
+    def row(self, job: PairJob, result: PairResult | None = None) -> dict:
+        """The pair's row with the offset that verify found in this pass (else the row's own)."""
+        rec = (result.outcomes.get("verify") if result is not None else None) or {}
+        return dict(job.data, offset_s=float(rec["offset_s"])) if "offset_s" in rec else dict(job.data)
+
+    def run(self, job: PairJob, audio: dict[str, dict], result: PairResult) -> TargetsOutcome:
+        row = self.row(job, result)
+        try:
+            check_mix_duration(row, self.config)
+            sig = {}
+            for side in ("mix", "version"):  # mix first: its error is the one reported
+                if job.paths.get(side) is None:
+                    raise AudioError(job.path_errors.get(side) or f"no {side} audio path")
+                got = audio[side][self._req[side]]
+                if isinstance(got, AudioError):
+                    raise got
+                sig[side] = got[0]
+            frames, stats = compute_pair_audio(row, self.config, sig["mix"], sig["version"])
+            return TargetsOutcome(frames=frames, stats=stats)
+        except PairminerError as exc:
+            return TargetsOutcome(error=str(exc))
+        except (ValueError, RuntimeError, MemoryError, OSError) as exc:
+            log.debug("pair %s failed", row.get("pair_id"), exc_info=True)
+            return TargetsOutcome(error=f"{type(exc).__name__}: {exc}")
+
+    def passes(self, outcome: Any) -> bool:
+        return outcome is not None and outcome.error is None
+
+
+class TargetsClient:
+    """targets' session in the audio pass."""
+
+    label = "targets"
+
+    def __init__(self, session: TargetsSession, verified_path: str | None = None):
+        self.session = session
+        self.config = session.config
+        self.step = TargetsStep(session.config)
+        self.audio_root = session.config.audio_root
+        self.timings = session.timings
+        self.capacity = session.capacity
+        self.pairs_per_task = 1
+        self.file_step_name = "decode"
+        self.verified_path = verified_path
+        self.rows: VerifiedRows | None = None
+        self.seen_ids: set[str] = set()  # pairs delivered to this step (verified in this pass)
+        self.n_seen = 0
+
+    def task_step_name(self, decoding: bool) -> str:
+        return "tasks"
+
+    # -- the first step of a pass (targets alone)
+    def source(self) -> VerifiedRows:
+        with self.timings.step("read_input"):
+            self.rows = VerifiedRows(str(self.verified_path))
+            self.session.load_existing()
+        self.session.drop_stale(self.rows.verified_ids)
+        self.session.open_writer()
+        return self.rows
+
+    def early_outcome(self, job: PairJob) -> TargetsOutcome | None:
+        if not self.session.might_want(job.pair_id):
+            return TargetsOutcome()  # in the manifest already, or a duplicate: no task
+        for side in ("mix", "version"):
+            if job.path_errors.get(side):
+                return TargetsOutcome(error=job.path_errors[side])
+        return None
+
+    def end_batch(self, batch: Any, stats: dict) -> None:
+        pass
+
+    # -- every step
+    def wants(self, job: PairJob) -> bool:
+        return self.session.might_want(job.pair_id)
+
+    def cost(self, job: PairJob) -> int:
+        return estimate_frames(job.data, self.config)
+
+    def deliver(self, job: PairJob, outcome: TargetsOutcome | None) -> None:
+        """Count the pair (made, in the manifest already, a duplicate) and hand its frames to the writer.
+
+        The manifest takes the offsets from the outcome's stats, so the row is the input row as it is.
+        """
+        self.n_seen += 1
+        self.seen_ids.add(job.pair_id)
+        if self.session.wanted(job.pair_id):
+            self.session.add(job.data, outcome if outcome is not None else TargetsOutcome(error="not computed"))
+
+    # -- the end of the pass
+    def close(self) -> None:
+        self.session.close_writer()
+
+    def abort(self) -> None:
+        pass
+
+    def cleanup(self) -> None:
+        if self.rows is not None:
+            self.rows.close()
+
+    def finish(self, scheduler: str, first: Any, results: dict) -> Any:
+        if first is self:
+            rows = self.rows
+            log.info("targets: %d verified pairs, %d already done", rows.n, self.session.skipped)
+            return self.session.finish(str(self.verified_path), rows.n, rows.rows_in, scheduler)
+        # after verify: the pairs verified now are known only now
+        self.session.drop_stale(self.seen_ids)
+        return self.session.finish(results["verify"].verified_path, self.n_seen, first.session.n, scheduler)
