@@ -178,7 +178,7 @@ def test_worker_killed_mid_verify_run_completes(songs, tmp_path):
             while time.monotonic() - t0 < 120:
                 held = {}
                 for key, addrs in watcher.who_has().items():
-                    if "fingerprint" in str(key):
+                    if "verify-files" in str(key):
                         for a in addrs:
                             held.setdefault(a, []).append(key)
                 if held:

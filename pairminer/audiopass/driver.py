@@ -258,20 +258,17 @@ class AudioPass:
         return groups
 
     def _deliver(self, group: list[PairJob], results: dict[int, PairResult]) -> None:
-        """Each step's outcomes, in row order."""
+        """Each step's outcomes, in row order (the later steps get the pairs the first one passes)."""
+        first = self.first
         for job in group:
             res = results.get(job.row)
-            outcome = job.early if res is None else res.outcomes.get(self.first.step.name)
-            self.first.deliver(job, outcome)
-            passed = res is not None and self.first.step.passes(outcome)
+            outcome = job.early if res is None else res.outcomes.get(first.step.name)
+            first.deliver(job, outcome)
+            if not first.step.passes(outcome):
+                continue
             for k, client in enumerate(self.clients[1:], start=1):
-                if not passed:
-                    break
                 self.bars[k].update(1)
-                got = res.outcomes.get(client.step.name)
-                client.deliver(job, got)
-                passed = got is not None and client.step.passes(got)
-
+                client.deliver(job, res.outcomes.get(client.step.name) if res is not None else None)
 
 def cores(scheduler: str) -> int:
     """Cores a local scheduler uses (1 for synchronous)."""

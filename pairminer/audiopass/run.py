@@ -20,8 +20,8 @@ AUDIO_STAGES = ("verify", "targets", "stems")
 """The stages that are steps of the audio pass, in the order they run in a pair task."""
 
 
-def _client(stage: str, out_dir: str, config: Any, first: bool, input_path: str) -> Any:
-    """The step client of `stage`, with its session open (the first step also owns the input)."""
+def _client(stage: str, out_dir: str, config: Any, input_path: str) -> Any:
+    """The step client of `stage`, with its session open (verify also owns the input)."""
     if stage == "verify":
         from ..verify.session import VerifySession
         from ..verify.step import VerifyClient
@@ -31,17 +31,16 @@ def _client(stage: str, out_dir: str, config: Any, first: bool, input_path: str)
         from ..targets.session import TargetsSession
         from ..targets.step import TargetsClient
 
-        client = TargetsClient(TargetsSession(out_dir, config), input_path if first else None)
-        if not first:
-            with client.timings.step("read_input"):
-                client.session.load_existing()
-            client.session.open_writer()
+        client = TargetsClient(TargetsSession(out_dir, config))
+        with client.timings.step("read_input"):
+            client.session.load_existing()
+        client.session.open_writer()
         return client
     if stage == "stems":
         from ..stems.session import StemsSession
         from ..stems.step import StemsClient
 
-        return StemsClient(StemsSession(out_dir, config), input_path if first else None)
+        return StemsClient(StemsSession(out_dir, config))
     raise ValueError(f"{stage} is not a step of the audio pass (one of {', '.join(AUDIO_STAGES)})")
 
 
@@ -66,10 +65,15 @@ def run_pass(input_path: str, outs: dict[str, str], configs: dict[str, Any], *, 
     check_scheduler(scheduler)
     clients: list[Any] = []
     try:
-        for i, stage in enumerate(stages):
-            clients.append(_client(stage, outs[stage], configs[stage], i == 0, input_path))
+        if stages[0] != "verify":  # a pass over verified.parquet: its rows are the first "step"
+            from .source import VerifiedRowsClient
+
+            clients.append(VerifiedRowsClient(input_path))
+            clients[0].source()  # the input's columns are checked before any output is touched
+        for stage in stages:
+            clients.append(_client(stage, outs[stage], configs[stage], input_path))
         pass_ = AudioPass(clients, scheduler=scheduler, progress=progress)
-        with _timed([c for c in clients if c.step.name != "verify"]):
+        with _timed([c for c in clients if c.step.name in ("targets", "stems")]):
             pass_.run()
         for c in clients:
             c.close()
@@ -83,7 +87,9 @@ def run_pass(input_path: str, outs: dict[str, str], configs: dict[str, Any], *, 
     results: dict[str, Any] = {}
     first = clients[0]
     for c in clients:
-        results[c.step.name] = c.finish(scheduler, first, results)
+        res = c.finish(scheduler, first, results)
+        if c.step.name in outs:
+            results[c.step.name] = res
     return results
 
 

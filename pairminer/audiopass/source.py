@@ -74,3 +74,69 @@ class VerifiedRows:
             self.handle = None
 
 
+
+
+class ReadVerifiedStep:
+    """The first step of a pass over verified.parquet: every row is a verified pair (no work, no audio)."""
+
+    name = "verified"
+
+    def requests(self, job: Any, side: str) -> list:
+        return []
+
+    def run(self, job: Any, audio: dict, result: Any) -> bool:
+        return True
+
+    def passes(self, outcome: Any) -> bool:
+        return True
+
+
+class VerifiedRowsClient:
+    """The client of `ReadVerifiedStep`: reads verified.parquet; pairs that no later step wants get no task."""
+
+    label = "verified"
+    audio_root = None
+    pairs_per_task = 1
+    file_step_name = "decode"
+
+    def __init__(self, verified_path: str):
+        from ..runinfo import Timings
+
+        self.path = verified_path
+        self.step = ReadVerifiedStep()
+        self.timings = Timings()
+        self.rows: VerifiedRows | None = None
+
+    def task_step_name(self, decoding: bool) -> str:
+        return "tasks"
+
+    def source(self) -> VerifiedRows:
+        if self.rows is None:
+            self.rows = VerifiedRows(self.path)
+        return self.rows
+
+    def early_outcome(self, job: Any) -> Any:
+        return None if job.wanted else True  # True: passed on without a task (the later steps count it)
+
+    def deliver(self, job: Any, outcome: Any) -> None:
+        pass
+
+    def end_batch(self, batch: Any, stats: dict) -> None:
+        pass
+
+    def input_summary(self, results: dict) -> tuple[str, int]:
+        """(the verified table the later steps read, its rows)."""
+        return self.path, self.source().rows_in
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def cleanup(self) -> None:
+        if self.rows is not None:
+            self.rows.close()
+
+    def finish(self, scheduler: str, first: Any, results: dict) -> None:
+        return None

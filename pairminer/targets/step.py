@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from ..audio import DecodeRequest
-from ..audiopass.source import VerifiedRows
 from ..audiopass.steps import PairJob, PairResult
 from ..errors import AudioError, PairminerError
 from .compute import TargetsOutcome, check_mix_duration, compute_pair_audio, estimate_frames
@@ -69,7 +68,7 @@ class TargetsClient:
 
     label = "targets"
 
-    def __init__(self, session: TargetsSession, verified_path: str | None = None):
+    def __init__(self, session: TargetsSession):
         self.session = session
         self.config = session.config
         self.step = TargetsStep(session.config)
@@ -78,35 +77,12 @@ class TargetsClient:
         self.capacity = session.capacity
         self.pairs_per_task = 1
         self.file_step_name = "decode"
-        self.verified_path = verified_path
-        self.rows: VerifiedRows | None = None
         self.seen_ids: set[str] = set()  # pairs delivered to this step (verified in this pass)
         self.n_seen = 0
 
     def task_step_name(self, decoding: bool) -> str:
         return "tasks"
 
-    # -- the first step of a pass (targets alone)
-    def source(self) -> VerifiedRows:
-        with self.timings.step("read_input"):
-            self.rows = VerifiedRows(str(self.verified_path))
-            self.session.load_existing()
-        self.session.drop_stale(self.rows.verified_ids)
-        self.session.open_writer()
-        return self.rows
-
-    def early_outcome(self, job: PairJob) -> TargetsOutcome | None:
-        if not self.session.might_want(job.pair_id):
-            return TargetsOutcome()  # in the manifest already, or a duplicate: no task
-        for side in ("mix", "version"):
-            if job.path_errors.get(side):
-                return TargetsOutcome(error=job.path_errors[side])
-        return None
-
-    def end_batch(self, batch: Any, stats: dict) -> None:
-        pass
-
-    # -- every step
     def wants(self, job: PairJob) -> bool:
         return self.session.might_want(job.pair_id)
 
@@ -131,14 +107,9 @@ class TargetsClient:
         pass
 
     def cleanup(self) -> None:
-        if self.rows is not None:
-            self.rows.close()
+        pass
 
     def finish(self, scheduler: str, first: Any, results: dict) -> Any:
-        if first is self:
-            rows = self.rows
-            log.info("targets: %d verified pairs, %d already done", rows.n, self.session.skipped)
-            return self.session.finish(str(self.verified_path), rows.n, rows.rows_in, scheduler)
-        # after verify: the pairs verified now are known only now
-        self.session.drop_stale(self.seen_ids)
-        return self.session.finish(results["verify"].verified_path, self.n_seen, first.session.n, scheduler)
+        verified_path, rows_in = first.input_summary(results)
+        self.session.drop_stale(self.seen_ids)  # the pairs verified now are known only now
+        return self.session.finish(verified_path, self.n_seen, rows_in, scheduler)

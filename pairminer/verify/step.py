@@ -164,5 +164,9 @@ class VerifyClient:
     def cleanup(self) -> None:
         self.session.remove_tmp_cache()
 
+    def input_summary(self, results: dict) -> tuple[str, int]:
+        """(the verified table the later steps read, its rows)."""
+        return results["verify"].verified_path, self.session.n
+
     def finish(self, scheduler: str, first: Any, results: dict) -> Any:
         return self.session.finish(scheduler)
