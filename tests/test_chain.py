@@ -123,7 +123,7 @@ def test_fused_rerun_uses_the_cache_and_skips_finished_pairs(corpus, tmp_path):
     assert again["targets"].counts == {"verified_in": 3, "written": 0, "skipped_existing": 3, "failed": 0}
     assert _outputs(out) == before
     # A pair that is no longer verified leaves the manifest (stricter max_ber rejects all).
-    strict = run_verify_targets(str(cands), str(out), str(out / "targets"), VerifyConfig(max_ber=0.01), tcfg,
+    strict = run_verify_targets(str(cands), str(out), str(out / "targets"), VerifyConfig(min_ber=0.0, max_ber=0.01), tcfg,
                                 scheduler="synchronous", progress=False)
     assert strict["targets"].counts["verified_in"] == 0
     assert len(pd.read_parquet(out / "targets" / "manifest.parquet")) == 0
