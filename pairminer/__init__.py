@@ -13,8 +13,6 @@ numpy, pandas, pyarrow, Dask or torch) and `pairminer.train` still runs on machi
 torch, numpy, pandas and pyarrow.
 """
 
-from __future__ import annotations
-
 import importlib
 from typing import Any
 
