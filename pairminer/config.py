@@ -182,11 +182,61 @@ def _to_float(value: Any, key: str) -> float:
     return out
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The resolved type hints of a config class (cached; a hint that cannot be resolved is not checked)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        try:
+            hints = typing.get_type_hints(cls)
+        except (NameError, TypeError):  # a forward reference to a name the class's module lacks
+            hints = {}
+        _HINTS[cls] = hints
+    return hints
+
+
+def _allows_none(annotation: Any) -> bool:
+    if annotation is Any or annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        return type(None) in typing.get_args(annotation)
+    return False
+
+
 @dataclasses.dataclass(frozen=True)
 class StageConfig:
-    """Base class for stage configs. Subclasses are frozen dataclasses with defaults for every field."""
+    """Base class for stage configs. Subclasses are frozen dataclasses with defaults for every field.
+
+    Every config is validated when it is built, however it is built (`Config(...)`, `from_dict`,
+    `from_yaml`, `replace`, `dataclasses.replace`): each value is checked against its field's type
+    and converted the way the CLI and workflow files convert it (an int for a float field becomes a
+    float, a list for a tuple field a tuple; NaN, infinity, fractions for whole numbers and None for
+    a field that does not take it are refused), then the subclass's `check()` refuses out-of-range
+    values and inconsistent combinations. The errors are the CLI's one-line `ConfigError`s, naming
+    the field. A subclass that needs its own `__post_init__` must call `super().__post_init__()`.
+    """
 
     stage: ClassVar[str] = "stage"
+
+    def __post_init__(self) -> None:
+        hints = _field_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            key = f"{self.stage}.{f.name}"
+            annotation = hints.get(f.name, Any)
+            if value is None:
+                if not _allows_none(annotation):
+                    default = f.default if f.default is not dataclasses.MISSING else None
+                    raise ConfigError(f"{key}: a value is required (None is not accepted); leave the option out "
+                                      f"for its default ({default!r})")
+                continue
+            coerced = _coerce(value, annotation, key)
+            if coerced is not value:
+                object.__setattr__(self, f.name, coerced)
+        self.check()
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -204,14 +254,15 @@ class StageConfig:
         hints = typing.get_type_hints(cls)
         kwargs = {k: _coerce(v, hints[k], f"{prefix}{cls.stage}.{k}") for k, v in data.items()}
         try:
-            cfg = cls(**kwargs)
+            return cls(**kwargs)  # __post_init__ checks the values (check())
         except TypeError as exc:
             raise ConfigError(f"{prefix}{exc}") from exc
-        cfg.check()
-        return cfg
 
     def check(self) -> None:
-        """Validate values; subclasses raise ConfigError with a fix-it message."""
+        """Validate values and their combinations; subclasses raise ConfigError with a fix-it message.
+
+        Called by `__post_init__` on every construction; the field types are already checked then.
+        """
 
     def to_dict(self) -> dict[str, Any]:
         out = {}

@@ -142,6 +142,9 @@ class StageSpec:
         name: the stage's name: its workflow section, its `--from/--until` value, its run.json entry.
         config: "module:Class" of its StageConfig (a light module: no numpy, no Dask).
         run: "module:function" of its run function (imported only when the stage runs).
+        result: "module:Class" of what the run function returns (None: not exported). The package
+            root exports the run function, the config class and the result type of every stage
+            under their own names (`pairminer.run_verify`, `pairminer.VerifyConfig`...).
         command: the `pairminer` command that runs it on its own.
         reads: artifacts it reads (their fingerprints make it rerun when they change).
         writes: artifacts it writes, first the ones that must exist (and be unchanged) for it to
@@ -190,6 +193,7 @@ class StageSpec:
     summary_counts: tuple[str, ...] = ()
     doc: str = ""
     fused_with: str | None = None
+    result: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def config_class(self) -> type:
@@ -197,6 +201,9 @@ class StageSpec:
 
     def run_function(self) -> Callable[..., Any]:
         return _load(self.run)
+
+    def result_class(self) -> type | None:
+        return _load(self.result) if self.result else None
 
     @property
     def freshness_outputs(self) -> tuple[str, ...]:
@@ -220,31 +227,32 @@ STAGES: tuple[StageSpec, ...] = (
         command="discover", reads=("catalog",),
         writes=("candidates", "rejects", "discover_report", "near_misses"), fresh_outputs=4,
         run_input="catalog", run_output="OUT", path_fields=("audio_root",), results=_discover_results,
-        summary_counts=("rows_read", "kept"), doc="docs/discover.md"),
+        summary_counts=("rows_read", "kept"), doc="docs/discover.md", result="pairminer.discover.stage:DiscoverResult"),
     StageSpec(
         name="verify", config="pairminer.verify.config:VerifyConfig", run="pairminer.verify.stage:run_verify",
         command="verify", reads=("candidates",),
         writes=("verified", "verify_report", "similarity_plot", "fingerprint_cache"), fresh_outputs=2,
         run_input="candidates", run_output="OUT", path_fields=("audio_root", "cache_dir"), audio_from="all",
         results=_verify_results, summary_counts=("candidates", "verified", "error"), doc="docs/verify.md",
-        fused_with=AUDIO_PASS),
+        fused_with=AUDIO_PASS, result="pairminer.verify.stage:VerifyResult"),
     StageSpec(
         name="targets", config="pairminer.targets.config:TargetsConfig", run="pairminer.targets.stage:run_targets",
         command="targets", reads=("verified",), writes=("manifest", "targets_report", "shards"), fresh_outputs=2,
         run_input="verified", run_output="targets_dir", owns="targets_dir", cleared_on_reconfigure=True,
         path_fields=("audio_root",), audio_from="verified", results=_targets_results,
         summary_counts=("verified_in", "written", "skipped_existing", "failed"), doc="docs/targets.md",
-        fused_with=AUDIO_PASS),
+        fused_with=AUDIO_PASS, result="pairminer.targets.stage:TargetsResult"),
     StageSpec(
         name="train", config="pairminer.train.config:TrainConfig", run="pairminer.train.loop:run_train",
         command="train", reads=("manifest",), writes=("train_config", "train_checkpoint", "train_report"),
         fresh_outputs=3, run_input="targets_dir", run_output="train_run", owns="train_run", resumable=True,
-        uses_scheduler=False, results=_train_results, summary_counts=("steps_run", "step"), doc="docs/training.md"),
+        uses_scheduler=False, results=_train_results, summary_counts=("steps_run", "step"), doc="docs/training.md",
+        result="pairminer.train.loop:TrainResult"),
     StageSpec(
         name="report", config="pairminer.report.config:ReportConfig", run="pairminer.report.stage:run_report",
         command="report", reads=_REPORT_READS, writes=("report_html", "report_json"), fresh_outputs=2,
         run_input="OUT", run_output="report_dir", uses_scheduler=False, results=_report_results,
-        summary_counts=("stages_present",), doc="docs/report.md"),
+        summary_counts=("stages_present",), doc="docs/report.md", result="pairminer.report.stage:ReportResult"),
 )
 """Every stage, in pipeline order."""
 

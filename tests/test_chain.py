@@ -127,8 +127,8 @@ def test_fused_rerun_uses_the_cache_and_skips_finished_pairs(corpus, tmp_path):
     assert first["verify"].n_decoded > 0 and again["verify"].n_decoded == 0
     assert again["targets"].counts == {"verified_in": 3, "written": 0, "skipped_existing": 3, "failed": 0}
     assert _outputs(out) == before
-    # A pair that is no longer verified leaves the manifest (stricter max_ber rejects all).
-    strict = run_verify_targets(str(cands), str(out), str(out / "targets"), VerifyConfig(max_ber=0.01), tcfg,
+    # A pair that is no longer verified leaves the manifest (a min_overlap_s longer than any song rejects all).
+    strict = run_verify_targets(str(cands), str(out), str(out / "targets"), VerifyConfig(min_overlap_s=3600.0), tcfg,
                                 scheduler="synchronous", progress=False)
     assert strict["targets"].counts["verified_in"] == 0
     assert len(pd.read_parquet(out / "targets" / "manifest.parquet")) == 0

@@ -145,9 +145,9 @@ def test_plain_window_names_are_scipy_windows_and_others_are_still_checked():
 
     for name in _PLAIN_WINDOWS:
         assert len(scipy.signal.get_window(name, 16)) == 16
-        TargetsConfig(window=name).check()
+        TargetsConfig(window=name)
     with pytest.raises(ConfigError, match="not a known window"):
-        TargetsConfig(window="no-such-window").check()
+        TargetsConfig(window="no-such-window")
 
 
 def test_local_scheduler_does_not_import_distributed():

@@ -85,7 +85,7 @@ def test_config_checks_and_round_trip():
     assert cfg.channel == 2 and cfg.replace(source="instrumental").channel == 1
     assert TrainConfig.from_yaml(cfg.to_yaml()) == cfg
     with pytest.raises(ConfigError, match="multiple of 64"):
-        TrainConfig(n_bins=500).check()
+        TrainConfig(n_bins=500)  # refused when built
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig.from_dict({"batch_sise": 4})
     with pytest.raises(ConfigError, match="source"):

@@ -208,7 +208,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         run_verify(tmp_path / "nope.parquet", tmp_path / "o", progress=False)
     with pytest.raises(ConfigError, match="min_ber"):
-        VerifyConfig(min_ber=0.5, max_ber=0.4).check()
+        VerifyConfig(min_ber=0.5, max_ber=0.4)  # refused when built
     with pytest.raises(ConfigError, match="did you mean 'max_ber'"):
         VerifyConfig.from_dict({"max_bre": 0.3})
     assert error_category("x.flac: file not found") == "file not found"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ..config import StageConfig
+from ..config import StageConfig, did_you_mean
 from ..errors import ConfigError
 from .text import DEFAULT_KEYWORDS, DEFAULT_KINDS, VersionDetector
 
@@ -68,12 +68,22 @@ class DiscoverConfig(StageConfig):
                     f"discover.kinds: unknown kind {k!r}; known kinds are {', '.join(DEFAULT_KEYWORDS)}, "
                     "or give its words in discover.keywords"
                 )
+        for k in self.keywords or {}:  # a misspelt kind's words would be silently ignored
+            if k not in self.kinds and k not in DEFAULT_KEYWORDS:
+                raise ConfigError(f"discover.keywords: {did_you_mean('kind', k, (*self.kinds, *DEFAULT_KEYWORDS))} "
+                                  "(or add it to discover.kinds)")
+        if self.replace_keywords and not any((self.keywords or {}).get(k) for k in self.kinds):
+            raise ConfigError("discover.replace_keywords is set but discover.keywords gives no words for the kinds "
+                              "looked for; give the replacement words (e.g. --keyword instrumental=instru) or drop "
+                              "replace_keywords")
         if not (0.001 <= self.max_delta <= 3600):
             raise ConfigError("discover.max_delta must be between 0.001 and 3600 seconds")
         if self.max_delta_acapella is not None and not (0.001 <= self.max_delta_acapella <= 3600):
             raise ConfigError("discover.max_delta_acapella must be between 0.001 and 3600 seconds")
         if not 0 <= self.min_score <= 100:
             raise ConfigError("discover.min_score must be between 0 and 100")
+        if not 0 <= self.ambiguity_margin <= 100:
+            raise ConfigError("discover.ambiguity_margin must be between 0 and 100 points")
         if self.scorer not in SCORERS:
             raise ConfigError(f"discover.scorer must be one of {', '.join(SCORERS)}")
         if self.duration_unit not in ("s", "ms"):
@@ -98,6 +108,7 @@ class DiscoverConfig(StageConfig):
         if not 0 <= r <= 60:  # also refuses nan and inf
             raise ConfigError("discover.duration_resolution must be between 0 and 60 seconds (or auto)")
         return r
+
     def delta_for(self, kind: str) -> float:
         """The duration window of a version kind (s)."""
         if kind == "acapella" and self.max_delta_acapella is not None:

@@ -53,6 +53,8 @@ class ReportConfig(StageConfig):
             raise ConfigError(f"report.top_n must be at least 1 (got {self.top_n}); try --top-n 10")
         if self.examples_per_status < 0:
             raise ConfigError("report.examples_per_status must be 0 or more")
+        if not 0 <= self.example_seed < 2**32:
+            raise ConfigError(f"report.example_seed must be between 0 and 2**32 - 1 (got {self.example_seed})")
         if self.hist_bins < 2:
             raise ConfigError(f"report.hist_bins must be at least 2 (got {self.hist_bins})")
         if self.clips_per_status < 0:
@@ -64,6 +66,11 @@ class ReportConfig(StageConfig):
             raise ConfigError(f"report.clip_bitrate_kbps must be between 6 and 320 (got {self.clip_bitrate_kbps})")
         if not self.max_audio_mb > 0 or self.max_audio_mb != self.max_audio_mb:
             raise ConfigError(f"report.max_audio_mb must be a positive number of MiB (got {self.max_audio_mb})")
+        clip_mb = self.clip_s * self.clip_bitrate_kbps * 1000 / 8 / 2**20
+        if self.clips_per_status > 0 and clip_mb > self.max_audio_mb:
+            raise ConfigError(f"report.max_audio_mb ({self.max_audio_mb} MiB) cannot hold one clip of clip_s="
+                              f"{self.clip_s} s at clip_bitrate_kbps={self.clip_bitrate_kbps} ({clip_mb:.3g} MiB); "
+                              "raise --max-audio-mb, shorten --clip-s, or use --clips 0")
         if self.near_miss_rows < 0:
             raise ConfigError("report.near_miss_rows must be 0 or more")
         if any(not s for s in self.genre_separators):

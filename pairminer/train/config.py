@@ -136,6 +136,8 @@ class TrainConfig(StageConfig):
                      "early_stop_patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)}: must be 0 or more")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"train.seed={self.seed}: must be between 0 and 2**32 - 1")
         if self.epochs == 0 and self.max_steps == 0:
             raise ConfigError("train: epochs and max_steps are both 0 (no end); give a step budget, e.g. max_steps 20000")
         if self.time_budget_s < 0:

@@ -66,6 +66,9 @@ class VerifyConfig(StageConfig):
         for name in ("min_peak_ratio", "min_peak_ratio_acapella", "max_copy_excess_share", "peak_check_ber"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"verify: {name} must be >= 0, got {getattr(self, name)}")
+        if not self.max_copy_excess_share <= 1:
+            raise ConfigError(f"verify: max_copy_excess_share is a share, within [0, 1], "
+                              f"got {self.max_copy_excess_share}")
         if self.max_seconds is not None and self.max_seconds < self.min_seconds:
             raise ConfigError(f"verify: max_seconds ({self.max_seconds}) is below min_seconds ({self.min_seconds}); "
                               "raise --max-seconds or leave it unset for whole tracks")
@@ -77,6 +80,13 @@ class VerifyConfig(StageConfig):
         for name in ("min_overlap_s", "offset_margin_s", "min_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"verify: {name} must be >= 0, got {getattr(self, name)}")
+        if not self.min_seconds < self.max_duration_s:
+            raise ConfigError(f"verify: min_seconds ({self.min_seconds}) must be below max_duration_s "
+                              f"({self.max_duration_s}), or every file is an error")
+        if self.max_seconds is not None and self.min_overlap_s > self.max_seconds:
+            raise ConfigError(f"verify: min_overlap_s ({self.min_overlap_s}) is above max_seconds "
+                              f"({self.max_seconds}), so no pair could overlap enough; raise --max-seconds or lower "
+                              "--min-overlap-s")
         for name in ("batch_pairs", "pairs_per_task"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"verify: {name} must be >= 1, got {getattr(self, name)}")
