@@ -38,6 +38,7 @@ _ARROW_TYPES = {
     "float64": pa.float64(),
     "float32": pa.float32(),
     "bool": pa.bool_(),
+    "list<float64>": pa.list_(pa.float64()),
 }
 
 SCHEMA_METADATA_NAME = b"pairminer.schema"

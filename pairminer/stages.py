@@ -82,6 +82,11 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
     _a("manifest", "targets/manifest.parquet", "table", "manifest", "one row per pair with targets"),
     _a("shards", "targets/shards", "folder", None, "float16 STFT frames (|mix|, instrumental, vocals)"),
     _a("targets_report", "targets/targets-report.json", "json", "targets-report", "targets' counts, failures"),
+    _a("stems_dir", "stems", "folder", None, "waveform stems per pair in train/valid/test folders (MUSDB18-HQ layout)"),
+    _a("stems_metadata", "stems/metadata.parquet", "table", "stems-metadata",
+       "one row per exported pair: its folder, the covered range, the method and its grades"),
+    _a("stems_report", "stems/stems-report.json", "json", "stems-report", "stems' counts, failures, quality"),
+    _a("stems_card", "stems/README.md", "file", None, "the dataset card: counts, hours, quality, how to train"),
     _a("train_run", "runs/{train.source}", "folder", None, "one training run: config, metrics, checkpoints"),
     _a("train_config", "runs/{train.source}/config.json", "json", "train-config", "the run's config and data"),
     _a("train_checkpoint", "runs/{train.source}/checkpoint-last.pt", "file", None, "the latest checkpoint"),
@@ -111,6 +116,11 @@ def _verify_results(res: Any) -> dict[str, Any]:
 def _targets_results(res: Any) -> dict[str, Any]:
     return {"counts": dict(res.counts), "hours": res.hours, "frames": res.frames, "bytes": res.bytes,
             "shards": len(res.shards), "failures": len(res.failures)}
+
+
+def _stems_results(res: Any) -> dict[str, Any]:
+    return {"counts": dict(res.counts), "hours": res.hours, "methods": dict(res.methods),
+            "failures": len(res.failures)}
 
 
 def _train_results(res: Any) -> dict[str, Any]:
@@ -219,7 +229,7 @@ AUDIO_PASS = "pairminer.audiopass.run:run_chain"
 """The one driver of the audio stages (verify, targets, stems): their `fused_with`."""
 
 _REPORT_READS = ("candidates", "rejects", "near_misses", "discover_report", "verified", "verify_report", "manifest",
-                 "targets_report")
+                 "targets_report", "stems_metadata", "stems_report")
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
@@ -243,6 +253,13 @@ STAGES: tuple[StageSpec, ...] = (
         summary_counts=("verified_in", "written", "skipped_existing", "failed"), doc="docs/targets.md",
         fused_with=AUDIO_PASS, result="pairminer.targets.stage:TargetsResult"),
     StageSpec(
+        name="stems", config="pairminer.stems.config:StemsConfig", run="pairminer.stems.stage:run_stems",
+        command="stems", reads=("verified",), writes=("stems_metadata", "stems_report", "stems_card"),
+        fresh_outputs=2, run_input="verified", run_output="stems_dir", owns="stems_dir", cleared_on_reconfigure=True,
+        path_fields=("audio_root",), audio_from="verified", results=_stems_results,
+        summary_counts=("verified_in", "written", "skipped_existing", "failed"), doc="docs/stems.md",
+        fused_with=AUDIO_PASS, result="pairminer.stems.stage:StemsResult"),
+    StageSpec(
         name="train", config="pairminer.train.config:TrainConfig", run="pairminer.train.loop:run_train",
         command="train", reads=("manifest",), writes=("train_config", "train_checkpoint", "train_report"),
         fresh_outputs=3, run_input="targets_dir", run_output="train_run", owns="train_run", resumable=True,
@@ -264,7 +281,7 @@ WORKFLOW_KEYS: tuple[str, ...] = ("catalog", "out", "scheduler", "stages", "fing
 DISCOVER_UNTIL_ALIASES: dict[str, str] = {"candidates": "discover", "verified": "verify"}
 """Old `pairminer discover --until` spellings (named after outputs), kept as aliases of stage names."""
 
-DISCOVER_CHAIN: tuple[str, ...] = ("discover", "verify", "targets")
+DISCOVER_CHAIN: tuple[str, ...] = ("discover", "verify", "targets", "stems")
 """The stages `pairminer discover CATALOG` runs (as far as --until)."""
 
 

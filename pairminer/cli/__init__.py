@@ -70,9 +70,10 @@ def main(verbose: int) -> None:
 
     \b
     The pipeline, one command per stage:
-      discover  catalog -> candidates.parquet (and, chained, verify + targets)
+      discover  catalog -> candidates.parquet (and, chained, verify + targets + stems)
       verify    Chromaprint check of each candidate pair -> verified.parquet
       targets   aligned vocal targets -> STFT shards + manifest.parquet
+      stems     waveform stems per pair (mixture, vocals, instrumental) for MSST, demucs, open-unmix
       train / separate / evaluate   the bundled U-Net
       report    the audit: funnel, genres, hours, near misses, clips to listen to, report.html
       show      one pair: every stage's verdict, its clips and spectrogram
