@@ -1,0 +1,367 @@
+"""Align a version (instrumental or acapella) to its mix and subtract it: vocal and accompaniment stems.
+
+Method (docs/stems-method.md has the details and the measured numbers):
+
+1. lag and drift: GCC-PHAT lags in windows along the song around the fingerprint offset, a robust
+   line through them (drift in ppm), polarity by the sign of the peaks (`pairminer.stems.lag`);
+2. drift correction: the version is resampled by ``1 + ppm * 1e-6`` with soxr, its integer lag
+   measured again; the fractional lag comes from the song-wide cross-spectrum (sinc interpolation of
+   the weighted correlation peak) and is applied as a phase ramp in the STFT;
+3. matching filter: candidate models (one gain per channel; a static filter H(f) per channel; a
+   filter per segment of a few seconds, shrunk towards the static one and cross-faded), plus the
+   plain integer-lag alignment with one gain per channel, are scored by two-fold held-out residual
+   energy; the lowest wins (`pairminer.stems.matchfilter`);
+4. grading: cancellation in dB; below `AlignParams.min_cancellation_db` the stems come from a
+   magnitude mask with the mix's phase instead (`pairminer.stems.grade`).
+
+Conventions: arrays are float32 (samples, channels) at one rate; a lag ``d`` means
+``version[n + d]`` sounds with ``mix[n]`` (as in `pairminer.targets.align`), and ``coarse_offset_s``
+is that lag in seconds (verify's fingerprint offset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pairminer.errors import AudioError
+from pairminer.stems import grade, lag, matchfilter as mf
+
+KINDS = ("instrumental", "karaoke", "off_vocal", "acapella")
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """Tunables of `subtract_pair` (the thresholds are calibrated by benchmarks/stems_quality.py).
+
+    Attributes:
+        search_window_s: lags within +- this of the coarse offset are searched (s).
+        drift_window_s: length of the windows whose lags measure drift (s).
+        max_windows: most drift windows per song.
+        max_drift_ppm: a fitted drift beyond this is not believed (not corrected).
+        min_drift_samples: drift is corrected only when it moves the lag by more than this over the song.
+        n_fft: STFT size of the matching filter (samples).
+        hop: STFT hop (n_fft / 4).
+        segment_s: segment length of the time-varying filter (s).
+        fold_s: length of the blocks dealt alternately to the two cross-validation folds (s).
+        octaves: frequency smoothings tried for the filters (fractions of an octave).
+        priors: shrinkage strengths tried for the segment filters (segments' worth of song-wide data).
+        ridge: relative Tikhonov term of the filter fits.
+        min_cancellation_db: below this cancellation the spectral fallback is used.
+        cancel_quantile: quantile of the per-bin residual-to-mix ratio read by the grade.
+        weight_power: sharpness of the version-dominance weights of the filter fits.
+        select_z: a more complex filter model must lower the held-out residual by this many standard errors.
+    """
+
+    search_window_s: float = 0.5
+    drift_window_s: float = 4.0
+    max_windows: int = 24
+    max_drift_ppm: float = 500.0
+    min_drift_samples: float = 0.25
+    n_fft: int = 4096
+    hop: int = 1024
+    segment_s: float = 3.0
+    fold_s: float = 0.4
+    octaves: tuple[float, ...] = (1 / 12, 1 / 3)
+    priors: tuple[float, ...] = (0.5, 3.0)
+    ridge: float = 1e-3
+    min_cancellation_db: float = 12.0
+    cancel_quantile: float = 0.2
+    weight_power: float = 2.0
+    select_z: float = 2.0
+
+
+@dataclass
+class PairStems:
+    """Stems of one pair over the range the version covers.
+
+    Attributes:
+        mixture: the mix over the covered range, (n_samples, channels) float32.
+        vocals: vocal stem, same shape.
+        instrumental: accompaniment stem, same shape; ``vocals + instrumental == mixture`` exactly.
+        mix_start_sample: first mix sample of the covered range.
+        n_samples: its length.
+        sr: sample rate.
+        method: "waveform" (subtraction), "spectral" (magnitude mask fallback) or "naive" (baseline).
+        reason: why the fallback was taken ("" for waveform).
+        cancellation_db: grade of the waveform match (see `pairminer.stems.grade.cancellation_db`).
+        drift_ppm: measured clock drift (positive: the version runs slow); 0 when not corrected.
+        polarity: +1, or -1 for an inverted version.
+        lag_samples: final lag at mix sample `mix_start_sample` on the drift-corrected version (fractional).
+        gain_db: broadband gain per channel (dB, of |g|).
+        filter_dev_db: RMS departure of the matching filter from flat over the band (dB).
+        model: the matching-filter model chosen.
+        model_scores: held-out residual of each candidate, dB relative to the best.
+        lag_windows: drift windows used / kept by the robust fit.
+        lag_residual_std: RMS residual of the kept windows' lags around the drift line (samples).
+    """
+
+    mixture: np.ndarray
+    vocals: np.ndarray
+    instrumental: np.ndarray
+    mix_start_sample: int
+    n_samples: int
+    sr: int
+    method: str
+    reason: str = ""
+    cancellation_db: float = float("nan")
+    drift_ppm: float = 0.0
+    polarity: int = 1
+    lag_samples: float = 0.0
+    gain_db: list[float] = field(default_factory=list)
+    filter_dev_db: float = float("nan")
+    model: str = ""
+    model_scores: dict[str, float] = field(default_factory=dict)
+    lag_windows: tuple[int, int] = (0, 0)
+    lag_residual_std: float = float("nan")
+    measured_drift_ppm: float = 0.0
+
+
+def conform(version: np.ndarray, src_sr: int, src_channels: int, sr: int, channels: int) -> np.ndarray:
+    """Bring a version to the mix's rate and channel layout.
+
+    Mono -> stereo duplicates the channel, stereo -> mono takes the mean. More than two channels on
+    either side raise `AudioError`: a 5.1 (or other) version cannot be matched sample for sample to
+    a stereo mix without knowing the downmix its master used, and guessing one (ITU-R BS.775
+    coefficients vary by label and era) would pass an approximate match off as a waveform pair.
+
+    Args:
+        version: (samples,) or (samples, src_channels) float array.
+        src_sr: its rate.
+        src_channels: its channel count.
+        sr: the mix's rate.
+        channels: the mix's channel count (1 or 2).
+
+    Returns:
+        float32 (samples', channels) at `sr` (soxr "VHQ").
+
+    Raises:
+        AudioError: a layout with more than two channels, or a shape that does not match `src_channels`.
+    """
+    x = np.asarray(version, np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != src_channels:
+        raise AudioError(f"version has shape {np.shape(version)}, expected (samples, {src_channels})")
+    if src_channels > 2 or channels > 2:
+        raise AudioError(f"cannot match a {src_channels}-channel version to a {channels}-channel mix sample "
+                         "for sample: only mono and stereo are supported (the downmix is unknown)")
+    if src_channels != channels:
+        x = np.repeat(x, channels, axis=1) if src_channels == 1 else x.mean(axis=1, keepdims=True)
+    if src_sr != sr:
+        import soxr
+
+        x = soxr.resample(x, src_sr, sr, quality="VHQ")
+    return np.ascontiguousarray(x, np.float32)
+
+
+def _check(mix: np.ndarray, version: np.ndarray, kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if mix.ndim != 2 or version.ndim != 2 or mix.shape[1] != version.shape[1]:
+        raise AudioError(f"mix {mix.shape} and version {version.shape} must both be (samples, channels) with the "
+                         "same channel count: call conform() first")
+    if min(len(mix), len(version)) < 4096:
+        raise AudioError("mix or version is shorter than 4096 samples")
+
+
+def _stems(mix_c: np.ndarray, part: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(vocals, instrumental) from the mix and the version's part of it; they add up to the mix exactly."""
+    if kind == "acapella":
+        vocals = part.astype(np.float32)
+        return vocals, (mix_c - vocals).astype(np.float32)
+    inst = part.astype(np.float32)
+    return (mix_c - inst).astype(np.float32), inst
+
+
+def _covered(n_mix: int, n_ver: int, d: int) -> tuple[int, int]:
+    return max(0, -d), min(n_mix, n_ver - d)
+
+
+def _slice(version: np.ndarray, a: int, b: int) -> np.ndarray:
+    """version[a:b] with zeros where the range leaves the array."""
+    out = np.zeros((b - a, version.shape[1]), np.float32)
+    lo, hi = max(a, 0), min(b, len(version))
+    if hi > lo:
+        out[lo - a:hi - a] = version[lo:hi]
+    return out
+
+
+def measure_lag(mix_mono: np.ndarray, ver_mono: np.ndarray, sr: int, coarse: int,
+                params: AlignParams) -> tuple[lag.DriftFit, int]:
+    """Drift line and polarity from windowed GCC-PHAT lags around the coarse lag.
+
+    Args:
+        mix_mono: mono mix.
+        ver_mono: mono version.
+        sr: rate.
+        coarse: coarse lag (samples).
+        params: tunables.
+
+    Returns:
+        (fit, n_windows).
+    """
+    half = max(64, int(params.search_window_s * sr))
+    ll = lag.local_lags(mix_mono, ver_mono, sr, coarse, half, params.drift_window_s, params.max_windows)
+    return lag.fit_drift(ll), len(ll.lag)
+
+
+def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, coarse_offset_s: float = 0.0,
+                  params: AlignParams = AlignParams()) -> PairStems:
+    """Align `version` to `mix` (lag, drift, polarity, matching filter) and split the mix into stems.
+
+    Args:
+        mix: (samples, channels) float32.
+        version: (samples, channels) float32 at the same rate and channel count (see `conform`).
+        sr: sample rate.
+        kind: "instrumental", "karaoke", "off_vocal" (the version is the accompaniment) or "acapella".
+        coarse_offset_s: the fingerprint offset (s); positive: the version starts later.
+        params: tunables.
+
+    Returns:
+        PairStems over the covered range, with its grades.
+
+    Raises:
+        AudioError: shapes that do not match, audio too short, or no overlap at the measured lag.
+    """
+    import soxr
+
+    mix = np.asarray(mix, np.float32)
+    version = np.asarray(version, np.float32)
+    _check(mix, version, kind)
+    mono_m = mix.mean(axis=1)
+    mono_v = version.mean(axis=1)
+    coarse = int(round(coarse_offset_s * sr))
+    fit, n_win = measure_lag(mono_m, mono_v, sr, coarse, params)
+    if fit.n_inliers == 0:
+        fit = lag.DriftFit(float(coarse), 0.0, 0, float("nan"), 1)
+    eps = fit.slope
+    measured_ppm = eps * 1e6
+    if abs(measured_ppm) > params.max_drift_ppm or abs(eps) * len(mix) < params.min_drift_samples or fit.n_inliers < 3:
+        eps = 0.0
+    mid = len(mix) / 2
+    if eps:
+        ver = soxr.resample(version, sr * (1 + eps), sr, quality="VHQ").astype(np.float32)
+        pred = fit.intercept / (1 + eps)
+    else:
+        ver = version
+        pred = fit.intercept + fit.slope * mid
+    # The lag on the corrected version, measured again (small search): the robust centre of the windows.
+    ll = lag.local_lags(mono_m, ver.mean(axis=1), sr, int(round(pred)), 32, params.drift_window_s,
+                        params.max_windows)
+    if len(ll.lag):
+        a, _, inl, _ = lag.robust_line(ll.centre, ll.lag, ll.weight + 1e-3)
+        centre = float(np.median(ll.lag[inl])) if inl.any() else pred
+    else:
+        centre = pred
+    k = int(round(centre))
+    n0, n1 = _covered(len(mix), len(ver), k)
+    if n1 - n0 < params.n_fft:
+        raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}: too little to subtract")
+    mix_c = np.ascontiguousarray(mix[n0:n1])
+    ver_c = _slice(ver, n0 + k, n1 + k)
+    stft = mf.Stft(n1 - n0, params.n_fft, params.hop)
+    seg_frames = max(1, int(round(params.segment_s * sr / params.hop)))
+    fold_frames = max(1, int(round(params.fold_s * sr / params.hop)))
+    from pairminer.targets.align import refine_offset
+
+    k0 = refine_offset(mono_m, mono_v, sr, coarse_offset_s, params.search_window_s).offset_samples
+    ver_int = _slice(version, n0 + k0, n1 + k0)
+    st, st_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames)
+
+    # Fractional lag from the song-wide cross-spectrum, coherence-weighted (Hannan-Thomson / Carter).
+    smm, sii, smi = st.total((0, 1, 2))
+    pol = 1 if np.real(smi.sum()) >= 0 else -1
+    coh = np.clip(np.abs(smi) ** 2 / np.maximum(smm * sii, 1e-30), 0, 0.999)
+    wts = coh / (1 - coh) / np.maximum(np.abs(smi), 1e-30)
+    tau, _ = lag.fractional_peak(smi * pol, params.n_fft, 0.0, wts, span=1.5)
+    omega = 2 * np.pi * np.arange(stft.n_bins) / params.n_fft
+    ramp = np.exp(-1j * omega * tau)
+    st = st.rotate(ramp)
+
+    # Second pass: sums weighted by how much the version dominates each bin (the voice cannot bias them).
+    gain = mf.Model("gain")
+    g0 = mf.fit_all(gain, st)[0, :, 0].real
+    g0_int = mf.fit_all(gain, st_int)[0, :, 0].real
+    stw, stw_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames,
+                                 prior=[(g0, ramp), (g0_int, np.ones_like(ramp))], power=params.weight_power)
+    stw = stw.rotate(ramp)
+
+    # Candidates from the simplest to the most complex, scored on held-out frames.
+    cands: dict[str, tuple[mf.Model, mf.Stats, np.ndarray | None, np.ndarray]] = {
+        "integer lag, gain": (gain, stw_int, None, ver_int)}
+    models = [gain] + [mf.Model("static", o) for o in sorted(params.octaves, reverse=True)]
+    if stw.smm.shape[0] > 2:
+        models += [mf.Model("segment", o, p) for o in sorted(params.octaves, reverse=True) for p in sorted(params.priors, reverse=True)]
+    for m in models:
+        cands[m.label] = (m, stw, ramp, ver_c)
+    scores = {name: mf.cv_residual(m, s, params.ridge) for name, (m, s, _, _) in cands.items()}
+    best = mf.select(scores, list(cands), params.select_z)
+    ref = float(scores[best].sum())
+    model_scores = {n: float(10 * np.log10(max(float(v.sum()), 1e-30) / max(ref, 1e-30))) for n, v in scores.items()}
+    model, s_best, ramp_best, ver_best = cands[best]
+    h = mf.fit_all(model, s_best, params.ridge)
+    matched, samples = mf.apply(ver_best, stft, h, seg_frames, ramp_best, mix=mix_c)
+    canc = grade.cancellation_db(*samples, quantile=params.cancel_quantile) if samples else float("nan")
+
+    g_fit = mf.fit_all(mf.Model("gain"), s_best)[0, :, 0].real
+    h_static = mf.fit_all(mf.Model("static", max(params.octaves)), s_best)[0]
+    dev = grade.filter_deviation_db(h_static, s_best.sii.sum(axis=(0, 1)))
+    integer = best.startswith("integer")
+    out = dict(mix_start_sample=n0, n_samples=n1 - n0, sr=sr, cancellation_db=canc,
+               drift_ppm=0.0 if integer else eps * 1e6, measured_drift_ppm=measured_ppm,
+               polarity=int(np.sign(g_fit.sum()) or 1) if not integer else pol,
+               lag_samples=float(k0) if integer else k - tau + (0.0 if not eps else 0.0),
+               gain_db=[float(20 * np.log10(max(abs(g), 1e-12))) for g in g_fit], filter_dev_db=dev,
+               model=best, model_scores=model_scores, lag_windows=(n_win, fit.n_inliers),
+               lag_residual_std=fit.residual_std)
+    if np.isfinite(canc) and canc >= params.min_cancellation_db:
+        vocals, inst = _stems(mix_c, matched, kind)
+        return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="waveform", **out)
+    del matched
+    gains = grade.magnitude_gains(mix_c, ver_best, stft)
+    part = grade.spectral_part(mix_c, ver_best, stft, gains)
+    vocals, inst = _stems(mix_c, part, kind)
+    reason = (f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "
+              "(a different mix, or faults the matching filter cannot model)")
+    return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="spectral", reason=reason, **out)
+
+
+def naive_subtract(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, coarse_offset_s: float = 0.0,
+                   search_window_s: float = 0.5) -> PairStems:
+    """The team's baseline: integer GCC-PHAT lag (`refine_offset`) and one magnitude gain (`estimate_gain`).
+
+    Args:
+        mix: (samples, channels) float32.
+        version: same rate and channel count.
+        sr: sample rate.
+        kind: as in `subtract_pair`.
+        coarse_offset_s: fingerprint offset (s).
+        search_window_s: lag search half-width (s).
+
+    Returns:
+        PairStems with method "naive" over the covered range.
+    """
+    from pairminer.targets.align import estimate_gain, refine_offset
+
+    mix = np.asarray(mix, np.float32)
+    version = np.asarray(version, np.float32)
+    _check(mix, version, kind)
+    k = refine_offset(mix.mean(axis=1), version.mean(axis=1), sr, coarse_offset_s, search_window_s).offset_samples
+    n0, n1 = _covered(len(mix), len(version), k)
+    if n1 - n0 < 4096:
+        raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}")
+    mix_c = np.ascontiguousarray(mix[n0:n1])
+    ver_c = _slice(version, n0 + k, n1 + k)
+    stft = mf.Stft(n1 - n0, 2048, 512)
+    mm, vv = [], []
+    for j0, j1 in stft.chunks():
+        mm.append(np.abs(stft.frames(mix_c.mean(axis=1, keepdims=True), j0, j1)[::2]))
+        vv.append(np.abs(stft.frames(ver_c.mean(axis=1, keepdims=True), j0, j1)[::2]))
+    g = estimate_gain(np.concatenate(mm), np.concatenate(vv))
+    g = 1.0 if not np.isfinite(g) else g
+    vocals, inst = _stems(mix_c, ver_c * np.float32(g), kind)
+    return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, mix_start_sample=n0, n_samples=n1 - n0,
+                     sr=sr, method="naive", lag_samples=float(k), gain_db=[float(20 * np.log10(g))],
+                     model="integer lag, magnitude gain")

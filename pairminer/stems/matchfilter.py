@@ -1,0 +1,337 @@
+"""The frequency-dependent matching filter: STFT framing, statistics, candidate models, cross-validation.
+
+The version ``I`` (accompaniment for an instrumental, voice for an acapella) reaches the mix ``M``
+through an unknown filter: ``M = H I + V`` where ``V`` (the other source) is uncorrelated with ``I``.
+The least-squares estimate ``H = E[M conj(I)] / E[|I|^2]`` is therefore unbiased (Wiener, Bendat &
+Piersol's H1 estimator); its variance is reduced by smoothing the cross- and auto-spectra over
+frequency (a band that widens with frequency) and over time, and it is regularised towards a prior
+(Tikhonov): towards 0 by a small relative ridge, and, for the per-segment (time-varying) filter,
+towards the song-wide filter.
+
+Everything is computed from per-segment, per-fold sums (``S_mm = sum |M|^2``, ``S_ii = sum |I|^2``,
+``S_mi = sum M conj(I)``), so the residual energy ``sum |M - H I|^2 = S_mm - 2 Re(conj(H) S_mi) +
+|H|^2 S_ii`` of any piecewise-constant model on held-out frames costs nothing more than the sums:
+frames are dealt into two folds by blocks of ~0.4 s; a model fitted on one fold is scored on the
+other. The voice's energy is the same for every model, so the model with the lowest held-out residual
+is the one with the smallest misfit, and a model that fits the voice (overfits) pays for it on the
+frames it did not see.
+
+STFT: periodic sqrt-Hann analysis and synthesis windows, hop n_fft/4 (the squared windows add up
+to 2), computed chunk by chunk so a long song never holds its whole spectrogram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_CHUNK_FRAMES = 192
+
+
+@dataclass(frozen=True)
+class Stft:
+    """STFT geometry over a signal of ``n`` samples.
+
+    Frame ``j`` covers samples ``[j * hop - (n_fft - hop), j * hop + hop)``; samples outside the
+    signal are zeros, so every sample is covered by n_fft/hop frames.
+    """
+
+    n: int
+    n_fft: int = 4096
+    hop: int = 1024
+
+    @property
+    def n_frames(self) -> int:
+        return (self.n + self.n_fft - self.hop + self.hop - 1) // self.hop
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def window(self) -> np.ndarray:
+        return np.sqrt(np.hanning(self.n_fft + 1)[:-1]).astype(np.float32)
+
+    def frames(self, x: np.ndarray, j0: int, j1: int) -> np.ndarray:
+        """Spectra of frames ``j0..j1-1`` of x (samples, channels): complex64 (frames, channels, bins)."""
+        a = j0 * self.hop - (self.n_fft - self.hop)
+        b = (j1 - 1) * self.hop + self.hop
+        buf = np.zeros((b - a, x.shape[1]), np.float32)
+        lo, hi = max(a, 0), min(b, self.n)
+        if hi > lo:
+            buf[lo - a:hi - a] = x[lo:hi]
+        view = np.lib.stride_tricks.sliding_window_view(buf, self.n_fft, axis=0)[:: self.hop]
+        return np.fft.rfft(view * self.window, axis=-1).astype(np.complex64)
+
+    def overlap_add(self, out: np.ndarray, spec: np.ndarray, j0: int) -> None:
+        """Add the synthesis of frames ``j0..`` (complex (frames, channels, bins)) into out (samples, channels)."""
+        y = np.fft.irfft(spec, n=self.n_fft, axis=-1).astype(np.float32) * (self.window / 2)
+        for k in range(y.shape[0]):
+            a = (j0 + k) * self.hop - (self.n_fft - self.hop)
+            lo, hi = max(a, 0), min(a + self.n_fft, self.n)
+            if hi > lo:
+                out[lo:hi] += y[k, :, lo - a:hi - a].T
+
+    def chunks(self):
+        """(j0, j1) ranges of frames, a few hundred at a time."""
+        for j0 in range(0, self.n_frames, _CHUNK_FRAMES):
+            yield j0, min(self.n_frames, j0 + _CHUNK_FRAMES)
+
+
+@dataclass
+class Stats:
+    """Per-segment, per-fold sums, shapes (segments, 2, channels, bins); ``frames`` (segments, 2)."""
+
+    smm: np.ndarray
+    sii: np.ndarray
+    smi: np.ndarray
+    frames: np.ndarray
+    seg_frames: int
+
+    def total(self, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.smm.sum(axis), self.sii.sum(axis), self.smi.sum(axis)
+
+    def rotate(self, ramp: np.ndarray) -> "Stats":
+        """The sums after the version is multiplied by ``ramp`` (bins,), a unit-modulus phase ramp."""
+        return Stats(self.smm, self.sii, self.smi * np.conj(ramp), self.frames, self.seg_frames)
+
+
+def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: int, fold_frames: int,
+               prior: list[tuple[np.ndarray, np.ndarray]] | None = None, power: float = 2.0) -> list[Stats]:
+    """One pass over the mix and one or more aligned versions: the per-segment, per-fold sums.
+
+    With `prior` (one (gain per channel, phase ramp) per version), every bin is weighted by how much
+    the version dominates it, ``w = (P / (P + R))^power`` with ``P = |g I|^2`` and ``R`` the smallest
+    residual ``|M - g I|^2`` over the versions: bins where the other source (the voice, for an
+    instrumental) dominates hardly count, so it cannot bias the filters (a robust, IRLS-style
+    regression with the other source as the outlier; Egbert & Booker 1986 do the same for
+    magnetotelluric transfer functions). All versions share the weights, so their sums compare.
+
+    Args:
+        mix: (samples, channels) float32.
+        vers: aligned versions, same shape each.
+        stft: geometry for that length.
+        seg_frames: frames per segment of the time-varying filter.
+        fold_frames: frames per cross-validation block (blocks alternate between folds 0 and 1).
+        prior: None (unweighted sums), or per version (gains (channels,), ramp (bins,)).
+        power: sharpness of the weights.
+
+    Returns:
+        One Stats per version.
+    """
+    n_seg = max(1, -(-stft.n_frames // seg_frames))
+    ch = mix.shape[1]
+    shape = (n_seg, 2, ch, stft.n_bins)
+    out = [Stats(np.zeros(shape), np.zeros(shape), np.zeros(shape, np.complex128), np.zeros((n_seg, 2)), seg_frames)
+           for _ in vers]
+    for j0, j1 in stft.chunks():
+        m = stft.frames(mix, j0, j1)
+        specs = [stft.frames(v, j0, j1) for v in vers]
+        w = None
+        if prior is not None:
+            pred = [s * (np.asarray(g, np.float32)[None, :, None] * r.astype(np.complex64)[None, None, :])
+                    for s, (g, r) in zip(specs, prior)]
+            res = np.min([np.abs(m - p) ** 2 for p in pred], axis=0)
+            pw = np.abs(pred[0]) ** 2
+            w = (pw / (pw + res + 1e-20)) ** power
+            del pred, res, pw
+        j = np.arange(j0, j1)
+        key = (j // seg_frames) * 2 + (j // fold_frames) % 2
+        for u in np.unique(key):
+            sel = key == u
+            s, f = divmod(int(u), 2)
+            mm = m[sel]
+            wm = np.ones(mm.shape, np.float32) if w is None else w[sel]
+            smm = np.sum(wm * (mm.real ** 2 + mm.imag ** 2), axis=0)
+            for st, spec in zip(out, specs):
+                vv = spec[sel]
+                st.smm[s, f] += smm
+                st.sii[s, f] += np.sum(wm * (vv.real ** 2 + vv.imag ** 2), axis=0)
+                st.smi[s, f] += np.sum(wm * mm * np.conj(vv), axis=0)
+                st.frames[s, f] += int(sel.sum())
+    return out
+
+
+def smooth_bins(x: np.ndarray, octave: float, min_half: int = 1) -> np.ndarray:
+    """Average over a band around each bin (last axis): +- max(min_half, octave/2 * bin * ln2) bins.
+
+    Args:
+        x: real or complex array, bins on the last axis.
+        octave: band width as a fraction of an octave (0 = no smoothing).
+        min_half: smallest half-width in bins.
+
+    Returns:
+        Array of x's shape and dtype kind.
+    """
+    if octave <= 0:
+        return x
+    nb = x.shape[-1]
+    k = np.arange(nb)
+    half = np.maximum(min_half, np.round(k * (2 ** (octave / 2) - 1))).astype(np.int64)
+    lo = np.clip(k - half, 0, nb - 1)
+    hi = np.clip(k + half, 0, nb - 1)
+    c = np.concatenate([np.zeros(x.shape[:-1] + (1,), x.dtype), np.cumsum(x, axis=-1)], axis=-1)
+    return (c[..., hi + 1] - c[..., lo]) / (hi - lo + 1)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A matching-filter model: its name and how it is fitted from sums.
+
+    Attributes:
+        name: "gain" (one real gain per channel), "static" (one filter per channel),
+            "segment" (one filter per segment and channel, shrunk towards the static one).
+        octave: frequency smoothing (fraction of an octave) for the filters.
+        prior: shrinkage strength of a segment filter towards the static one, in segments' worth of data.
+    """
+
+    name: str
+    octave: float = 0.0
+    prior: float = 0.0
+
+    @property
+    def label(self) -> str:
+        if self.name == "gain":
+            return "gain"
+        if self.name == "static":
+            return f"static(1/{round(1 / self.octave)} oct)"
+        return f"segment(1/{round(1 / self.octave)} oct, prior {self.prior:g})"
+
+
+def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np.ndarray,
+        ridge: float = 1e-3) -> np.ndarray:
+    """Fit a model from per-segment sums (segments, channels, bins); returns H (segments, channels, bins).
+
+    Args:
+        model: which model.
+        smm: unused by the fits (kept for symmetry), (segments, channels, bins).
+        sii: sums of |I|^2.
+        smi: sums of M conj(I).
+        nfr: frames per segment, (segments,).
+        ridge: relative Tikhonov term: the denominator is ``S_ii (1 + ridge) + eps``.
+
+    Returns:
+        complex128 array (segments, channels, bins).
+    """
+    n_seg, ch, nb = sii.shape
+    tiny = 1e-20 + 1e-12 * float(sii.max(initial=0.0))
+    if model.name == "gain":
+        g = np.real(smi.sum(axis=(0, 2))) / (sii.sum(axis=(0, 2)) * (1 + ridge) + tiny)
+        return np.broadcast_to(g[None, :, None], (n_seg, ch, nb)).astype(np.complex128)
+    gi = smooth_bins(sii.sum(0), model.octave)
+    gm = smooth_bins(smi.sum(0), model.octave)
+    if model.name == "static":
+        h = gm / (gi * (1 + ridge) + tiny)
+        return np.broadcast_to(h[None], (n_seg, ch, nb)).astype(np.complex128)
+    total = max(float(nfr.sum()), 1.0)
+    share = (model.prior * np.maximum(nfr, 1.0) / total)[:, None, None]
+    si = smooth_bins(sii, model.octave) + share * gi
+    sm = smooth_bins(smi, model.octave) + share * gm
+    return sm / (si * (1 + ridge) + tiny)
+
+
+def residual(h: np.ndarray, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray) -> np.ndarray:
+    """Energy of ``M - H I`` per segment (arrays (segments, channels, bins)): shape (segments,)."""
+    return np.sum(smm - 2 * np.real(np.conj(h) * smi) + (h.real ** 2 + h.imag ** 2) * sii, axis=(1, 2))
+
+
+def cv_residual(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
+    """Two-fold held-out residual energy per segment (fit on one fold, scored on the other, both ways)."""
+    total = np.zeros(st.smm.shape[0])
+    for held in (0, 1):
+        other = 1 - held
+        h = fit(model, st.smm[:, other], st.sii[:, other], st.smi[:, other], st.frames[:, other], ridge)
+        total += residual(h, st.smm[:, held], st.sii[:, held], st.smi[:, held])
+    return total
+
+
+def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0) -> str:
+    """Pick a model: the simplest first, a more complex one only when it lowers the held-out residual
+    significantly, i.e. by more than `z` standard errors of the per-segment differences (a paired test).
+
+    Args:
+        scores: per-segment held-out residuals of each model.
+        order: model names from the simplest to the most complex; the first two are one-gain models
+            and the lower of them starts.
+        z: significance in standard errors.
+
+    Returns:
+        The chosen name.
+    """
+    best = min(order[:2], key=lambda k: float(scores[k].sum()))
+    for name in order[2:]:
+        d = scores[best] - scores[name]
+        n = len(d)
+        se = float(np.std(d, ddof=1) * np.sqrt(n)) if n > 1 else float("inf")
+        if float(d.sum()) > z * se and float(d.sum()) > 0:
+            best = name
+    return best
+
+
+def fit_all(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
+    """Fit on both folds: H (segments, channels, bins)."""
+    return fit(model, st.smm.sum(1), st.sii.sum(1), st.smi.sum(1), st.frames.sum(1), ridge)
+
+
+def frame_filters(h: np.ndarray, seg_frames: int, j0: int, j1: int) -> np.ndarray:
+    """Per-frame filters for frames j0..j1-1: linear cross-fade between segment centres.
+
+    Args:
+        h: (segments, channels, bins).
+        seg_frames: frames per segment.
+        j0: first frame.
+        j1: one past the last frame.
+
+    Returns:
+        complex64 (frames, channels, bins).
+    """
+    n_seg = h.shape[0]
+    if n_seg == 1:
+        return np.broadcast_to(h[0].astype(np.complex64), (j1 - j0,) + h.shape[1:])
+    pos = (np.arange(j0, j1) + 0.5) / seg_frames - 0.5
+    pos = np.clip(pos, 0, n_seg - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_seg - 1)
+    t = (pos - lo)[:, None, None]
+    return ((1 - t) * h[lo] + t * h[hi]).astype(np.complex64)
+
+
+def apply(ver: np.ndarray, stft: Stft, h: np.ndarray, seg_frames: int, ramp: np.ndarray | None = None,
+          mix: np.ndarray | None = None, grade_every: int = 4):
+    """Filter the version through H (cross-faded per frame) and resynthesise it.
+
+    Args:
+        ver: aligned version (samples, channels) float32.
+        stft: geometry.
+        h: filters (segments, channels, bins).
+        seg_frames: frames per segment.
+        ramp: optional phase ramp (bins,) applied to the version first (a fractional delay).
+        mix: when given, also collect, on every `grade_every`-th frame, per-bin
+            (|M - H I|^2, |M|^2, |H I|^2) for grading.
+        grade_every: frame stride of the grading sample.
+
+    Returns:
+        (matched, samples): matched version (samples, channels) float32, and a tuple of three float32
+        arrays (or None without `mix`).
+    """
+    out = np.zeros(ver.shape, np.float32)
+    res, mixe, vere = [], [], []
+    for j0, j1 in stft.chunks():
+        spec = stft.frames(ver, j0, j1)
+        if ramp is not None:
+            spec *= ramp.astype(np.complex64)
+        spec *= frame_filters(h, seg_frames, j0, j1)
+        stft.overlap_add(out, spec, j0)
+        if mix is not None:
+            first = (-j0) % grade_every
+            m = stft.frames(mix, j0 + first, j1)[::grade_every] if first < j1 - j0 else None
+            if m is not None and len(m):
+                s = spec[first::grade_every][: len(m)]
+                res.append(np.abs(m - s).astype(np.float32) ** 2)
+                mixe.append(np.abs(m).astype(np.float32) ** 2)
+                vere.append(np.abs(s).astype(np.float32) ** 2)
+    samples = None
+    if mix is not None and res:
+        samples = (np.concatenate(res), np.concatenate(mixe), np.concatenate(vere))
+    return out, samples
