@@ -46,8 +46,9 @@ N_CHANNELS = len(CHANNELS)
 MIX, INSTRUMENTAL, VOCALS = (CHANNELS.index(c) for c in ("mix", "instrumental", "vocals"))
 # Version of the shard contents, written to every manifest row and part of the targets stage's
 # freshness: bump it when what the frames mean changes (2: frames outside the version's coverage hold
-# zero targets, and the manifest names the covered range).
-FORMAT_VERSION = 2
+# zero targets, and the manifest names the covered range; 3: where the pair cancels, the targets are
+# the magnitudes of the aligned waveform stems, `target_method` in the manifest).
+FORMAT_VERSION = 3
 # Largest finite float16: targets above it would be stored as inf.
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 SHARD_DTYPE = np.dtype("<f2")

@@ -52,6 +52,14 @@ CASES: dict[str, dict[str, tuple[dict, str]]] = {
         "pair: max_seconds below min_seconds": ({"max_seconds": 3.0, "min_seconds": 5.0}, "max_seconds"),
         "pair: min_seconds above max_duration_s": ({"min_seconds": 50.0, "max_duration_s": 10.0}, "max_duration_s"),
     },
+    "stems": {
+        "non-finite": ({"min_cancellation_db": NAN}, "stems.min_cancellation_db"),
+        "infinite": ({"max_duration_s": INF}, "stems.max_duration_s"),
+        "negative window": ({"search_window_s": -0.5}, "stems.search_window_s"),
+        "negative size": ({"max_drift_ppm": -1.0}, "stems.max_drift_ppm"),
+        "pair: FLOAT in FLAC": ({"format": "flac", "subtype": "FLOAT"}, "stems.subtype"),
+        "pair: min_seconds above max_duration_s": ({"min_seconds": 50.0, "max_duration_s": 10.0}, "stems.min_seconds"),
+    },
     "targets": {
         "non-finite": ({"search_window_s": NAN}, "targets.search_window_s"),
         "infinite": ({"shard_mb": INF}, "targets.shard_mb"),

@@ -94,6 +94,11 @@ def compute_pair_audio(row: dict, config: TargetsConfig, mix: np.ndarray, ver: n
     covered = max(0, cover_hi - cover_lo)
     if covered <= 0:
         raise AudioError(f"the version does not overlap the mix at offset {al.offset_s:.3f} s")
+    acapella = str(row.get("version_kind", "")).strip().lower() == "acapella"
+    wave = _waveform_split(mix, ver, sr, acapella, coarse_s, config) if config.vocal_target == "waveform" else None
+    if wave is not None:  # the pair cancels: magnitudes of the aligned waveform stems (docs/targets.md)
+        cover_lo, cover_hi = wave[2], wave[3]
+        covered = cover_hi - cover_lo
     aligned = shift_onto(ver, d, len(mix))
     del ver
     stft = dict(n_fft=config.n_fft, hop_length=config.hop, window=config.window, center=True)
@@ -106,10 +111,13 @@ def compute_pair_audio(row: dict, config: TargetsConfig, mix: np.ndarray, ver: n
     g = estimate_gain(mix_mag, ver_mag)
     if not np.isfinite(g) or g <= 0:
         raise AudioError("cannot estimate a gain: the aligned version or the mix is silent where they overlap")
-    ver_mag *= np.float32(g)
-    rest = np.maximum(mix_mag - ver_mag, 0.0)
-    acapella = str(row.get("version_kind", "")).strip().lower() == "acapella"
-    inst, vocal = (rest, ver_mag) if acapella else (ver_mag, rest)
+    if wave is not None:
+        del ver_mag
+        inst, vocal = (np.abs(librosa.stft(w, **stft)) for w in wave[:2])
+    else:  # the seed's rule: max(|M| - g|I|, 0)
+        ver_mag *= np.float32(g)
+        rest = np.maximum(mix_mag - ver_mag, 0.0)
+        inst, vocal = (rest, ver_mag) if acapella else (ver_mag, rest)
     c0, c1 = covered_frame_range(cover_lo, cover_hi, len(mix), n_frames, config.n_fft, config.hop)
     if c1 - c0 < config.min_frames:
         raise AudioError(f"the version covers only {max(0, c1 - c0)} STFT frames of the mix (need min_frames="
@@ -146,11 +154,36 @@ def compute_pair_audio(row: dict, config: TargetsConfig, mix: np.ndarray, ver: n
         "n_frames": n_frames,
         "cover_start_frame": int(c0),
         "cover_stop_frame": int(c1),
+        "target_method": "waveform" if wave is not None else "magnitude",
+        "cancellation_db": wave[4] if wave is not None else None,
     }
     if al.at_edge:
         log.warning("pair %s: offset peak at the edge of the +-%.2f s search window; the alignment may be wrong",
                     row["pair_id"], config.search_window_s)
     return frames, stats
+
+
+def _waveform_split(mix: np.ndarray, ver: np.ndarray, sr: int, acapella: bool, coarse_s: float,
+                    config: TargetsConfig) -> tuple[np.ndarray, np.ndarray, int, int, float] | None:
+    """(instrumental, vocals on the mix's timeline, covered start, stop, cancellation dB) from the stems'
+    alignment and subtraction, or None when the pair does not cancel (the seed's rule is used then)."""
+    from ..stems.align import AlignParams, subtract_pair
+
+    try:
+        st = subtract_pair(mix[:, None], ver[:, None], sr, "acapella" if acapella else "instrumental",
+                           coarse_offset_s=coarse_s,
+                           params=AlignParams(search_window_s=config.search_window_s,
+                                              min_cancellation_db=config.min_cancellation_db))
+    except AudioError as exc:
+        log.debug("waveform split failed (%s); the magnitude rule is used", exc)
+        return None
+    if st.method != "waveform":
+        return None
+    lo, hi = int(st.mix_start_sample), int(st.mix_start_sample + st.n_samples)
+    inst = np.zeros(len(mix), np.float32)
+    voc = np.zeros(len(mix), np.float32)
+    inst[lo:hi], voc[lo:hi] = st.instrumental[:, 0], st.vocals[:, 0]
+    return inst, voc, lo, hi, float(st.cancellation_db)
 
 
 def covered_frame_range(lo: int, hi: int, n_samples: int, n_frames: int, n_fft: int, hop: int) -> tuple[int, int]:

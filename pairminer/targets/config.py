@@ -32,6 +32,10 @@ class TargetsConfig(StageConfig):
         split_seed: changes which artists land in which split.
         min_frames: pairs with fewer STFT frames fail as too short.
         max_duration_s: mixes longer than this fail instead of being decoded (bounds memory).
+        vocal_target: "waveform": where the pair cancels (the stems stage's alignment: lag, drift,
+            polarity, matching filter), the instrumental and vocal channels are the magnitudes of the
+            aligned waveform stems; elsewhere, and with "magnitude", the seed's rule max(|M| - g|I|, 0).
+        min_cancellation_db: the cancellation a pair needs for the waveform targets (as stems').
         vocal_frame_db: a frame counts as having vocals (for vocal_frame_share) when the vocal target's
             energy is at least this many dB relative to the mix's in that frame.
     """
@@ -50,6 +54,8 @@ class TargetsConfig(StageConfig):
     min_frames: int = 16
     max_duration_s: float = 1800.0
     vocal_frame_db: float = -15.0
+    vocal_target: Literal["waveform", "magnitude"] = "waveform"
+    min_cancellation_db: float = 12.0
 
     def check(self) -> None:
         if self.sr < 1000:

@@ -141,6 +141,8 @@ def _manifest_row(row: dict, stats: dict, shard: str, start: int, config: Target
         "vocal_frame_share": stats["vocal_frame_share"],
         "cover_start_frame": stats["cover_start_frame"],
         "cover_stop_frame": stats["cover_stop_frame"],
+        "target_method": stats.get("target_method", "magnitude"),
+        "cancellation_db": stats.get("cancellation_db"),
         "format_version": shardlib.FORMAT_VERSION,
         "mix_audio_path": row.get("mix_audio_path"),
         "version_audio_path": row.get("version_audio_path"),
