@@ -8,7 +8,7 @@ deterministic stand-ins; `--verified-share` of the pairs come out verified, each
 target), then runs, in this process, under the `threads` scheduler:
 
 * verify (`run_verify`) and targets (`run_targets`) as the stages plan them, and the chained one-pass
-  path (`pairminer.chain.run_verify_targets`);
+  path (`pairminer.audiopass.run.run_pass` with both);
 * the baseline: one graph for all candidates at once (a `dask.delayed` per pair, as a plan without
   partitions builds it), built only, not computed.
 
@@ -99,9 +99,13 @@ def install_fakes(verified_share: float):
     """Replace the audio work with cheap stand-ins; returns the graph-size and build-time counters."""
     import dask
 
-    from pairminer import chain, parallel
-    from pairminer.targets import stage as tstage
-    from pairminer.verify import stage as vstage
+    from pairminer import parallel
+    from pairminer.audiopass import driver
+    from pairminer.targets.compute import TargetsOutcome
+    from pairminer.targets.step import TargetsStep
+    from pairminer.verify import cache as vcache
+    from pairminer.verify import session as vsession
+    from pairminer.verify import step as vstep
     from pairminer.verify.fingerprint import Fingerprint
 
     stats = {"build_s": 0.0, "max_graph_tasks": 0, "graphs": 0}
@@ -111,8 +115,8 @@ def install_fakes(verified_share: float):
     def fake_key(path, max_seconds):
         return f"k-{path}", 1000, 1
 
-    def fake_fp(path, max_seconds, min_seconds, max_duration_s=None):
-        return {"ok": True, "fp": fp, "decode_s": 0.0}
+    def fake_decode(path, requests):
+        return [(np.zeros(8, np.float32), None)] * len(requests)
 
     def status_of(row):
         return "verified" if every and row % every == 0 else "too_different"
@@ -130,14 +134,8 @@ def install_fakes(verified_share: float):
                "align_peak_ratio": 9.0, "align_at_edge": False, "version_coverage": 1.0, "vocal_energy_ratio": 0.2,
                "vocal_frame_share": 0.5, "n_frames": 1, "cover_start_frame": 0, "cover_stop_frame": 1}
 
-    def fake_pair_task(row, config):
-        return tstage._PairOutput(frames=fake_frames(config), stats=dict(stats_t))
-
-    def fake_fused(job, vconfig, tconfig):
-        rec = fake_compare([(job.row, job.delta_s)], None, None, vconfig)[0]
-        fps = {p: fp for p, have in ((job.mix_path, job.mix_fp), (job.version_path, job.version_fp)) if have is None}
-        t = fake_pair_task(None, tconfig) if rec["status"] == "verified" and job.target_row is not None else None
-        return {"rec": rec, "fps": fps, "file_errors": {}, "targets": t, "decode_s": 0.0, "decoded_audio_s": 240.0}
+    def fake_targets(self, job, audio, result):
+        return TargetsOutcome(frames=fake_frames(self.config), stats=dict(stats_t))
 
     real_delayed = dask.delayed
 
@@ -157,13 +155,13 @@ def install_fakes(verified_share: float):
 
     # The fingerprint cache is faked too: its per-batch lookup reads every part written so far, which
     # grows with the number of batches (see docs/benchmarks.md); here it would dominate the figures.
-    vstage.FingerprintCache.lookup = lambda self, keys: {}
-    vstage.FingerprintCache.append = lambda self, records: None
-    vstage.file_key = fake_key
-    vstage.fingerprint_task = fake_fp
-    vstage.compare_pairs = fake_compare
-    tstage._pair_task = fake_pair_task
-    chain.fused_pair_task = fake_fused
+    vcache.FingerprintCache.lookup = lambda self, keys: {}
+    vcache.FingerprintCache.append = lambda self, records: None
+    vsession.file_key = fake_key
+    driver.decode = fake_decode
+    vstep.VerifyStep.make_product = lambda self, path, got: fp
+    vstep.compare_pairs = fake_compare
+    TargetsStep.run = fake_targets
     dask.delayed = timed_delayed
     parallel.Runner.compute = counting_compute
     # The file digest of the cache key would stat /fake paths: the fake key above skips it.
@@ -202,7 +200,7 @@ def main() -> None:
     print(f"{args.rows:,} synthetic candidates written in {time.perf_counter() - t:.1f} s; audio faked; "
           f"{args.verified_share:.0%} verified; threads scheduler; RSS before {rss_bytes() / 2**20:.0f} MiB")
 
-    from pairminer.chain import run_verify_targets
+    from pairminer.audiopass.run import run_pass
     from pairminer.targets.config import TargetsConfig
     from pairminer.targets.stage import run_targets
     from pairminer.verify.config import VerifyConfig
@@ -231,8 +229,10 @@ def main() -> None:
                                             scheduler="threads", progress=False), stats))
     shutil.rmtree(work / "cache", ignore_errors=True)
     rows.append(measure("chained verify + targets",
-                        lambda: run_verify_targets(str(cands), str(work / "fused"), str(work / "fused" / "targets"),
-                                                   vcfg, tcfg, scheduler="threads", progress=False), stats))
+                        lambda: run_pass(str(cands), {"verify": str(work / "fused"),
+                                                      "targets": str(work / "fused" / "targets")},
+                                         {"verify": vcfg, "targets": tcfg}, scheduler="threads", progress=False),
+                        stats))
     rows.append(measure("baseline: one graph, all candidates", baseline, stats))  # last: it leaves the heap grown
     base = rows[-1]
     for r in rows[:-1]:

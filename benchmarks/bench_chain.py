@@ -1,4 +1,4 @@
-"""verify + targets chained, against one bare soundfile decode of the same files, and where the time goes.
+"""The audio pass (verify + targets, and + stems), against a bare decode (and encode) of the same files.
 
 Generates --pairs (mix, instrumental) pairs of 3-4 min songs (pairminer.synth), half as 44.1 kHz stereo
 FLAC and half as 192 kbit/s MP3 (as real catalogs mix them), then, in the same process, interleaved per
@@ -6,8 +6,11 @@ repeat, on one core (Dask "synchronous") unless said:
 
 * bare decode: `soundfile.read` of every file to float32 (libsndfile decodes MP3 too);
 * separate: verify (no cache), then targets on its verified.parquet (each file decoded twice);
-* chained: `pairminer.chain.run_verify_targets`, the one-pass path the workflow runner takes when both
-  stages run (one decode per file), with the same outputs; on one core and with the "threads" scheduler;
+* chained: `pairminer.audiopass.run.run_pass` with verify and targets, the one-pass path the workflow
+  runner takes when both stages run (one decode per file), with the same outputs; on one core and with
+  the "threads" scheduler (both cores);
+* chained with stems: verify + targets + stems in one pass ("threads"), against the bare decode plus a
+  bare encode of the stems it writes (`soundfile.write` of mixture, vocals, instrumental, PCM_16);
 * a cProfile of the chained pass, summed into groups: decode (soundfile / ffmpeg subprocess), resampling
   (soxr), Chromaprint, band envelope, compare, STFT (librosa), gain, shard and Parquet writes, plotting.
 
@@ -36,7 +39,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from pairminer.chain import run_verify_targets  # noqa: E402
+from pairminer.audiopass.run import run_pass  # noqa: E402
+from pairminer.stems.config import StemsConfig  # noqa: E402
 from pairminer.storage import write_table  # noqa: E402
 from pairminer.synth import make_song, shift_and_gain, write_audio  # noqa: E402
 from pairminer.synth_cases import write_lossy  # noqa: E402
@@ -54,6 +58,7 @@ GROUPS = (  # (group, substrings of "file:function" in the profile), first match
                                         "quantile", "partition")),
     ("STFT (librosa)", ("librosa", "stft")),
     ("alignment (GCC-PHAT)", ("refine_offset",)),
+    ("waveform alignment + subtraction (stems)", ("stems/",)),
     ("gain", ("estimate_gain", "histogram", "convolve")),
     ("shard write", ("shards.py", "np.save", "format.py", "fsync")),
     ("parquet/json", ("parquet", "pyarrow", "storage.py")),
@@ -110,12 +115,33 @@ def chain(cands: Path, out: Path) -> tuple[float, float, dict]:
     return t_v, time.perf_counter() - t, {"verified": v.n_verified, "written": r.counts["written"]}
 
 
-def fused(cands: Path, out: Path, scheduler: str = "synchronous") -> tuple[float, dict]:
+def fused(cands: Path, out: Path, scheduler: str = "synchronous", stems: bool = False) -> tuple[float, dict]:
     shutil.rmtree(out, ignore_errors=True)
+    outs = {"verify": str(out), "targets": str(out / "targets")}
+    configs = {"verify": VerifyConfig(no_cache=True), "targets": TargetsConfig()}
+    if stems:
+        outs["stems"], configs["stems"] = str(out / "stems"), StemsConfig()
     t = time.perf_counter()
-    r = run_verify_targets(str(cands), str(out), str(out / "targets"), VerifyConfig(no_cache=True), TargetsConfig(),
-                           scheduler=scheduler, progress=False)
-    return time.perf_counter() - t, {"verified": r["verify"].n_verified, "written": r["targets"].counts["written"]}
+    r = run_pass(str(cands), outs, configs, scheduler=scheduler, progress=False)
+    counts = {"verified": r["verify"].n_verified, "written": r["targets"].counts["written"]}
+    if stems:
+        counts["stems"] = r["stems"].counts["written"]
+    return time.perf_counter() - t, counts
+
+
+def bare_encode(stems_root: Path) -> float:
+    """Seconds to encode the stems the pass wrote (read first, untimed), as soundfile writes them."""
+    meta = pd.read_parquet(stems_root / "metadata.parquet")
+    arrays = [(sf.read(str(stems_root / p / f"{k}.wav"), dtype="int16")[0], int(sr))
+              for p, sr in zip(meta["path"], meta["sample_rate"]) for k in ("mixture", "vocals", "instrumental")]
+    tmp = stems_root.parent / "bare-encode"
+    tmp.mkdir(exist_ok=True)
+    t = time.perf_counter()
+    for i, (a, sr) in enumerate(arrays):
+        sf.write(str(tmp / f"{i}.wav"), a, sr, subtype="PCM_16")
+    dt = time.perf_counter() - t
+    shutil.rmtree(tmp)
+    return dt
 
 
 def profile_groups(cands: Path, out: Path) -> dict[str, float]:
@@ -143,8 +169,8 @@ def main() -> None:
     df = pd.read_parquet(cands)
     files = list(df["mix_audio_path"]) + list(df["version_audio_path"])
     audio_h = float((df["mix_duration_s"] + df["version_duration_s"]).sum()) / 3600
-    b, v, t, f, ft = [], [], [], [], []
-    fused(cands, work / "warm")  # imports and first-call set-up (numba, matplotlib) out of the timed runs
+    b, v, t, f, ft, fs, enc = [], [], [], [], [], [], []
+    fused(cands, work / "warm", stems=True)  # imports and first-call set-up (numba, matplotlib) out of the timed runs
     for _ in range(args.repeats):
         b.append(bare(files))
         tv, tt, counts = chain(cands, work / "out")
@@ -153,7 +179,10 @@ def main() -> None:
         tf, fcounts = fused(cands, work / "out-fused")
         f.append(tf)
         ft.append(fused(cands, work / "out-fused-threads", "threads")[0])
-    mb, mv, mt, mf, mft = (statistics.median(x) for x in (b, v, t, f, ft))
+        ts, scounts = fused(cands, work / "out-stems", "threads", stems=True)
+        fs.append(ts)
+        enc.append(bare_encode(work / "out-stems" / "stems"))
+    mb, mv, mt, mf, mft, mfs, menc = (statistics.median(x) for x in (b, v, t, f, ft, fs, enc))
     groups = profile_groups(cands, work / "out-prof")
     total = sum(groups.values())
     print(f"{len(files)} files, {audio_h:.2f} h of audio (half FLAC stereo, half MP3), one core, {counts}")
@@ -163,12 +192,15 @@ def main() -> None:
     print(f"separate: verify + targets   {mv + mt:7.2f} s  ({(mv + mt) / mb:.2f}x bare decode)")
     print(f"chained, one core            {mf:7.2f} s  ({mf / mb:.2f}x bare decode) {fcounts}")
     print(f"chained, threads ({os.cpu_count()} cores)    {mft:7.2f} s  ({mft / mb:.2f}x bare decode; goal <= 1.5x)")
-    print("where the time goes (cProfile own time, chained verify + targets):")
+    print(f"chained + stems, threads     {mfs:7.2f} s  ({mfs / (mb + menc):.2f}x bare decode + bare encode "
+          f"{mb + menc:.2f} s; goal <= 2x) {scounts}")
+    print("where the time goes (cProfile own time, chained verify + targets, one core):")
     for g, s in groups.items():
         print(f"  {g:32s} {s:6.2f} s  {100 * s / total:5.1f}%")
     print(json.dumps({"files": len(files), "bare_s": mb, "verify_s": mv, "targets_s": mt, "chained_s": mf,
                       "chained_threads_s": mft, "ratio_separate": (mv + mt) / mb, "ratio_chained": mf / mb,
-                      "ratio_chained_threads": mft / mb, "groups_s": groups}))
+                      "ratio_chained_threads": mft / mb, "stems_s": mfs, "bare_encode_s": menc,
+                      "ratio_stems": mfs / (mb + menc), "groups_s": groups}))
 
 
 if __name__ == "__main__":

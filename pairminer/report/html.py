@@ -227,7 +227,7 @@ def render_html(doc: dict, plots: dict[str, bytes | None], stages: dict[str, Sta
              f"generated {_e(doc['generated_at'])} by pairminer {_e(doc['versions'].get('pairminer'))}. "
              f"Stages found: {_e(', '.join(present) or 'none')}.</p>")
     p.append('<nav><a href="#funnel">Funnel</a><a href="#genres">Genres</a><a href="#discover">Discover</a>'
-             '<a href="#verify">Verify</a><a href="#targets">Targets</a><a href="#listening">Listening</a>'
+             '<a href="#verify">Verify</a><a href="#targets">Targets</a><a href="#stems">Stems</a><a href="#listening">Listening</a>'
              '<a href="#near-misses">Near misses</a><a href="#examples">Examples</a>'
              '<a href="#provenance">Configs &amp; versions</a></nav>')
 

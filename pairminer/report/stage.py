@@ -123,6 +123,14 @@ def run_report(
         splits = split_sizes(stages)
         near = near_miss_summary(stages, config.near_miss_rows)
 
+    with timings.step("stems"):
+        from . import stems as stems_section
+
+        stems_doc = stems_section.summary(stems_section.load_stems(out_dir))
+        stems_blobs = (stems_section.clips(out_dir, stems_doc, config.clip_s, config.clip_bitrate_kbps)
+                       if config.clips_per_status > 0 else {})
+        stems_png = stems_section.plot_cancellation(stems_doc)
+
     with timings.step("listening"):
         listening = build_listening(stages, out_dir, config, progress=progress)
         say("report: %d pair(s) with clips (%.1f MiB)%s", len(listening.blobs), listening.bytes_total / 2**20,
@@ -141,6 +149,7 @@ def run_report(
             "ber_by_status": plot_ber(ver, config.hist_bins, vconf if isinstance(vconf, dict) else {})
             if ver is not None else None,
             "vocal_energy_ratio": plot_vocal_energy(man, config.hist_bins) if man is not None else None,
+            "stems_cancellation": stems_png,
         }
 
     with timings.step("write"):
@@ -173,12 +182,16 @@ def run_report(
             "splits": splits,
             "near_misses": near,
             "listening": listening.to_json(),
+            "stems": stems_doc,
             "examples": ex,
             "plots": sorted(paths),
         }
         html_path = pio.join(report_dir, "report.html")
         json_path = pio.join(report_dir, "report.json")
-        pio.write_bytes(html_path, render_html(doc, plots, stages, gtable, listening).encode("utf-8"))
+        page = render_html(doc, plots, stages, gtable, listening)
+        page = page.replace('<h2 id="listening">', stems_section.section_html(stems_doc, stems_blobs, stems_png)
+                            + '<h2 id="listening">', 1)
+        pio.write_bytes(html_path, page.encode("utf-8"))
         doc["timings_s"] = timings.to_dict()
         pio.write_json(json_path, doc, "report")
     say("report: wrote %s (%.1f s)", html_path, timings.total_s)
