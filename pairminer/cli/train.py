@@ -37,7 +37,10 @@ def train(targets_dir, out_dir, config_path, resume, quiet, verbose, **options):
 
     init_logging(verbose, quiet)
     config = stage_config("train", config_path, options)
-    res = run_train(targets_dir, out_dir, config, resume=resume, progress=not quiet)
+    from ..locking import output_lock
+
+    with output_lock(out_dir, what="pairminer train"):
+        res = run_train(targets_dir, out_dir, config, resume=resume, progress=not quiet)
     early = ", stopped early" if res.stopped_early else ""
     click.echo(f"train: {res.steps_run} step(s) run, {res.step} in all{early}; validation loss {res.last_valid_loss:.5f} "
                f"(best {res.best_valid_loss:.5f}), validation SDR {res.valid_sdr_db:.2f} dB "
