@@ -50,9 +50,14 @@ class _Reader:
             raise AudioError(f"{path}: file not found" if not p.exists() else f"{path}: not a file")
         if p.stat().st_size == 0:
             raise AudioError(f"{path}: zero-byte file")
+        from ..audio import _UNKNOWN_FRAMES
+
         try:
             self._f = sf.SoundFile(path)
-        except Exception:  # not a libsndfile format: decode the mono signal whole, with a cap
+            if not 0 <= self._f.frames < _UNKNOWN_FRAMES:  # a streamed file: the header has no length
+                self.close()
+                raise ValueError("the header does not say how long the file is")
+        except Exception:  # not a libsndfile format (or no length): decode the mono signal whole, with a cap
             from ..audio import load_audio
 
             probe, info = load_audio(path, 8000, max_seconds=1.0, check_silence=False)
