@@ -117,8 +117,13 @@ def resolve_audio_path(path: str, *, base_dir: str | None = None, audio_root: st
             raise AudioError(f"{path}: refused, the path escapes --audio-root {audio_root}")
         return audio_root.rstrip("/") + "/" + rel
     if audio_root is not None:
-        root = Path(audio_root).resolve()
-        full = (root / path).resolve()
+        try:
+            root = Path(audio_root).resolve()
+            full = (root / path).resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13), ELOOP, EACCES
+            raise AudioError(f"{path}: cannot resolve it under --audio-root {audio_root} "
+                             f"({'a symlink loop' if 'loop' in str(exc).lower() else exc}); fix or remove the link"
+                             ) from exc
         if full != root and root not in full.parents:
             raise AudioError(f"{path}: refused, the path escapes --audio-root {root}")
         return str(full)

@@ -65,3 +65,103 @@ def test_separate_reads_a_streamed_flac(tmp_path):
         r.close()
     with pytest.raises(AudioError, match="longer than 2 s"):
         _Reader(str(p), max_duration_s=2.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# #6 per-item isolation: a symlink loop, Parquet schema evolution, a damaged manifest
+
+
+def test_a_symlink_loop_under_audio_root_is_that_items_audio_error(tmp_path):
+    from pairminer.audio import resolve_audio_path
+
+    root = tmp_path / "audio"
+    root.mkdir()
+    os.symlink(root / "b", root / "a")
+    os.symlink(root / "a", root / "b")
+    with pytest.raises(AudioError, match="symlink loop"):
+        resolve_audio_path("a/song.flac", audio_root=str(root))
+    assert resolve_audio_path("ok.flac", audio_root=str(root)) == str(root.resolve() / "ok.flac")
+
+
+def test_discover_goes_on_past_a_symlink_loop(tmp_path):
+    from pairminer.discover.stage import DiscoverConfig, run_discover
+
+    root = tmp_path / "audio"
+    root.mkdir()
+    os.symlink(root / "loop", root / "loop")
+    (root / "s.flac").write_bytes(b"x")
+    (tmp_path / "c.csv").write_text("track_id,artist,title,duration,audio_path\n"
+                                    "a,X,Song,200,loop/x.flac\nb,X,Song (Instrumental),200.2,s.flac\n"
+                                    "c,Y,Other,100,s.flac\nd,Y,Other (Instrumental),100.1,s.flac\n")
+    res = run_discover(tmp_path / "c.csv", tmp_path / "o", DiscoverConfig(audio_root=str(root)),
+                       scheduler="synchronous", progress=False)
+    assert res.counts["kept"] >= 1
+
+
+def _parquet_parts(folder: Path, parts: list[dict]):
+    import pandas as pd
+
+    folder.mkdir()
+    for k, rows in enumerate(parts):
+        pd.DataFrame(rows).to_parquet(folder / f"part-{k}.parquet", index=False)
+
+
+@pytest.mark.parametrize("genre_in", ["first", "second"])
+def test_parquet_folder_with_evolving_optional_columns(tmp_path, genre_in):
+    """Schema evolution: a `genre` column in only some files gave an unexpected KeyError (when the
+    first file had it) or was silently dropped (when a later one had it)."""
+    import pandas as pd
+
+    from pairminer.discover.stage import DiscoverConfig, run_discover
+
+    a = {"track_id": ["a", "b"], "artist": ["X", "X"], "title": ["Song", "Song (Instrumental)"],
+         "duration": [200.0, 200.2]}
+    b = {"track_id": ["c", "d"], "artist": ["Y", "Y"], "title": ["Tune", "Tune (Instrumental)"],
+         "duration": [100.0, 100.1]}
+    (a if genre_in == "first" else b)["genre"] = ["Rock", "Rock"]
+    _parquet_parts(tmp_path / "ds", [a, b])
+    run_discover(tmp_path / "ds", tmp_path / "o", DiscoverConfig(), scheduler="synchronous", progress=False)
+    c = pd.read_parquet(tmp_path / "o" / "candidates.parquet").set_index("mix_track_id")
+    assert set(c.index) == {"a", "c"}
+    with_genre = "a" if genre_in == "first" else "c"
+    without = "c" if genre_in == "first" else "a"
+    assert c.loc[with_genre, "genre"] == "Rock" and pd.isna(c.loc[without, "genre"])
+
+
+def test_parquet_folder_file_without_a_required_column_is_named(tmp_path):
+    from pairminer.discover.stage import DiscoverConfig, run_discover
+    from pairminer.errors import CatalogError
+
+    _parquet_parts(tmp_path / "ds", [
+        {"track_id": ["a"], "artist": ["X"], "title": ["S"], "duration": [1.0]},
+        {"track_id": ["b"], "artist": ["X"], "duration": [1.0]}])
+    with pytest.raises(CatalogError, match=r"part-1.parquet lacks required column\(s\) title"):
+        run_discover(tmp_path / "ds", tmp_path / "o", DiscoverConfig(), scheduler="synchronous", progress=False)
+
+
+def test_a_damaged_manifest_costs_its_sections_not_the_report(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_report import make_out
+
+    from pairminer.report.config import ReportConfig
+    from pairminer.report.stage import run_report
+
+    out = make_out(tmp_path / "out")
+    man = pd.read_parquet(out / "targets" / "manifest.parquet")
+    man["split"] = None  # a damaged manifest: null splits
+    pq.write_table(pa.Table.from_pandas(man, preserve_index=False), out / "targets" / "manifest.parquet")
+    res = run_report(str(out), str(tmp_path / "rep"), ReportConfig(top_n=3), progress=False)
+    doc = json.loads(Path(res.json_path).read_text())
+    assert "splits" in doc["section_errors"] and doc["funnel"] and doc["stages"]["targets"]["present"]
+    assert "section splits could not be made" in Path(res.html_path).read_text()
+    # a section whose code fails outright is recorded the same way
+    man["duration_s"] = "not a number"
+    man["vocal_energy_ratio"] = [[1.0]] * len(man)
+    pq.write_table(pa.Table.from_pandas(man, preserve_index=False), out / "targets" / "manifest.parquet")
+    res = run_report(str(out), str(tmp_path / "rep2"), ReportConfig(top_n=3), progress=False)
+    doc = json.loads(Path(res.json_path).read_text())
+    assert doc["section_errors"] and doc["funnel"]
