@@ -177,3 +177,26 @@ def test_separate_output_folders_stay_inside_out(runs, tmp_path):
                                     "--device", "cpu", "-q"])
     assert res.exit_code == 1 and "outside -o" in res.output + res.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_separate_refuses_nan_output_of_a_broken_checkpoint(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "broken-run"
+    shutil.copytree(runs["vocals"], run)
+    for name in ("checkpoint-best.pt", "checkpoint-last.pt"):
+        p = run / name
+        if not p.exists():
+            continue
+        ck = torch.load(p, weights_only=True)
+        for k in list(ck["model"]):
+            if k.endswith("running_var"):
+                ck["model"][k] = -torch.ones_like(ck["model"][k])
+        torch.save(ck, p)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.sin(np.arange(16000) / 7.0) * 0.3, 8000)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["separate", str(wav), "-m", str(run), "-o", str(out), "--device", "cpu", "-q"])
+    assert res.exit_code == 1, res.output
+    assert "NaN or infinite" in res.output + res.stderr and "Traceback" not in res.output + res.stderr
+    assert not (out / "a" / "vocals.wav").exists() and not (out / "a" / "instrumental.wav").exists()

@@ -142,6 +142,13 @@ def separate_file(path: str, separators: list[Separator], outs: dict[str, Path],
                     est = (separate_mono_band_limited(block, sr, separators, batch_size=batch_size) if mono else
                            separate_signal(block, sr, separators, extend=extend, batch_size=batch_size))
                     sep_s += time.perf_counter() - t1
+                    for s in SOURCES:  # the output itself, not only the weights: a NaN can come from anywhere
+                        if not np.isfinite(est[s]).all():
+                            runs = ", ".join(sp.run_dir for sp in separators)
+                            raise InputError(
+                                f"{path}: the model output holds NaN or infinite samples (segment at "
+                                f"{start / sr:.1f} s, {s}); the checkpoint in {runs} is broken (e.g. a negative "
+                                "BatchNorm variance or overflowing weights): retrain, or use another checkpoint")
                     if tail is not None:
                         o = min(len(tail["vocals"]), length)
                         w = np.linspace(0.0, 1.0, o, dtype=np.float32)[:, None]
