@@ -60,6 +60,8 @@ _FFMPEG_CONFINE = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(
 _UNKNOWN_FRAMES = 1 << 62
 # A decode under a streamed cap reads this much past the cap, to tell "longer than the cap" from "exactly it".
 _CAP_MARGIN_S = 1.0
+# Bytes an audio URL may download before pairminer gives up (a lossless 2-hour stereo track is ~1.5 GiB).
+MAX_URL_BYTES = 4 << 30
 # Wall-clock limit for one decode subprocess (a live playlist or a stuck pipe must not hang a stage).
 DECODE_TIMEOUT_S = 600.0
 
@@ -540,7 +542,13 @@ def _load_url(url: str, sr_hz: int, **kw) -> tuple[np.ndarray, AudioInfo]:
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
         try:
             with fsspec.open(url, "rb") as src:
-                shutil.copyfileobj(src, tmp)
+                got = 0
+                while chunk := src.read(1 << 20):  # capped: `local:///dev/zero` must not fill the disk
+                    got += len(chunk)
+                    if got > MAX_URL_BYTES:
+                        raise AudioError(f"{url}: over {MAX_URL_BYTES / 2**30:g} GiB, the download cap for audio URLs; "
+                                         "it is not an audio file of a song (or raise pairminer.audio.MAX_URL_BYTES)")
+                    tmp.write(chunk)
         except ImportError as exc:  # the scheme's fsspec backend (s3fs, gcsfs...) is not installed
             raise AudioError(f"{url}: cannot fetch, no fsspec backend for {url.split('://')[0]}:// is installed "
                              f"({exc}); install it, or give local paths") from exc

@@ -165,3 +165,37 @@ def test_a_damaged_manifest_costs_its_sections_not_the_report(tmp_path):
     res = run_report(str(out), str(tmp_path / "rep2"), ReportConfig(top_n=3), progress=False)
     doc = json.loads(Path(res.json_path).read_text())
     assert doc["section_errors"] and doc["funnel"]
+
+
+# --------------------------------------------------------------------------------------------------
+# #10 unbounded reads
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom"])
+def test_a_device_as_workflow_or_config_is_refused_after_the_cap(tmp_path, source):
+    import resource
+
+    r = CliRunner().invoke(main, ["run", source, "-q"])
+    assert r.exit_code == 2 and "too large for a config file" in r.output + r.stderr
+    assert "Traceback" not in r.output + r.stderr
+    (tmp_path / "c.csv").write_text("track_id,artist,title,duration\na,X,S,100\n")
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "x.parquet"), "-o", str(tmp_path / "o"), "--config",
+                                  source, "-q"])
+    assert r.exit_code == 2 and "too large for a config file" in r.output + r.stderr
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 4 << 20  # KiB: well under 4 GiB
+
+
+def test_deep_yaml_nesting_is_one_line(tmp_path):
+    p = tmp_path / "deep.yaml"
+    p.write_text("[" * 300_000)
+    r = CliRunner().invoke(main, ["run", str(p), "-q"])
+    assert r.exit_code == 2 and "nested too deeply" in r.output + r.stderr
+    assert "RecursionError" not in r.output + r.stderr
+
+
+def test_url_audio_download_is_capped(tmp_path, monkeypatch):
+    from pairminer import audio
+
+    monkeypatch.setattr(audio, "MAX_URL_BYTES", 4 << 20)
+    with pytest.raises(AudioError, match="download cap"):
+        audio.load_audio("local:///dev/zero", 8000)
