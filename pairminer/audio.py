@@ -16,7 +16,9 @@ local paths confined like any other.
 
 Length caps: `load_audio(max_duration_s=...)` reads the duration from the header (soundfile, or
 ffprobe) and refuses an over-long file before decoding any of it (a small FLAC can hold hours of
-silence).
+silence). A header that cannot say (a FLAC written to a pipe, `ffmpeg -f flac pipe:1`, has "length
+unknown") is decoded under a streamed cap instead: at most the cap plus a second is decoded, and a
+file that reaches past the cap is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ _BLOCK_FRAMES = 1 << 20
 FFMPEG_FORMATS = ("mp3", "mov", "aac", "ogg", "flac", "wav", "matroska", "asf", "aiff", "w64", "caf", "ac3", "eac3",
                   "dts", "ape", "wv", "tta", "au", "amr", "mpc", "mpc8", "oma")
 _FFMPEG_CONFINE = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(FFMPEG_FORMATS)]
+# libsndfile's frame count for a stream whose header does not say its length (SF_COUNT_MAX).
+_UNKNOWN_FRAMES = 1 << 62
+# A decode under a streamed cap reads this much past the cap, to tell "longer than the cap" from "exactly it".
+_CAP_MARGIN_S = 1.0
+# Bytes an audio URL may download before pairminer gives up (a lossless 2-hour stereo track is ~1.5 GiB).
+MAX_URL_BYTES = 4 << 30
 # Wall-clock limit for one decode subprocess (a live playlist or a stuck pipe must not hang a stage).
 DECODE_TIMEOUT_S = 600.0
 
@@ -112,8 +120,13 @@ def resolve_audio_path(path: str, *, base_dir: str | None = None, audio_root: st
             raise AudioError(f"{path}: refused, the path escapes --audio-root {audio_root}")
         return audio_root.rstrip("/") + "/" + rel
     if audio_root is not None:
-        root = Path(audio_root).resolve()
-        full = (root / path).resolve()
+        try:
+            root = Path(audio_root).resolve()
+            full = (root / path).resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13), ELOOP, EACCES
+            raise AudioError(f"{path}: cannot resolve it under --audio-root {audio_root} "
+                             f"({'a symlink loop' if 'loop' in str(exc).lower() else exc}); fix or remove the link"
+                             ) from exc
         if full != root and root not in full.parents:
             raise AudioError(f"{path}: refused, the path escapes --audio-root {root}")
         return str(full)
@@ -161,7 +174,7 @@ def probe_duration_s(path: str) -> float | None:
             import soundfile as sf
 
             info = sf.info(path)
-            if info.frames > 0 and info.samplerate > 0:
+            if 0 < info.frames < _UNKNOWN_FRAMES and info.samplerate > 0:
                 return info.frames / info.samplerate
         except (RuntimeError, ValueError, OSError):
             pass
@@ -172,9 +185,10 @@ def probe_duration_s(path: str) -> float | None:
                          "default=noprint_wrappers=1:nokey=1", "file:" + os.path.abspath(path)],
                         timeout_s=60.0, what=path)
     try:
-        return float(proc.stdout.decode("ascii", "replace").strip().splitlines()[0])
-    except (ValueError, IndexError):
+        dur = float(proc.stdout.decode("ascii", "replace").strip().splitlines()[0])
+    except (ValueError, IndexError):  # "N/A": the header does not say
         return None
+    return dur if np.isfinite(dur) and dur > 0 else None
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
@@ -253,6 +267,10 @@ def _decode_soundfile_rates(path: str, wants: list[tuple]):
     except sf.LibsndfileError as exc:
         raise _Fallback(str(exc)) from exc
     with f:
+        if not 0 <= f.frames < _UNKNOWN_FRAMES:
+            # A stream whose header leaves the length open (a FLAC written to a pipe): libsndfile cannot
+            # seek in it; ffmpeg decodes it under the caller's cap.
+            raise _Fallback("the header does not say how long the file is")
         if f.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
             claimed, present, rate = short
             if rate > 0:
@@ -399,21 +417,31 @@ def load_audio(path: str, sr_hz: int | None, *, max_seconds: float | None = None
         raise AudioError(f"{path}: is a folder, not an audio file")
     if p.stat().st_size == 0:
         raise AudioError(f"{path}: zero-byte file")
+    cap_s = None  # a streamed cap: the header could not say how long the file is
     if max_duration_s is not None and (max_seconds is None or max_seconds > max_duration_s):
         dur = probe_duration_s(path)
         if dur is not None and dur > max_duration_s:
             raise AudioError(f"{path}: {dur / 3600:.2f} h long, over the length cap of {max_duration_s:g} s; "
                              "raise the stage's max_duration_s (or set max_seconds) to read it")
+        if dur is None:
+            cap_s = float(max_duration_s)
+    decode_s = max_seconds
+    if cap_s is not None:
+        decode_s = cap_s + _CAP_MARGIN_S if max_seconds is None else min(max_seconds, cap_s + _CAP_MARGIN_S)
     try:
         if p.suffix.lower() in SOUNDFILE_EXTS:
-            y, src_sr, ch = _decode_soundfile(path, sr_hz, max_seconds, mono)
+            y, src_sr, ch = _decode_soundfile(path, sr_hz, decode_s, mono)
         else:
             raise _Fallback("not a soundfile format")
     except _Fallback:
         try:
-            y, src_sr, ch = _decode_ffmpeg(path, sr_hz, max_seconds, timeout_s, mono)
+            y, src_sr, ch = _decode_ffmpeg(path, sr_hz, decode_s, timeout_s, mono)
         except _Fallback:
-            y, src_sr, ch = _decode_audioread(path, sr_hz, max_seconds, mono)
+            y, src_sr, ch = _decode_audioread(path, sr_hz, decode_s, mono)
+    if cap_s is not None and len(y) > cap_s * (sr_hz or src_sr):
+        raise AudioError(f"{path}: longer than the length cap of {cap_s:g} s (its header does not say how long it "
+                         "is, so it was decoded up to the cap); raise the stage's max_duration_s (or set "
+                         "max_seconds) to read it")
     return _finish(path, y, sr_hz or src_sr, min_seconds, check_silence, src_sr, ch)
 
 
@@ -480,8 +508,10 @@ def load_audio_rates(path: str, requests: list[DecodeRequest], *, timeout_s: flo
         for k in live:
             r = requests[k]
             try:
+                # the length cap again: a header that could not say the length is decoded under it
                 results[k] = load_audio(path, r.sr_hz, max_seconds=r.max_seconds, min_seconds=r.min_seconds,
-                                        check_silence=r.check_silence, timeout_s=timeout_s, mono=r.mono)
+                                        check_silence=r.check_silence, max_duration_s=r.max_duration_s,
+                                        timeout_s=timeout_s, mono=r.mono)
             except AudioError as exc:
                 results[k] = exc
         return results
@@ -520,7 +550,14 @@ def _decode_audioread(path: str, sr_hz: int | None, max_seconds: float | None, m
 
         with audioread.audio_open(path) as f:
             src_sr, ch = f.samplerate, f.channels
-            buf = b"".join(f)
+            want = None if max_seconds is None else int(max_seconds * src_sr) * ch * 2
+            chunks, got = [], 0
+            for chunk in f:  # stop at max_seconds: never the whole of an unbounded stream
+                chunks.append(chunk)
+                got += len(chunk)
+                if want is not None and got >= want:
+                    break
+            buf = b"".join(chunks)
         y = np.frombuffer(buf, dtype="<i2").astype(np.float32) / 32768.0
         y = y.reshape(-1, ch)
         y = y.mean(axis=1) if mono else y
@@ -541,7 +578,13 @@ def _load_url(url: str, sr_hz: int, **kw) -> tuple[np.ndarray, AudioInfo]:
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
         try:
             with fsspec.open(url, "rb") as src:
-                shutil.copyfileobj(src, tmp)
+                got = 0
+                while chunk := src.read(1 << 20):  # capped: `local:///dev/zero` must not fill the disk
+                    got += len(chunk)
+                    if got > MAX_URL_BYTES:
+                        raise AudioError(f"{url}: over {MAX_URL_BYTES / 2**30:g} GiB, the download cap for audio URLs; "
+                                         "it is not an audio file of a song (or raise pairminer.audio.MAX_URL_BYTES)")
+                    tmp.write(chunk)
         except ImportError as exc:  # the scheme's fsspec backend (s3fs, gcsfs...) is not installed
             raise AudioError(f"{url}: cannot fetch, no fsspec backend for {url.split('://')[0]}:// is installed "
                              f"({exc}); install it, or give local paths") from exc

@@ -39,8 +39,33 @@ def _local_get(spec: str) -> Any:
     return get
 
 
-# Seconds to wait for a scheduler to connect and to answer its handshake.
+# Seconds to wait for a scheduler to connect and to answer its handshake; also the longest a connected
+# scheduler may take to answer a liveness ping while a graph runs.
 CONNECT_TIMEOUT_S = 10.0
+# While a graph runs on a cluster, the client checks the scheduler this often when no task finished.
+HEARTBEAT_S = 5.0
+# Seconds to wait for a scheduler with no workers to get one, before giving up with a reason. Settable
+# with the environment variable PAIRMINER_WORKER_TIMEOUT_S (e.g. while a batch system queues the workers).
+WORKER_TIMEOUT_S = 120.0
+WORKER_TIMEOUT_ENV = "PAIRMINER_WORKER_TIMEOUT_S"
+
+
+def worker_timeout_s() -> float:
+    """The seconds to wait for workers: PAIRMINER_WORKER_TIMEOUT_S if set (a positive number), else
+    WORKER_TIMEOUT_S."""
+    import math
+    import os
+
+    raw = os.environ.get(WORKER_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return WORKER_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{WORKER_TIMEOUT_ENV}={raw!r}: give a positive number of seconds")
+    return value
 
 
 def check_scheduler(spec: str) -> str:
@@ -176,14 +201,13 @@ class Runner:
                 own.close()
 
     def _compute_distributed(self, collections, items, weights, progress) -> Sequence[Any]:
-        from distributed import as_completed
-
         futures = self.client.compute([x for _, _, x in items], retries=self.retries)
-        if progress is not None:
-            index = {f.key: n for f, n in zip(futures, weights)}
-            for f in as_completed(futures):
-                progress.update(index.get(f.key, 1))
-        flat = self.client.gather(futures)
+        try:
+            self._wait_all(futures, weights, progress)
+            flat = self.client.gather(futures)
+        except BaseException:
+            self.client.cancel(futures)
+            raise
         out: list[Any] = [None] * len(collections)
         for (ci, ii, _), r in zip(items, flat):
             if ii is None:
@@ -196,6 +220,87 @@ class Runner:
             elif isinstance(c, tuple):
                 out[ci] = tuple(out[ci])
         return tuple(out)
+
+
+    def _wait_all(self, futures, weights, progress) -> None:
+        """Wait for every future, advancing `progress` as they finish (bound to this runner's client,
+        never to a process-wide default one), and check the scheduler whenever nothing finished for
+        HEARTBEAT_S: one that stops answering, or that has had no worker for the worker timeout, fails
+        with a reason instead of hanging."""
+        import time
+
+        from distributed import wait
+        from distributed.client import FIRST_COMPLETED
+
+        pending = set(futures)
+        index = {f.key: n for f, n in zip(futures, weights)}
+        no_workers_since = None
+        while pending:
+            try:
+                with self.client.as_current():
+                    done, pending = wait(list(pending), timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+            except TimeoutError:
+                done = set()
+            if progress is not None:
+                for f in done:
+                    progress.update(index.get(f.key, 1))
+            if done or not pending:
+                no_workers_since = None
+                continue
+            n_workers = _n_workers(self.client, self.spec)
+            if n_workers:
+                no_workers_since = None
+                continue
+            now = time.monotonic()
+            if no_workers_since is None:
+                no_workers_since = now
+                log.warning("the Dask scheduler at %s has no workers; waiting up to %.0f s for one (set %s "
+                            "to wait longer)", self.spec, worker_timeout_s(), WORKER_TIMEOUT_ENV)
+            elif now - no_workers_since >= worker_timeout_s():
+                raise InputError(f"the Dask scheduler at {self.spec} has had no workers for "
+                                 f"{now - no_workers_since:.0f} s; start workers (dask worker {self.spec}) or set "
+                                 f"{WORKER_TIMEOUT_ENV} to wait longer")
+
+
+def _n_workers(client: Any, spec: str, timeout_s: float | None = None) -> int:
+    """The scheduler's worker count, asked within `timeout_s` (CONNECT_TIMEOUT_S).
+
+    Raises:
+        InputError: the scheduler does not answer in time, or the connection is gone.
+    """
+    timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    try:
+        info = client.sync(client.scheduler.identity, callback_timeout=timeout_s)
+    except (TimeoutError, OSError) as exc:
+        what = "did not answer within %.0f s" % timeout_s if isinstance(exc, TimeoutError) else f"is unreachable ({exc})"
+        raise InputError(f"the Dask scheduler at {spec} {what}; it may be frozen or overloaded, or the network "
+                         "is down") from exc
+    except Exception as exc:  # a closed comm, a scheduler shutting down
+        raise InputError(f"lost the Dask scheduler at {spec}: {type(exc).__name__}: {exc}") from exc
+    return len((info or {}).get("workers") or {})
+
+
+def _wait_for_workers(client: Any, spec: str, n: int = 1, timeout_s: float | None = None) -> None:
+    """Return once the scheduler has `n` workers; say so while waiting; give up after `timeout_s`
+    (worker_timeout_s()) with a reason."""
+    import time
+
+    timeout_s = worker_timeout_s() if timeout_s is None else timeout_s
+    have = _n_workers(client, spec)
+    if have >= n:
+        return
+    log.warning("the Dask scheduler at %s has %d worker(s); waiting for %d worker(s), up to %.0f s (set %s to "
+                "wait longer)", spec, have, n, timeout_s, WORKER_TIMEOUT_ENV)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        have = _n_workers(client, spec)
+        if have >= n:
+            log.info("the Dask scheduler at %s has %d worker(s)", spec, have)
+            return
+        if time.monotonic() >= deadline:
+            raise InputError(f"the Dask scheduler at {spec} has no workers after waiting {timeout_s:.0f} s; start "
+                             f"workers (dask worker {spec}) or set {WORKER_TIMEOUT_ENV} to wait longer")
 
 
 class _TaskCounter:
@@ -275,6 +380,10 @@ def dask_runner(scheduler: str = "threads", *, progress: bool = True) -> Iterato
     except Exception as exc:  # a scheduler of another version, a handshake that fails
         raise InputError(f"cannot connect to the Dask scheduler at {spec}: {type(exc).__name__}: {exc}") from exc
     try:
+        _wait_for_workers(client, spec)
         yield Runner(spec, client=client, progress=progress)
     finally:
-        client.close()
+        try:
+            client.close(timeout=CONNECT_TIMEOUT_S)
+        except Exception:  # a frozen or vanished scheduler: the error that brought us here matters more
+            log.debug("closing the Dask client failed", exc_info=True)

@@ -231,3 +231,113 @@ def test_example_cluster_workflow_runs_on_the_cluster(cluster, tmp_path):
         a, b = pd.read_parquet(tmp_path / "local" / f), pd.read_parquet(tmp_path / "cluster" / f)
         pd.testing.assert_frame_equal(a, b)
     assert len(pd.read_parquet(tmp_path / "local" / "verified.parquet")) > 5
+
+
+# --------------------------------------------------------------------------- round three #1, #11: progress on a
+# cluster, schedulers without workers, schedulers that freeze after the client connected
+
+
+def _cluster_workflow(tmp_path, scheduler, stages):
+    import yaml
+
+    sample = os.path.join(os.path.dirname(__file__), "..", "data", "sample", "catalog.csv")
+    doc = {"catalog": os.path.abspath(sample), "out": str(tmp_path / "out"), "scheduler": scheduler,
+           "stages": stages, "discover": {"kinds": ["instrumental"], "partition_rows": 1000},
+           "verify": {"min_overlap_s": 6.0, "max_seconds": None}}
+    p = tmp_path / "wf.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def test_stages_on_a_cluster_with_progress_on(cluster, tmp_path):
+    """Round three #1: every stage with progress on (the default in a terminal, and `targets` even with -q)
+    ran into `unexpected ValueError: No clients found` on a tcp:// scheduler."""
+    from click.testing import CliRunner
+
+    from pairminer.cli import main
+
+    wf = _cluster_workflow(tmp_path, cluster.scheduler_address, ["discover", "verify", "targets"])
+    res = CliRunner().invoke(main, ["run", str(wf)])  # progress on: discover, then verify+targets in one pass
+    assert res.exit_code == 0, res.output + (res.stderr or "")
+    assert "No clients found" not in res.output + (res.stderr or "")
+    out = tmp_path / "out"
+    assert len(pd.read_parquet(out / "targets" / "manifest.parquet")) > 0
+    # each stage alone, progress on, and targets with -q
+    for args in (["verify", str(out / "candidates.parquet"), "-o", str(tmp_path / "v")],
+                 ["targets", str(out / "verified.parquet"), "-o", str(tmp_path / "t1")],
+                 ["targets", str(out / "verified.parquet"), "-o", str(tmp_path / "t2"), "-q"]):
+        res = CliRunner().invoke(main, [*args, "--scheduler", cluster.scheduler_address])
+        assert res.exit_code == 0, (args, res.output + (res.stderr or ""))
+    a = pd.read_parquet(tmp_path / "t2" / "manifest.parquet")
+    assert len(a) == len(pd.read_parquet(out / "targets" / "manifest.parquet"))
+
+
+def test_a_scheduler_without_workers_says_so_and_gives_up(tmp_path, monkeypatch, caplog):
+    """Round three #1/#11: a scheduler with no workers used to hang with no message."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("PAIRMINER_WORKER_TIMEOUT_S", "2")
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=":0",
+                                  silence_logs=40) as c:
+        t0 = time.monotonic()
+        with caplog.at_level("WARNING", logger="pairminer.parallel"):
+            with pytest.raises(InputError, match="no workers after waiting 2 s.*PAIRMINER_WORKER_TIMEOUT_S"):
+                with dask_runner(c.scheduler_address, progress=True):
+                    pass
+        assert time.monotonic() - t0 < 15
+    assert any("waiting for 1 worker" in r.getMessage() for r in caplog.records)
+
+
+def test_worker_timeout_setting_is_checked(monkeypatch):
+    from pairminer.parallel import worker_timeout_s
+
+    monkeypatch.setenv("PAIRMINER_WORKER_TIMEOUT_S", "-1")
+    with pytest.raises(ConfigError, match="positive number"):
+        worker_timeout_s()
+    monkeypatch.setenv("PAIRMINER_WORKER_TIMEOUT_S", "600")
+    assert worker_timeout_s() == 600.0
+
+
+def _spawn(args, tmp_path, name):
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_a_scheduler_that_freezes_after_connecting_fails_with_a_reason(tmp_path, monkeypatch):
+    """Round three #11: a scheduler that stops answering once pairminer is connected (SIGSTOP here) used to
+    hang the run forever; now the liveness check fails it with a reason."""
+    import json
+    import signal
+
+    import dask
+
+    pytest.importorskip("distributed")
+    sfile = tmp_path / "scheduler.json"
+    sched = _spawn(["distributed.cli.dask_scheduler", "--port", "0", "--host", "127.0.0.1", "--dashboard-address",
+                    ":0", "--scheduler-file", str(sfile)], tmp_path, "scheduler")
+    worker = None
+    try:
+        for _ in range(300):
+            if sfile.exists() and sfile.stat().st_size:
+                break
+            time.sleep(0.1)
+        addr = json.loads(sfile.read_text())["address"]
+        worker = _spawn(["distributed.cli.dask_worker", addr, "--nthreads", "1", "--no-nanny"], tmp_path, "worker")
+        monkeypatch.setattr("pairminer.parallel.CONNECT_TIMEOUT_S", 3.0)
+        monkeypatch.setattr("pairminer.parallel.HEARTBEAT_S", 1.0)
+        monkeypatch.setenv("PAIRMINER_WORKER_TIMEOUT_S", "60")
+        with dask_runner(addr, progress=False) as runner:
+            os.kill(sched.pid, signal.SIGSTOP)
+            t0 = time.monotonic()
+            with pytest.raises(InputError, match="did not answer within 3 s"):
+                runner.compute(dask.delayed(time.sleep)(120))
+            assert time.monotonic() - t0 < 30
+    finally:
+        for p in (worker, sched):
+            if p is not None:
+                if p is sched:
+                    os.kill(p.pid, signal.SIGCONT)
+                p.kill()
+                p.wait()

@@ -97,3 +97,38 @@ def test_empty_reference_folder_is_a_clear_error(tmp_path):
     (tmp_path / "ref").mkdir()
     with pytest.raises(InputError, match="no track folders"):
         run_evaluate(tmp_path / "est", tmp_path / "ref", tmp_path / "eval.json")
+
+
+# --------------------------------------------------------------------------------------------------
+# Round three #9: truncated estimates, window options, a length cap
+
+
+def test_a_truncated_estimate_is_refused_not_scored_as_complete(tmp_path):
+    refs, ests = tmp_path / "refs", tmp_path / "est"
+    voc, acc = _stems(0, seconds=10.0)
+    _write_track(refs / "t", voc, acc)
+    _write_track(ests / "t", voc[: 2 * SR], acc[: 2 * SR])  # 2 s of a 10 s track
+    res = run_evaluate(ests, refs, tmp_path / "e.json", progress=False)
+    assert res.n_scored == 0 and "truncated" in res.skipped[0]["reason"]
+    r = CliRunner().invoke(main, ["evaluate", str(ests), str(refs), "-o", str(tmp_path / "e2.json"), "-q"])
+    assert r.exit_code == 1 and "2.00 s long but the reference is 10.00 s" in r.output + r.stderr
+
+
+@pytest.mark.parametrize("window", ["-1", "0", "nan", "1e9"])
+def test_bad_windows_are_refused_up_front(tmp_path, window):
+    refs = tmp_path / "refs"
+    voc, acc = _stems(0)
+    _write_track(refs / "t", voc, acc)
+    r = CliRunner().invoke(main, ["evaluate", str(refs), str(refs), "-o", str(tmp_path / "e.json"), "-q",
+                                  "--window-s", window])
+    assert r.exit_code == 2 and "--window-s" in r.output + r.stderr and "Traceback" not in r.output + r.stderr
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_long_tracks_are_refused_from_the_header(tmp_path):
+    refs = tmp_path / "refs"
+    voc, acc = _stems(0, seconds=6.0)
+    _write_track(refs / "t", voc, acc)
+    res = run_evaluate(None, refs, tmp_path / "e.json", progress=False, max_track_s=5.0)
+    assert res.n_scored == 0 and "over evaluate's cap of 5 s" in res.skipped[0]["reason"]
+    assert run_evaluate(None, refs, tmp_path / "e2.json", progress=False).n_scored == 1

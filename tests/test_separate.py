@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -145,3 +146,57 @@ def test_hires_recipe_takes_its_bins_from_the_data(tmp_path):
     np.testing.assert_allclose(out["vocals"] + out["instrumental"], y, atol=1e-4)
     with pytest.raises(Exception, match="n_bins=2048"):
         run_train(targets, tmp_path / "run2", cfg.replace(n_bins=2048), progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Round three #8 (outputs confined to -o) and #13 (a broken checkpoint's NaN output is not written)
+
+
+def test_separate_output_folders_stay_inside_out(runs, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("...flac", "..flac", ".hidden.wav"):
+        sf.write(src / name, np.sin(np.arange(8000) / 5.0) * 0.3, 8000, format="FLAC" if "flac" in name else "WAV")
+    out = tmp_path / "sep"
+    victim = tmp_path / "vocals.wav"  # OUT/../vocals.wav
+    victim.write_bytes(b"precious")
+    res = CliRunner().invoke(main, ["separate", *(str(src / n) for n in ("...flac", "..flac", ".hidden.wav")),
+                                    "-m", runs["vocals"], "-o", str(out), "--device", "cpu", "-q"])
+    assert res.exit_code == 0, res.output
+    assert victim.read_bytes() == b"precious" and not (out / "vocals.wav").exists()
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == ["_.", "_..", "_.hidden"]
+    for f in folders:
+        assert (out / f / "vocals.wav").exists() and (out / f / "instrumental.wav").exists()
+    # a symlink planted in OUT cannot redirect a track's folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, out / "song")
+    sf.write(src / "song.wav", np.sin(np.arange(8000) / 5.0) * 0.3, 8000)
+    res = CliRunner().invoke(main, ["separate", str(src / "song.wav"), "-m", runs["vocals"], "-o", str(out),
+                                    "--device", "cpu", "-q"])
+    assert res.exit_code == 1 and "outside -o" in res.output + res.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_separate_refuses_nan_output_of_a_broken_checkpoint(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "broken-run"
+    shutil.copytree(runs["vocals"], run)
+    for name in ("checkpoint-best.pt", "checkpoint-last.pt"):
+        p = run / name
+        if not p.exists():
+            continue
+        ck = torch.load(p, weights_only=True)
+        for k in list(ck["model"]):
+            if k.endswith("running_var"):
+                ck["model"][k] = -torch.ones_like(ck["model"][k])
+        torch.save(ck, p)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.sin(np.arange(16000) / 7.0) * 0.3, 8000)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["separate", str(wav), "-m", str(run), "-o", str(out), "--device", "cpu", "-q"])
+    assert res.exit_code == 1, res.output
+    assert "NaN or infinite" in res.output + res.stderr and "Traceback" not in res.output + res.stderr
+    assert not (out / "a" / "vocals.wav").exists() and not (out / "a" / "instrumental.wav").exists()

@@ -398,25 +398,52 @@ def test_interrupted_training_resumes_but_changed_training_starts_over(tmp_path,
     fake_stages.clear()
     assert run_workflow(path).outcome("train").reason == "last attempt was interrupted"
     assert fake_stages[0] == ("train", True)  # same config and inputs: continue from the checkpoint
-    # a config change starts a fresh run in an emptied folder
+    # a config change starts a fresh run: the files the runs wrote are removed, a file the user put
+    # there is not (round three #2)
     marker = Path(load_workflow(path).train_dir) / "old-checkpoint.pt"
     marker.write_text("x")
     fake_stages.clear()
     run_workflow(_wf(tmp_path, train={"lr": 0.002}))
-    assert fake_stages == [("train", False), ("report", False)] and not marker.exists()
+    assert fake_stages == [("train", False), ("report", False)] and marker.read_text() == "x"
 
 
-def test_targets_folder_is_cleared_only_when_its_config_changes(tmp_path, fake_stages):
+def _stage_also_writes(monkeypatch, stage: str, rel: str) -> list[bool]:
+    """Make the fake `stage` also write OUT/`rel`; return, per call, whether the file was there when it
+    was called (the runner removed it before the call or not)."""
+    seen: list[bool] = []
+    inner, inner_fused = wfr.run_stage, wfr.run_fused
+
+    def write(wf, names):
+        if stage in names:
+            p = Path(wf.out) / rel
+            seen.append(p.exists())
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"{stage} wrote this\n")
+
+    def run(wf, name, progress, *, resume=False):
+        write(wf, [name])
+        return inner(wf, name, progress, resume=resume)
+
+    def fused(wf, names, progress):
+        write(wf, names)
+        return inner_fused(wf, names, progress)
+
+    monkeypatch.setattr(wfr, "run_stage", run)
+    monkeypatch.setattr(wfr, "run_fused", fused)
+    return seen
+
+
+def test_targets_folder_is_cleared_only_when_its_config_changes(tmp_path, fake_stages, monkeypatch):
+    seen = _stage_also_writes(monkeypatch, "targets", "targets/shards/shard-000000.npy")
     path = _wf(tmp_path)
     run_workflow(path)
-    marker = tmp_path / "out" / "targets" / "shards" / "shard-000000.npy"
-    marker.parent.mkdir(parents=True)
-    marker.write_text("x")
+    notes = tmp_path / "out" / "targets" / "notes.txt"  # the user's own file
+    notes.write_text("mine")
     (tmp_path / "catalog.csv").write_text("track_id,artist,title,duration\n9,a,b,3\n")
     run_workflow(path)  # upstream change: targets works incrementally in its folder
-    assert marker.exists()
-    run_workflow(_wf(tmp_path, targets={"n_fft": 2048}))  # other STFT: start from an empty folder
-    assert not marker.exists()
+    run_workflow(_wf(tmp_path, targets={"n_fft": 2048}))  # other STFT: start without its old files
+    assert seen == [False, True, False]
+    assert notes.read_text() == "mine"
 
 
 def test_audio_fingerprint_sees_replaced_and_missing_files(tmp_path):
@@ -568,17 +595,18 @@ def test_a_train_folder_the_workflow_did_not_create_is_never_deleted(tmp_path, f
     assert run_doc(tmp_path / "out")["stages"][3]["status"] == "failed"
 
 
-def test_a_folder_the_workflow_created_is_recorded_and_cleared_on_reconfigure(tmp_path, fake_stages):
+def test_a_folder_the_workflow_created_is_recorded_and_cleared_on_reconfigure(tmp_path, fake_stages, monkeypatch):
+    seen = _stage_also_writes(monkeypatch, "train", "runs/vocals/old.pt")
     path = _wf(tmp_path)
     run_workflow(path)
     doc = run_doc(tmp_path / "out")
     owned = {e["stage"]: e["owned"] for e in doc["stages"]}
     assert owned == {"discover": [], "verify": [], "targets": ["targets"], "train": [os.path.join("runs", "vocals")],
                      "report": []}
-    stale = tmp_path / "out" / "runs" / "vocals" / "old.pt"
-    stale.write_text("x")
+    written = {e["stage"]: [w["path"] for w in e.get("written", [])] for e in doc["stages"]}
+    assert "runs/vocals/old.pt" in written["train"] and "runs/vocals/checkpoint-last.pt" in written["train"]
     run_workflow(_wf(tmp_path, train={"lr": 0.002}))
-    assert not stale.exists()
+    assert seen == [False, False]  # removed before the rerun
     # ownership is carried through runs that skip the stage
     run_workflow(_wf(tmp_path, train={"lr": 0.002}))
     assert {e["stage"]: e["owned"] for e in run_doc(tmp_path / "out")["stages"]}["train"] == owned["train"]
@@ -767,3 +795,136 @@ def test_hash_in_background_records_only_files_unchanged_since_their_stat(tmp_pa
     assert out[0]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
     assert "sha256" not in out[1] and out[1] == fps[1]
     assert out[2] == {"path": str(tmp_path / "missing.csv"), "size": -1, "mtime_ns": None}
+
+
+# --------------------------------------------------------------------------------------------------
+# Round three #2, #3, #4: file-level records, entries per output folder, one writer per OUT
+# --------------------------------------------------------------------------------------------------
+
+
+def test_rerun_removes_only_the_files_the_run_wrote(tmp_path, fake_stages, monkeypatch):
+    """#2: max_steps 4 -> 5 used to wipe runs/vocals, with the user's eval.json and separated/ in it."""
+    _stage_also_writes(monkeypatch, "train", "runs/vocals/metrics.jsonl")
+    run_workflow(_wf(tmp_path, train={"max_steps": 4}))
+    run_dir = tmp_path / "out" / "runs" / "vocals"
+    (run_dir / "eval.json").write_text("{}")
+    (run_dir / "separated" / "song").mkdir(parents=True)
+    (run_dir / "separated" / "song" / "vocals.wav").write_bytes(b"RIFF")
+    (tmp_path / "out" / "targets" / "notes.txt").write_text("mine")
+    seen = _stage_also_writes(monkeypatch, "train", "runs/vocals/metrics.jsonl")
+    run_workflow(_wf(tmp_path, train={"max_steps": 5}))
+    assert seen == [False]  # the run's own file was removed before the rerun
+    assert (run_dir / "eval.json").read_text() == "{}"
+    assert (run_dir / "separated" / "song" / "vocals.wav").read_bytes() == b"RIFF"
+    assert (tmp_path / "out" / "targets" / "notes.txt").read_text() == "mine"
+    # --force and a targets reconfiguration keep them too
+    run_workflow(_wf(tmp_path, train={"max_steps": 5}, targets={"n_fft": 2048}))
+    run_workflow(_wf(tmp_path, train={"max_steps": 5}, targets={"n_fft": 2048}), force=True)
+    assert (run_dir / "eval.json").exists() and (run_dir / "separated" / "song" / "vocals.wav").exists()
+    assert (tmp_path / "out" / "targets" / "notes.txt").read_text() == "mine"
+
+
+def test_files_of_a_killed_run_are_known_and_user_files_are_not(tmp_path, fake_stages, monkeypatch):
+    run_workflow(_wf(tmp_path))
+    run_dir = tmp_path / "out" / "runs" / "vocals"
+    (run_dir / "eval.json").write_text("{}")
+    inner = wfr.run_stage
+
+    def killed(wf, name, progress, *, resume=False):
+        if name == "train":
+            (run_dir / "checkpoint-0003.pt").write_text("partial")
+            raise KeyboardInterrupt
+        return inner(wf, name, progress, resume=resume)
+
+    monkeypatch.setattr(wfr, "run_stage", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_workflow(_wf(tmp_path, train={"lr": 0.01}))
+    monkeypatch.setattr(wfr, "run_stage", inner)
+    run_workflow(_wf(tmp_path, train={"lr": 0.02}))
+    assert not (run_dir / "checkpoint-0003.pt").exists()
+    assert (run_dir / "eval.json").read_text() == "{}"
+
+
+def test_a_file_changed_after_the_run_wrote_it_is_kept(tmp_path, fake_stages, caplog):
+    run_workflow(_wf(tmp_path))
+    ck = tmp_path / "out" / "runs" / "vocals" / "train-report.json"
+    ck.write_text("the user's edit, another size")
+    run_workflow(_wf(tmp_path, train={"lr": 0.01}))
+    assert any("changed since pairminer wrote it" in r.getMessage() for r in caplog.records)
+
+
+def test_two_workflows_in_one_out_keep_their_own_train_entries(tmp_path, fake_stages):
+    """#3: a vocals and an instrumental workflow sharing OUT shared one train entry: each run of one
+    retrained (and first deleted) the other's model."""
+    vocals = _wf(tmp_path, train={"source": "vocals"})
+    instr = write(tmp_path / "instr.yaml", Path(vocals).read_text().replace('"vocals"', '"instrumental"'))
+    run_workflow(vocals)
+    run_workflow(instr)
+    model_v = tmp_path / "out" / "runs" / "vocals" / "checkpoint-last.pt"
+    model_i = tmp_path / "out" / "runs" / "instrumental" / "checkpoint-last.pt"
+    before = model_v.read_text(), model_i.read_text()
+    fake_stages.clear()
+    assert run_workflow(vocals).skipped == list(STAGES)
+    assert run_workflow(instr).skipped == list(STAGES)
+    assert fake_stages == [] and (model_v.read_text(), model_i.read_text()) == before
+    doc = run_doc(tmp_path / "out")
+    outputs = sorted((e["stage"], e["output"]) for e in doc["stages"] + doc["other_entries"] if e["stage"] == "train")
+    assert outputs == [("train", "runs/instrumental"), ("train", "runs/vocals")]
+    # a change of the vocals training reruns vocals only
+    run_workflow(_wf(tmp_path, train={"source": "vocals", "lr": 0.01}))
+    assert model_i.read_text() == before[1]
+    fake_stages.clear()
+    assert run_workflow(instr).skipped == list(STAGES)
+
+
+def _hold_lock(folder: Path, ready: Path):
+    import subprocess
+    import sys
+
+    code = ("import sys, time, pathlib; from pairminer.locking import output_lock\n"
+            "with output_lock(sys.argv[1], what='pairminer run other.yaml'):\n"
+            "    pathlib.Path(sys.argv[2]).write_text('x'); time.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-c", code, str(folder), str(ready)], env=env)
+    import time
+
+    for _ in range(200):
+        if ready.exists():
+            return p
+        time.sleep(0.05)
+    p.kill()
+    raise AssertionError("the lock holder did not start")
+
+
+def test_a_second_run_into_a_locked_out_is_refused_with_the_holder(tmp_path, fake_stages):
+    """#4: two runs into one OUT interleaved their files and both reported success."""
+    path = _wf(tmp_path)
+    out = tmp_path / "out"
+    holder = _hold_lock(out, tmp_path / "ready")
+    try:
+        res = CliRunner().invoke(main, ["run", path, "-q"])
+        assert res.exit_code == 1, res.output
+        err = res.stderr if hasattr(res, "stderr") else res.output
+        assert "is being written by another pairminer run" in err and f"pid {holder.pid}" in err
+        assert "pairminer run other.yaml" in err and "Traceback" not in res.output + err
+        assert fake_stages == [] and not (out / "run.json").exists()
+        # a stage command writing inside OUT is refused as well
+        res = CliRunner().invoke(main, ["train", str(out / "targets"), "-o", str(out / "runs" / "vocals"), "-q"])
+        assert res.exit_code == 1 and "is being written by another pairminer run" in res.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_workflow(path).ran == list(STAGES)  # the kernel dropped the lock with its holder
+
+
+def test_a_workflow_refuses_an_out_whose_train_folder_a_command_writes(tmp_path, fake_stages):
+    path = _wf(tmp_path)
+    run_dir = tmp_path / "out" / "runs" / "vocals"
+    holder = _hold_lock(run_dir, tmp_path / "ready")
+    try:
+        with pytest.raises(OutputError, match="is being written by another pairminer run"):
+            run_workflow(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ran(fake_stages) == ["discover", "verify", "targets"]  # stopped before writing the model

@@ -254,6 +254,13 @@ def stage_config(stage: str, config_path: str | None, options: dict[str, Any]) -
             v = options.pop(name)
             if v is not None and v != ():
                 values[name] = v
-    base = cls.from_yaml(Path(config_path).read_text(encoding="utf-8"), where=str(config_path)) if config_path \
-        else cls()
+    base = cls()
+    if config_path:
+        from ..errors import ConfigError
+        from ..workflow.file import read_config_text
+
+        try:
+            base = cls.from_yaml(read_config_text(config_path, "--config file"), where=str(config_path))
+        except RecursionError:
+            raise ConfigError(f"{config_path}: nested too deeply to be a config file; is it the right file?") from None
     return base.replace(**values) if values else base

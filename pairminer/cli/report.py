@@ -33,7 +33,10 @@ def report(out, report_dir, config_path, quiet, verbose, **options):
     from ..report.stage import format_funnel, format_genre_table, run_report
 
     config = stage_config("report", config_path, options)
-    result = run_report(out, report_dir, config, progress=not quiet)
+    from ..locking import output_lock
+
+    with output_lock(report_dir, what="pairminer report"):
+        result = run_report(out, report_dir, config, progress=not quiet)
     if not quiet:
         click.echo("Funnel")
         click.echo(format_funnel(result.funnel))

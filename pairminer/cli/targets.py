@@ -29,7 +29,10 @@ def targets(verified, out_dir, config_path, scheduler, quiet, verbose, **options
 
     init_logging(verbose, quiet)
     config = stage_config("targets", config_path, options)
-    res = run_targets(verified, out_dir, config, scheduler=scheduler, progress=not quiet)
+    from ..locking import output_lock
+
+    with output_lock(out_dir, what="pairminer targets"):
+        res = run_targets(verified, out_dir, config, scheduler=scheduler, progress=not quiet)
     click.echo(res.summary())
     if res.failures:
         click.echo(f"failures are listed with their reasons in {res.report_path}", err=True)

@@ -37,7 +37,10 @@ def train(targets_dir, out_dir, config_path, resume, quiet, verbose, **options):
 
     init_logging(verbose, quiet)
     config = stage_config("train", config_path, options)
-    res = run_train(targets_dir, out_dir, config, resume=resume, progress=not quiet)
+    from ..locking import output_lock
+
+    with output_lock(out_dir, what="pairminer train"):
+        res = run_train(targets_dir, out_dir, config, resume=resume, progress=not quiet)
     early = ", stopped early" if res.stopped_early else ""
     click.echo(f"train: {res.steps_run} step(s) run, {res.step} in all{early}; validation loss {res.last_valid_loss:.5f} "
                f"(best {res.best_valid_loss:.5f}), validation SDR {res.valid_sdr_db:.2f} dB "
@@ -94,9 +97,13 @@ def separate(audio, run_dirs, out_dir, device, batch_size, mono, extend, max_dur
 @click.option("--sr-hz", type=int, default=8192, show_default=True, help="Oracle STFT sample rate (the model's).")
 @click.option("--n-fft", type=int, default=1024, show_default=True, help="Oracle STFT size.")
 @click.option("--hop", type=int, default=768, show_default=True, help="Oracle STFT hop.")
-@click.option("--window-s", type=float, default=1.0, show_default=True, help="BSS Eval window and hop in seconds.")
+@click.option("--window-s", type=float, default=1.0, show_default=True,
+              help="BSS Eval window and hop in seconds (0.01 to 3600).")
+@click.option("--max-track-s", type=float, default=600.0, show_default=True,
+              help="Skip longer tracks (from the header; BSS Eval's memory grows with the track).")
 @quiet_verbose_options
-def evaluate(estimates_dir, references_dir, out_path, oracle, run_dir, sr_hz, n_fft, hop, window_s, quiet, verbose):
+def evaluate(estimates_dir, references_dir, out_path, oracle, run_dir, sr_hz, n_fft, hop, window_s, max_track_s,
+             quiet, verbose):
     """Score separated tracks against references: SDR/SIR/SAR (museval, BSS Eval v4).
 
     Both folders hold one sub-folder per track with vocals.wav and/or instrumental.wav
@@ -113,7 +120,7 @@ def evaluate(estimates_dir, references_dir, out_path, oracle, run_dir, sr_hz, n_
 
         sr_hz, n_fft, hop = run_stft(run_dir)
     res = run_evaluate(estimates_dir, references_dir, out_path, oracle=oracle, model_sr_hz=sr_hz, n_fft=n_fft,
-                       hop=hop, window_s=window_s, progress=not quiet)
+                       hop=hop, window_s=window_s, progress=not quiet, max_track_s=max_track_s)
     click.echo(format_table(res.doc))
     for s in res.skipped:
         click.echo(f"skipped {s['track']}: {s['reason']}", err=True)

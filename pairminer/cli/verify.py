@@ -30,6 +30,9 @@ def verify(candidates, out_dir, config_path, scheduler, quiet, verbose, **option
 
     init_logging(verbose, quiet)
     config = stage_config("verify", config_path, options)
-    r = run_verify(candidates, out_dir, config, scheduler=scheduler, progress=not quiet)
+    from ..locking import output_lock
+
+    with output_lock(out_dir, what="pairminer verify"):
+        r = run_verify(candidates, out_dir, config, scheduler=scheduler, progress=not quiet)
     click.echo(r.summary())
     click.echo(f"  {r.report_path}")

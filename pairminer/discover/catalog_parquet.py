@@ -1,5 +1,9 @@
 """Parquet catalogs: blocks of consecutive row groups over the files of a dataset (in sorted path order),
-and reading one block into string columns and a numeric or text duration."""
+and reading one block into string columns and a numeric or text duration.
+
+Schema evolution: the files of a folder may differ in their optional columns (a `genre` added later).
+The catalog's columns are the union over its files; a block of a file without an optional column gets
+nulls for it; a file without a required column is a CatalogError naming that file."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ def _plan_parquet(path: str, files: list[str], mapping: dict, unit: str, partiti
 
     blocks: list[Block] = []
     names: list[str] | None = None
+    per_file: dict[str, list[str]] = {}
     first_row = 0
     for fpath in files:
         try:
@@ -33,8 +38,11 @@ def _plan_parquet(path: str, files: list[str], mapping: dict, unit: str, partiti
         if dup:
             raise CatalogError(f"catalog {fpath} repeats column name(s) {dup}; make column names unique "
                                "(e.g. rewrite the file with renamed columns)")
+        per_file[fpath] = list(fnames)
         if names is None:
-            names = fnames
+            names = list(fnames)
+        else:  # the union, in order of first appearance
+            names += [n for n in fnames if n not in names]
         group: list[int] = []
         rows = 0
         for i, n in enumerate(sizes + [None]):
@@ -48,6 +56,14 @@ def _plan_parquet(path: str, files: list[str], mapping: dict, unit: str, partiti
                 rows += n
     assert names is not None
     resolved = _check_columns(names, mapping, path)
+    from .catalog_plan import _columns_spec
+
+    required = _columns_spec()[0]
+    for fpath, fnames in per_file.items():
+        lacking = [src for col, src in resolved.items() if col in required and src not in fnames]
+        if lacking:
+            raise CatalogError(f"catalog {fpath} lacks required column(s) {', '.join(lacking)} that other files of "
+                               f"{path} have; every file needs the required columns (optional ones may differ)")
     if first_row == 0:
         raise CatalogError(f"catalog {path} has a header but no data rows")
     return CatalogPlan(path, "parquet", base, tuple(blocks), tuple(names), tuple(resolved.items()), unit)
@@ -61,11 +77,18 @@ def _read_parquet_block(plan: CatalogPlan, block: Block) -> pa.Table:
 
     try:
         with _open(block.path) as f:
-            raw = pq.ParquetFile(f).read_row_groups(list(block.row_groups), columns=plan.use_cols)
+            pf = pq.ParquetFile(f)
+            present = set(pf.schema_arrow.names)
+            raw = pf.read_row_groups(list(block.row_groups), columns=[c for c in plan.use_cols if c in present])
     except (pa.ArrowInvalid, OSError) as exc:
         raise CatalogError(f"catalog {block.path} is not a readable Parquet file: {exc}") from exc
     cols = {}
     for col, src in plan.resolved:
+        if src not in present:  # an optional column this file of the dataset does not have
+            if col == "duration":
+                raise CatalogError(f"catalog {block.path} lacks required column {src!r}")
+            cols[col] = pa.chunked_array([pa.nulls(raw.num_rows, pa.string())])
+            continue
         c = raw.column(src)
         if pa.types.is_dictionary(c.type):
             c = c.cast(c.type.value_type)

@@ -226,6 +226,9 @@ def render_html(doc: dict, plots: dict[str, bytes | None], stages: dict[str, Sta
     p.append(f"<h1>pairminer report</h1><p class=\"meta\">Outputs in <code>{_e(doc['out_dir'])}</code>; "
              f"generated {_e(doc['generated_at'])} by pairminer {_e(doc['versions'].get('pairminer'))}. "
              f"Stages found: {_e(', '.join(present) or 'none')}.</p>")
+    for name, why in (doc.get("section_errors") or {}).items():
+        p.append(f'<div class="fail">✗ section {_e(name)} could not be made from damaged inputs and is left '
+                 f'empty: {_e(why)}</div>')
     p.append('<nav><a href="#funnel">Funnel</a><a href="#genres">Genres</a><a href="#discover">Discover</a>'
              '<a href="#verify">Verify</a><a href="#targets">Targets</a><a href="#stems">Stems</a><a href="#listening">Listening</a>'
              '<a href="#near-misses">Near misses</a><a href="#examples">Examples</a>'

@@ -33,7 +33,7 @@ from .funnel import build_funnel, format_funnel, funnel_checks, near_miss_summar
 from .genres import (final_pairs, format_genre_table, genre_breakdown, genre_by_stage, genre_key, round_to_total,
                      split_genres, split_sizes)
 from .html import render_html
-from .load import _stage_summary, load_outputs
+from .load import StageOutputs, _stage_summary, load_outputs
 from .plots import (plot_ber, plot_duration_delta, plot_funnel, plot_genres, plot_title_score,
                     plot_vocal_energy)
 
@@ -68,6 +68,48 @@ class ReportResult:
     genre_table: pd.DataFrame
     genre_stage: str | None
     listening: Listening | None = None
+
+
+def _empty_numbers(empty: dict, config: ReportConfig, listening_cls) -> tuple:
+    """The sections of a report of nothing (what a damaged section falls back to)."""
+    funnel = build_funnel(empty)
+    gpairs = pd.DataFrame({"genre": [], "pair_s": []})
+    gtable = genre_breakdown(gpairs, top_n=config.top_n, mode=config.genre_mode,
+                             separators=tuple(config.genre_separators), stage="candidates")
+    return (funnel, funnel_checks(funnel), None, gtable,
+            genre_by_stage(empty, top_n=config.top_n, mode=config.genre_mode,
+                           separators=tuple(config.genre_separators)),
+            split_sizes(empty), near_miss_summary(empty, config.near_miss_rows),
+            build_listening(empty, "", config, progress=False), examples(empty, config.examples_per_status,
+                                                                         config.example_seed))
+
+
+def _valid_sections(doc: dict, empty_doc, errors: dict[str, str]) -> dict:
+    """`doc` with each top-level section that breaks the report schema replaced by its empty form
+    (recorded in `errors`), so that one damaged input costs its sections, not report.json."""
+    import json
+
+    from ..errors import SchemaError
+    from ..schemas import json_schema
+
+    schema = json_schema("report")
+    clean = json.loads(json.dumps(pio._clean_floats(doc), default=pio._json_default))
+    clean["timings_s"] = {}
+    try:
+        schema.validate(clean)
+        return doc
+    except SchemaError as exc:
+        bad = {}
+        for problem in exc.problems:
+            key = problem.split("/", 1)[0].split(":", 1)[0]
+            bad.setdefault(key, problem)
+    fallback = empty_doc()
+    for key, problem in bad.items():
+        if key in fallback and key in doc:
+            log.warning("report: section %s dropped, it does not fit the report schema: %s", key, problem)
+            errors[key] = f"schema: {problem}"
+            doc[key] = fallback[key]
+    return doc
 
 
 def run_report(
@@ -107,50 +149,81 @@ def run_report(
     say = log.info if progress else log.debug
     say("report: stages found in %s: %s", out_dir, ", ".join(s for s, so in stages.items() if so.present))
 
+    # Each section is computed on its own: a damaged table (a manifest with null splits, a column of the
+    # wrong type) costs the sections that read it, recorded in `section_errors`, never the whole report.
+    errors: dict[str, str] = {}
+    empty = {s: StageOutputs(s) for s in stages}
+
+    def section(name: str, fn, *args, fallback=None, **kw):
+        try:
+            return fn(stages, *args, **kw)
+        except Exception as exc:  # noqa: BLE001 - one section's failure is recorded, the report goes on
+            log.warning("report: section %s skipped: %s: %s", name, type(exc).__name__, exc, exc_info=log.isEnabledFor(10))
+            errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return fallback(empty, *args, **kw) if fallback is not None else fn(empty, *args, **kw)
+
+    def _genres(st, cfg):
+        gstage, gpairs = final_pairs(st)
+        return gstage, genre_breakdown(gpairs if gpairs is not None else pd.DataFrame({"genre": [], "pair_s": []}),
+                                       top_n=cfg.top_n, mode=cfg.genre_mode,
+                                       separators=tuple(cfg.genre_separators), stage=gstage or "candidates")
+
     with timings.step("numbers"):
-        funnel = build_funnel(stages)
+        funnel = section("funnel", build_funnel)
         checks = funnel_checks(funnel)
         for c in checks:
             if not c["ok"]:
                 log.warning("counts do not add up: %s (%s)", c["name"], c["detail"])
-        gstage, gpairs = final_pairs(stages)
-        gtable = genre_breakdown(gpairs if gpairs is not None else pd.DataFrame({"genre": [], "pair_s": []}),
-                                 top_n=config.top_n, mode=config.genre_mode,
-                                 separators=tuple(config.genre_separators), stage=gstage or "candidates")
-        ex = examples(stages, config.examples_per_status, config.example_seed)
-        by_stage = genre_by_stage(stages, top_n=config.top_n, mode=config.genre_mode,
-                                  separators=tuple(config.genre_separators))
-        splits = split_sizes(stages)
-        near = near_miss_summary(stages, config.near_miss_rows)
+        gstage, gtable = section("genre_breakdown", _genres, config)
+        ex = section("examples", examples, config.examples_per_status, config.example_seed)
+        by_stage = section("genre_by_stage", genre_by_stage, top_n=config.top_n, mode=config.genre_mode,
+                           separators=tuple(config.genre_separators))
+        splits = section("splits", split_sizes)
+        near = section("near_misses", near_miss_summary, config.near_miss_rows)
 
-    with timings.step("stems"):
+    with timings.step("stems"):  # the stems stage's table: its own section, failing alone
         from . import stems as stems_section
 
-        stems_doc = stems_section.summary(stems_section.load_stems(out_dir))
-        stems_blobs = (stems_section.clips(out_dir, stems_doc, config.clip_s, config.clip_bitrate_kbps)
-                       if config.clips_per_status > 0 else {})
-        stems_png = stems_section.plot_cancellation(stems_doc)
+        try:
+            stems_doc = stems_section.summary(stems_section.load_stems(out_dir))
+            stems_blobs = (stems_section.clips(out_dir, stems_doc, config.clip_s, config.clip_bitrate_kbps)
+                           if config.clips_per_status > 0 else {})
+            stems_png = stems_section.plot_cancellation(stems_doc)
+        except Exception as exc:  # noqa: BLE001 - one section's failure is recorded, the report goes on
+            log.warning("report: section stems skipped: %s: %s", type(exc).__name__, exc)
+            errors["stems"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            stems_doc, stems_blobs, stems_png = None, {}, None
 
     with timings.step("listening"):
-        listening = build_listening(stages, out_dir, config, progress=progress)
+        listening = section("listening", build_listening, out_dir, config, progress=progress)
         say("report: %d pair(s) with clips (%.1f MiB)%s", len(listening.blobs), listening.bytes_total / 2**20,
             f"; {listening.note}" if listening.note else "")
 
+    def _plots(st):
+        cands = st["discover"].tables.get("candidates")
+        ver = st["verify"].tables.get("verified")
+        man = st["targets"].tables.get("manifest")
+        vconf = st["verify"].report.get("config")
+        out = {}
+        for name, make in (
+                ("funnel", lambda: plot_funnel(funnel)),
+                ("genre_breakdown", lambda: plot_genres(gtable, gstage) if gstage else None),
+                ("duration_delta", lambda: plot_duration_delta(cands, config.hist_bins) if cands is not None else None),
+                ("title_score", lambda: plot_title_score(cands, config.hist_bins) if cands is not None else None),
+                ("ber_by_status", lambda: plot_ber(ver, config.hist_bins, vconf if isinstance(vconf, dict) else {})
+                 if ver is not None else None),
+                ("vocal_energy_ratio", lambda: plot_vocal_energy(man, config.hist_bins) if man is not None else None)):
+            try:
+                out[name] = make()
+            except Exception as exc:  # noqa: BLE001 - one plot's failure costs that plot
+                log.warning("report: plot %s skipped: %s: %s", name, type(exc).__name__, exc)
+                errors[f"plot:{name}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                out[name] = None
+        return out
+
     with timings.step("plots"):
-        cands = stages["discover"].tables.get("candidates")
-        ver = stages["verify"].tables.get("verified")
-        man = stages["targets"].tables.get("manifest")
-        vconf = stages["verify"].report.get("config")
-        plots = {
-            "funnel": plot_funnel(funnel),
-            "genre_breakdown": plot_genres(gtable, gstage) if gstage else None,
-            "duration_delta": plot_duration_delta(cands, config.hist_bins) if cands is not None else None,
-            "title_score": plot_title_score(cands, config.hist_bins) if cands is not None else None,
-            "ber_by_status": plot_ber(ver, config.hist_bins, vconf if isinstance(vconf, dict) else {})
-            if ver is not None else None,
-            "vocal_energy_ratio": plot_vocal_energy(man, config.hist_bins) if man is not None else None,
-            "stems_cancellation": stems_png,
-        }
+        plots = _plots(stages)
+        plots["stems_cancellation"] = stems_png
 
     with timings.step("write"):
         pio.ensure_dir(report_dir)
@@ -161,39 +234,57 @@ def run_report(
         pq_path = pio.join(report_dir, "genre_breakdown.parquet")
         pio.write_table(pq_path, gtable, "genre-breakdown")
         pio.write_bytes(csv_path, gtable.to_csv(index=False, float_format="%.6g").encode("utf-8"))
-        doc = {
-            "stage": "report",
-            "out_dir": out_dir,
-            "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "config": config.to_dict(),
-            "versions": versions(),
-            "stages": {s: _stage_summary(so) for s, so in stages.items()},
-            "funnel": funnel,
-            "checks": checks,
-            "genre_breakdown": {
-                "stage": gstage,
-                "mode": config.genre_mode,
-                "top_n": config.top_n,
-                "pairs_total": float(gtable["pairs"].sum()),
-                "hours_total": float(gtable["hours"].sum()),
-                "rows": gtable.drop(columns=["stage"]).to_dict("records"),
-            },
-            "genre_by_stage": by_stage.to_dict("records"),
-            "splits": splits,
-            "near_misses": near,
-            "listening": listening.to_json(),
-            "stems": stems_doc,
-            "examples": ex,
-            "plots": sorted(paths),
-        }
+
+        def _doc(st, funnel, checks, gstage, gtable, by_stage, splits, near, listening, ex):
+            return {
+                "stage": "report",
+                "out_dir": out_dir,
+                "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "config": config.to_dict(),
+                "versions": versions(),
+                "stages": {s: _stage_summary(so) for s, so in st.items()},
+                "funnel": funnel,
+                "checks": checks,
+                "genre_breakdown": {
+                    "stage": gstage,
+                    "mode": config.genre_mode,
+                    "top_n": config.top_n,
+                    "pairs_total": float(gtable["pairs"].sum()),
+                    "hours_total": float(gtable["hours"].sum()),
+                    "rows": gtable.drop(columns=["stage"]).to_dict("records"),
+                },
+                "genre_by_stage": by_stage.to_dict("records"),
+                "splits": splits,
+                "near_misses": near,
+                "listening": listening.to_json(),
+                "examples": ex,
+                "plots": sorted(paths),
+            }
+
+        doc = _doc(stages, funnel, checks, gstage, gtable, by_stage, splits, near, listening, ex)
+        doc["stems"] = stems_doc
+        doc = _valid_sections(doc, lambda: _doc(empty, *_empty_numbers(empty, config, listening_cls=Listening)),
+                              errors)
+        if errors:
+            doc["section_errors"] = dict(errors)
         html_path = pio.join(report_dir, "report.html")
         json_path = pio.join(report_dir, "report.json")
-        page = render_html(doc, plots, stages, gtable, listening)
-        page = page.replace('<h2 id="listening">', stems_section.section_html(stems_doc, stems_blobs, stems_png)
+        try:
+            html = render_html(doc, plots, stages, gtable, listening)
+        except Exception as exc:  # noqa: BLE001 - the page from the sections that held
+            log.warning("report: the HTML page failed (%s: %s); writing it without the damaged tables",
+                        type(exc).__name__, exc)
+            errors["html"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            doc["section_errors"] = dict(errors)
+            html = render_html(doc, plots, empty, gtable, listening)
+        html = html.replace('<h2 id="listening">', stems_section.section_html(stems_doc, stems_blobs, stems_png)
                             + '<h2 id="listening">', 1)
-        pio.write_bytes(html_path, page.encode("utf-8"))
+        pio.write_bytes(html_path, html.encode("utf-8"))
         doc["timings_s"] = timings.to_dict()
         pio.write_json(json_path, doc, "report")
+    if errors:
+        log.warning("report: %d section(s) could not be made from damaged inputs: %s (see section_errors in %s)",
+                    len(errors), ", ".join(sorted(errors)), json_path)
     say("report: wrote %s (%.1f s)", html_path, timings.total_s)
     return ReportResult(
         report_dir=str(report_dir),

@@ -158,11 +158,27 @@ def irm_fullband_estimates(references: dict[str, np.ndarray], sr_hz: int, *, mod
     return {"vocals": vocals, "instrumental": (mix - vocals).astype(np.float32)}
 
 
-def _read_mono(path: Path) -> tuple[np.ndarray, int]:
+# BSS Eval's memory grows with the track (about 6 GB per 1000 s at 44.1 kHz): longer tracks are refused
+# from the file header, before reading (score excerpts, or raise --max-track-s on a machine with the memory).
+DEFAULT_MAX_TRACK_S = 600.0
+# An estimate may differ from its reference by this much (resampling, STFT padding) and be fitted;
+# more is a truncated or padded estimate, which would score as if it were complete.
+LENGTH_TOLERANCE_S = 0.1
+
+
+def _read_mono(path: Path, max_track_s: float | None = None) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     try:
+        if max_track_s is not None:
+            info = sf.info(str(path))
+            if info.samplerate > 0 and not 0 <= info.frames <= max_track_s * info.samplerate:
+                raise InputError(f"{path}: {info.frames / info.samplerate:.0f} s long (from its header), over "
+                                 f"evaluate's cap of {max_track_s:g} s (BSS Eval's memory grows with the track); "
+                                 "score excerpts, or raise --max-track-s")
         y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except InputError:
+        raise
     except Exception as exc:  # libsndfile errors
         raise InputError(f"{path}: unreadable audio ({exc})") from exc
     return y.mean(axis=1), int(sr)
@@ -172,12 +188,12 @@ def _find(folder: Path, source: str) -> Path | None:
     return next((folder / n for n in FILE_NAMES[source] if (folder / n).is_file()), None)
 
 
-def _read_sources(folder: Path) -> tuple[dict[str, np.ndarray], int | None]:
+def _read_sources(folder: Path, max_track_s: float | None = None) -> tuple[dict[str, np.ndarray], int | None]:
     out, rates = {}, set()
     for src in SOURCES:
         p = _find(folder, src)
         if p is not None:
-            out[src], sr = _read_mono(p)
+            out[src], sr = _read_mono(p, max_track_s)
             rates.add(sr)
     if len(rates) > 1:
         raise InputError(f"{folder}: files have different sample rates {sorted(rates)}")
@@ -221,6 +237,10 @@ def check_track(refs: dict[str, np.ndarray], estimates: dict[str, np.ndarray] | 
     if n < MIN_SAMPLES:
         raise InputError(f"too short to score ({n} sample(s); BSS Eval needs at least {MIN_SAMPLES}, "
                          f"{MIN_SAMPLES / sr_hz:.3f} s)")
+    for src, y in (estimates or {}).items():
+        if abs(len(y) - n) > LENGTH_TOLERANCE_S * sr_hz:
+            raise InputError(f"estimate {src} is {len(y) / sr_hz:.2f} s long but the reference is {n / sr_hz:.2f} s: "
+                             "a truncated (or padded) estimate would score as if complete; separate the whole track")
     for what, d in (("reference", refs), ("estimate", estimates or {})):
         for src, y in d.items():
             if not np.isfinite(y).all():
@@ -233,7 +253,8 @@ def check_track(refs: dict[str, np.ndarray], estimates: dict[str, np.ndarray] | 
 
 def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, out_path: str | Path, *,
                  oracle: str | None = None, model_sr_hz: int = 8192, n_fft: int = 1024, hop: int = 768,
-                 window_s: float = 1.0, progress: bool = True) -> EvaluateResult:
+                 window_s: float = 1.0, progress: bool = True,
+                 max_track_s: float = DEFAULT_MAX_TRACK_S) -> EvaluateResult:
     """Score every track folder of `references_dir` and write the JSON to `out_path`.
 
     Args:
@@ -243,7 +264,8 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
         out_path: the JSON document (schemas/evaluate-report.schema.json).
         oracle: None or "irm".
         model_sr_hz, n_fft, hop: the STFT of the IRM oracle (use the model's).
-        window_s: BSS Eval window and hop (seconds).
+        window_s: BSS Eval window and hop (seconds), at least 0.01 and at most 3600.
+        max_track_s: refuse (skip, with the reason) tracks longer than this, from the file header.
 
     Returns:
         EvaluateResult. Tracks that cannot be scored are listed with a reason; counts add up
@@ -251,6 +273,15 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
     """
     if oracle not in (None, "irm"):
         raise ConfigError(f"--oracle {oracle!r}: the only oracle is 'irm'")
+    import math
+
+    if not (isinstance(window_s, (int, float)) and math.isfinite(window_s) and 0.01 <= window_s <= 3600):
+        raise ConfigError(f"--window-s {window_s}: give a window of 0.01 to 3600 seconds (1 is BSS Eval v4's)")
+    if not (isinstance(max_track_s, (int, float)) and math.isfinite(max_track_s) and max_track_s > 0):
+        raise ConfigError(f"--max-track-s {max_track_s}: give a positive number of seconds")
+    for name, v in (("--n-fft", n_fft), ("--hop", hop), ("--sr-hz", model_sr_hz)):
+        if not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{name} {v}: give a positive integer")
     references_dir = Path(references_dir)
     if not references_dir.is_dir():
         raise InputError(f"{references_dir} is not a folder; give a folder with one sub-folder per track")
@@ -267,7 +298,7 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
         name = folder.name
         try:
             with timings.step("read"):
-                refs, sr = _read_sources(folder)
+                refs, sr = _read_sources(folder, max_track_s)
                 missing = [s for s in SOURCES if s not in refs]
                 if missing:
                     raise InputError(f"reference {missing[0]} missing (need vocals.wav and instrumental.wav "
@@ -277,7 +308,7 @@ def run_evaluate(estimates_dir: str | Path | None, references_dir: str | Path, o
                 est = None
                 if estimates_dir is not None:
                     est_folder = Path(estimates_dir) / name
-                    est, est_sr = _read_sources(est_folder) if est_folder.is_dir() else ({}, None)
+                    est, est_sr = _read_sources(est_folder, max_track_s) if est_folder.is_dir() else ({}, None)
                     if not est:
                         raise InputError(f"no estimates in {est_folder}")
                     if est_sr != sr:

@@ -11,6 +11,8 @@ soundfile is imported lazily: this module imports with torch and numpy alone.
 
 from __future__ import annotations
 
+import os
+
 import logging
 import math
 import time
@@ -50,9 +52,14 @@ class _Reader:
             raise AudioError(f"{path}: file not found" if not p.exists() else f"{path}: not a file")
         if p.stat().st_size == 0:
             raise AudioError(f"{path}: zero-byte file")
+        from ..audio import _UNKNOWN_FRAMES
+
         try:
             self._f = sf.SoundFile(path)
-        except Exception:  # not a libsndfile format: decode the mono signal whole, with a cap
+            if not 0 <= self._f.frames < _UNKNOWN_FRAMES:  # a streamed file: the header has no length
+                self.close()
+                raise ValueError("the header does not say how long the file is")
+        except Exception:  # not a libsndfile format (or no length): decode the mono signal whole, with a cap
             from ..audio import load_audio
 
             probe, info = load_audio(path, 8000, max_seconds=1.0, check_silence=False)
@@ -135,6 +142,13 @@ def separate_file(path: str, separators: list[Separator], outs: dict[str, Path],
                     est = (separate_mono_band_limited(block, sr, separators, batch_size=batch_size) if mono else
                            separate_signal(block, sr, separators, extend=extend, batch_size=batch_size))
                     sep_s += time.perf_counter() - t1
+                    for s in SOURCES:  # the output itself, not only the weights: a NaN can come from anywhere
+                        if not np.isfinite(est[s]).all():
+                            runs = ", ".join(sp.run_dir for sp in separators)
+                            raise InputError(
+                                f"{path}: the model output holds NaN or infinite samples (segment at "
+                                f"{start / sr:.1f} s, {s}); the checkpoint in {runs} is broken (e.g. a negative "
+                                "BatchNorm variance or overflowing weights): retrain, or use another checkpoint")
                     if tail is not None:
                         o = min(len(tail["vocals"]), length)
                         w = np.linspace(0.0, 1.0, o, dtype=np.float32)[:, None]
@@ -154,11 +168,37 @@ def separate_file(path: str, separators: list[Separator], outs: dict[str, Path],
         reader.close()
     dur = n / sr
     total = time.perf_counter() - t0
-    return {"input": path, "track": Path(path).stem, "duration_s": round(dur, 3), "sr_hz": sr, "samples": n,
+    return {"input": path, "track": track_name(path), "duration_s": round(dur, 3), "sr_hz": sr, "samples": n,
             "channels": out_ch, "input_channels": reader.channels,
             "outputs": {s: str(p) for s, p in outs.items()}, "separate_s": round(sep_s, 4),
             "total_s": round(total, 4), "realtime_factor": round(dur / max(sep_s, 1e-9), 2),
             "realtime_factor_total": round(dur / max(total, 1e-9), 2), **({"note": reader.note} if reader.note else {})}
+
+
+def track_name(path: str) -> str:
+    """The output folder name of an input: its file stem, made safe as one path component (``..``,
+    ``.``, an empty or hidden stem, separators and control characters never reach the file system)."""
+    import re
+
+    stem = Path(path).stem
+    safe = re.sub(r"[\x00-\x1f\x7f/\\]", "_", stem).strip()
+    if safe in ("", ".", "..") or safe.startswith("."):
+        safe = "_" + safe
+    return safe
+
+
+def confined_folder(out_dir: str | os.PathLike, name: str) -> Path:
+    """OUT/name, checked to stay inside OUT once resolved (a symlink planted in OUT cannot redirect it).
+
+    Raises:
+        OutputError: the folder would lie outside OUT.
+    """
+    root = Path(out_dir).resolve()
+    folder = Path(out_dir) / name
+    real = folder.resolve()
+    if real.parent != root:
+        raise OutputError(f"{name}: refused, its output folder {folder} resolves to {real}, outside -o {root}")
+    return folder
 
 
 def separate_files(audio_paths: list[str], run_dirs: list[str], out_dir: str, *, device: str = "auto",
@@ -186,7 +226,7 @@ def separate_files(audio_paths: list[str], run_dirs: list[str], out_dir: str, *,
         raise ConfigError(f"--segment-s {segment_s}: give at least 10 seconds")
     seps = [Separator.from_run(r, device=device) for r in run_dirs]
     model_sr, _, _ = check_compatible(seps)
-    stems = [Path(p).stem for p in audio_paths]
+    stems = [track_name(p) for p in audio_paths]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise ConfigError(f"several inputs would write OUT/{dupes[0]}/; rename them or separate them in separate runs")
@@ -201,7 +241,12 @@ def separate_files(audio_paths: list[str], run_dirs: list[str], out_dir: str, *,
         except ImportError:
             pass
     for path, stem in zip(items, stems):
-        folder = Path(out_dir) / stem
+        try:
+            folder = confined_folder(out_dir, stem)
+        except OutputError as exc:
+            failures.append({"input": path, "reason": str(exc)})
+            log.warning("%s", exc)
+            continue
         outs = {s: folder / f"{s}.wav" for s in SOURCES}
         if not overwrite and all(p.exists() for p in outs.values()):
             skipped.append({"input": path, "reason": "outputs exist (use --overwrite to redo)"})

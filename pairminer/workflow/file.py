@@ -191,22 +191,42 @@ def workflow_from_dict(doc: Any, *, base_dir: str | None = None, where: str = "w
 
 def workflow_from_yaml(text: str, *, base_dir: str | None = None, where: str = "workflow") -> Workflow:
     """Parse workflow YAML (safe loader; aliases and duplicate keys refused)."""
-    return workflow_from_dict(load_yaml(text, where), base_dir=base_dir, where=where)
+    return workflow_from_dict(parse_yaml(text, where), base_dir=base_dir, where=where)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """`load_yaml`, with nesting too deep for the parser (300,000 `[`) a one-line ConfigError."""
+    try:
+        return load_yaml(text, where)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config file; is it the right file?") from None
+
+
+def read_config_text(path: str | os.PathLike, what: str = "workflow file") -> str:
+    """The text of a local config file, reading at most MAX_CONFIG_BYTES + 1 bytes: /dev/zero,
+    /dev/urandom or a pipe (whose size says nothing) cannot make it read until memory runs out."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{what} {path} is over {MAX_CONFIG_BYTES:,} bytes, too large for a config file "
+                              "(at most 1 MiB); is it the right file?")
+        return data.decode("utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"{what} {path} does not exist; see workflows/demo.yaml for an example") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read {what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
 def read_yaml_file(path: str | os.PathLike, what: str = "workflow file") -> Any:
     """The parsed YAML of a local file, with one-line errors for a missing or unreadable file."""
-    p = Path(path)
-    try:
-        if p.stat().st_size > (1 << 20):
-            raise ConfigError(f"{what} {path} is {p.stat().st_size:,} bytes, too large for a config file "
-                              "(at most 1 MiB); is it the right file?")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"{what} {path} does not exist; see workflows/demo.yaml for an example") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {what} {path}: {exc}") from exc
-    return load_yaml(text, str(path))
+    return parse_yaml(read_config_text(path, what), str(path))
 
 
 def load_workflow(path: str | os.PathLike, *, out: str | None = None, scheduler: str | None = None) -> Workflow:

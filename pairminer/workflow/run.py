@@ -4,9 +4,19 @@
 stage reads, writes and owns comes from pairminer/stages.py; nothing below switches on stage names.
 
 Never deleting what a run did not write: a stage that owns a folder (targets' OUT/targets, train's
-OUT/runs/<source>) has it cleared before a rerun that must start afresh, but only when run.json
-records that this workflow created it. A folder that was there before (the user's files, a run
-made by hand) is never deleted; the run stops instead and says how to go on.
+OUT/runs/<source>) records in run.json, file by file, what its runs wrote there (`written`: each
+file's path, size and mtime; while a stage runs, `before` holds the folder as it found it, so the
+files of a killed run are known too). A rerun that must start afresh removes those files only, and
+only while they are as recorded: a file the user put there (`eval.json`, `separated/`, notes) is
+never removed. A folder the workflow did not create and that holds files is not used at all; the run
+stops and says how to go on.
+
+Entries are keyed by stage and output folder (`output`): a vocals workflow and an instrumental
+workflow sharing an OUT keep one `train` entry each (the other workflow's entries stay in
+`other_entries`), so neither takes the other's model for its own.
+
+One writer per OUT: the run holds OUT's lock (`pairminer.locking`), and each stage the lock of the
+folder it writes, for as long as it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +24,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +139,137 @@ def _relative(wf: Workflow, path: str) -> str:
     return os.path.relpath(path, wf.out) if not pio.is_url(path) else path[len(wf.out):].lstrip("/")
 
 
+def output_key(wf: Workflow, stage: str) -> str:
+    """The output folder of `stage` in this workflow, relative to OUT ("." for OUT itself): with the
+    stage name, the key of its run.json entry."""
+    spec = registry.stage(stage)
+    path = wf.artifact_path(spec.run_output)
+    rel = _relative(wf, path) if path != wf.out else "."
+    return rel.replace(os.sep, "/") or "."
+
+
+def _entry_output(entry: dict) -> str | None:
+    """The output folder an entry of run.json is for; entries written before `output` existed: the
+    folder their recorded config names (None when it cannot say)."""
+    out = entry.get("output")
+    if isinstance(out, str):
+        return out
+    try:
+        spec = registry.stage(entry["stage"])
+        art = registry.artifact(spec.run_output) if spec.run_output not in ("OUT", "catalog") else None
+    except Exception:  # noqa: BLE001 - an unknown stage: not ours
+        return None
+    if art is None:
+        return "."
+    cfg = ((entry.get("last_success") or {}).get("config")) or None
+    if "{" not in (art.path or ""):
+        return art.path
+    if not isinstance(cfg, dict):
+        return None
+
+    class _C:
+        def __init__(self, d: dict) -> None:
+            self.__dict__.update(d)
+
+    try:
+        return art.relpath(lambda st: _C(cfg))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# ----------------------------------------------------------------------------------------------
+# The files a stage wrote in the folder it owns
+
+
+def _snapshot(wf: Workflow, folder: str | None) -> dict[str, list[int]] | None:
+    """{path relative to OUT: [size, mtime_ns]} of every file under `folder` (None for none or a URL)."""
+    from ..locking import LOCK_NAME
+
+    if folder is None or pio.is_url(folder) or not os.path.isdir(folder):
+        return None if folder is None or pio.is_url(folder) else {}
+    out: dict[str, list[int]] = {}
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in files:
+            if name == LOCK_NAME:
+                continue
+            p = os.path.join(root, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            out[os.path.relpath(p, wf.out).replace(os.sep, "/")] = [int(st.st_size), int(st.st_mtime_ns)]
+    return out
+
+
+def _as_records(files: dict[str, list[int]]) -> list[dict]:
+    return [{"path": k, "size": v[0], "mtime_ns": v[1]} for k, v in sorted(files.items())]
+
+
+def _as_files(records: list[dict] | None) -> dict[str, list[int]]:
+    out = {}
+    for r in records or []:
+        if isinstance(r, dict) and isinstance(r.get("path"), str):
+            out[r["path"]] = [r.get("size"), r.get("mtime_ns")]
+    return out
+
+
+def _written_after(wf: Workflow, folder: str | None, recorded: list[dict] | None,
+                   before: dict[str, list[int]] | None) -> list[dict]:
+    """The files of `folder` a stage's runs wrote: those `recorded` still there, plus every file that is
+    new or changed since the snapshot `before` (taken when the stage started)."""
+    now = _snapshot(wf, folder)
+    if now is None:
+        return []
+    old = _as_files(recorded)
+    written = {k: v for k, v in now.items() if k in old or before is None or before.get(k) != v}
+    return _as_records(written)
+
+
+def _known_written(wf: Workflow, folder: str | None, prev: dict | None) -> list[dict]:
+    """The recorded files, plus those of a run that was killed while it ran (its `before` snapshot)."""
+    prev = prev or {}
+    recorded = prev.get("written") or []
+    if prev.get("status") == "running" and isinstance(prev.get("before"), list):
+        return _written_after(wf, folder, recorded, _as_files(prev["before"]))
+    return list(recorded)
+
+
+def _remove_written(wf: Workflow, stage: str, folder: str, written: list[dict]) -> list[dict]:
+    """Remove the files a stage wrote (only while each is as recorded) and the folders that emptied;
+    return the records of the files kept."""
+    kept = []
+    removed_dirs = set()
+    n = 0
+    for r in written:
+        p = os.path.join(wf.out, *r["path"].split("/"))
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            kept.append(r)
+            continue
+        if [int(st.st_size), int(st.st_mtime_ns)] != [r.get("size"), r.get("mtime_ns")]:
+            log.warning("%s: keeping %s: it changed since pairminer wrote it", stage, p)
+            kept.append(r)
+            continue
+        os.unlink(p)
+        n += 1
+        removed_dirs.add(os.path.dirname(p))
+    top = os.path.abspath(folder)
+    for d in sorted(removed_dirs, key=len, reverse=True):
+        d = os.path.abspath(d)
+        while d.startswith(top + os.sep) and d != top:
+            try:
+                os.rmdir(d)  # only when empty
+            except OSError:
+                break
+            d = os.path.dirname(d)
+    if n:
+        log.warning("%s: removed the %d file(s) its previous run wrote in %s before rerunning", stage, n, folder)
+    return kept
+
+
 def _owned_folder(wf: Workflow, stage: str, prev: dict | None) -> tuple[str | None, bool]:
     """(the folder the stage owns, whether this workflow created it)."""
     spec = registry.stage(stage)
@@ -141,25 +281,30 @@ def _owned_folder(wf: Workflow, stage: str, prev: dict | None) -> tuple[str | No
         return folder, True
     if pio.is_url(folder):
         return folder, True
+    from ..locking import LOCK_NAME
+
     p = Path(folder)
-    return folder, not p.exists() or (p.is_dir() and not any(p.iterdir()))
+    return folder, not p.exists() or (p.is_dir() and not any(c.name != LOCK_NAME for c in p.iterdir()))
 
 
-def _reset_owned_folder(wf: Workflow, stage: str, folder: str, owned: bool) -> None:
-    """Before a forced or reconfigured rerun: clear the folder the stage would otherwise build on.
+def _reset_owned_folder(wf: Workflow, stage: str, folder: str, owned: bool, written: list[dict]) -> list[dict]:
+    """Before a forced or reconfigured rerun: remove the files the stage's earlier runs wrote in the
+    folder it would otherwise build on; return the records of files kept.
 
-    Only a folder this workflow created is cleared; any other stops the run, naming the fix.
+    Only files run.json records as written by this workflow are removed, never any other. A folder the
+    workflow did not create and that holds files stops the run, naming the fix.
     """
+    from ..locking import LOCK_NAME
+
     p = Path(folder)
-    if pio.is_url(folder) or not p.is_dir() or not any(p.iterdir()):
-        return
+    if pio.is_url(folder) or not p.is_dir() or not any(c.name != LOCK_NAME for c in p.iterdir()):
+        return list(written)
     if not owned:
         raise OutputError(
             f"{stage}: {folder} holds files this workflow did not write (run.json does not record creating "
             f"it), and the {stage} stage must start from an empty folder; pairminer never deletes what it did not "
             "write: move the folder away (or delete it yourself), or choose another -o")
-    log.warning("%s: removing the previous outputs in %s before rerunning", stage, folder)
-    shutil.rmtree(folder)
+    return _remove_written(wf, stage, folder, written)
 
 
 def _must_start_afresh(stage: str, prev: dict | None, chash: str, force: bool, resume: bool) -> bool:
@@ -176,11 +321,31 @@ def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bo
     ctx = _prepare(wf, stage, prev, force, reason, entries, save, emit)
     t0 = time.perf_counter()
     try:
-        _start_afresh_if_needed(wf, ctx, prev, force)
-        res = run_stage(wf, stage, progress, resume=ctx["resume"])
+        with _stage_lock(wf, stage):
+            _start_afresh_if_needed(wf, ctx, prev, force, entries, save)
+            try:
+                res = run_stage(wf, stage, progress, resume=ctx["resume"])
+            finally:
+                _record_written(wf, ctx, entries)
     except Exception as exc:  # recorded in run.json, then re-raised for the caller
         return _failed(ctx, exc, round(time.perf_counter() - t0, 4), entries, emit)
     return _succeeded(wf, ctx, res, round(time.perf_counter() - t0, 4), entries, save, emit)
+
+
+def _stage_lock(wf: Workflow, stage: str):
+    """The write lock of the folder the stage writes (OUT's own lock is held by the whole run)."""
+    from ..locking import output_lock
+
+    spec = registry.stage(stage)
+    return output_lock(wf.artifact_path(spec.run_output), what=f"pairminer run ({stage})")
+
+
+def _record_written(wf: Workflow, ctx: dict, entries: dict[str, dict]) -> None:
+    """After a stage ran (or failed): record the files it wrote in its folder; forget the snapshot."""
+    e = entries[ctx["stage"]]
+    if ctx["folder"] is not None:
+        e["written"] = _written_after(wf, ctx["folder"], e.get("written"), ctx.get("before"))
+    e.pop("before", None)
 
 
 def _execute_fused(wf: Workflow, stages: list[str], prevs: list[dict | None], reasons: list[str], force: bool,
@@ -193,9 +358,14 @@ def _execute_fused(wf: Workflow, stages: list[str], prevs: list[dict | None], re
     ctxs = [_prepare(wf, s, p, force, r, entries, save, emit) for s, p, r in zip(stages, prevs, reasons)]
     t0 = time.perf_counter()
     try:
-        for ctx, p in zip(ctxs, prevs):
-            _start_afresh_if_needed(wf, ctx, p, force)
-        res = run_fused(wf, stages, progress)
+        with _stage_lock(wf, stages[0]), _stage_lock(wf, stages[1]):
+            for ctx, p in zip(ctxs, prevs):
+                _start_afresh_if_needed(wf, ctx, p, force, entries, save)
+            try:
+                res = run_fused(wf, stages, progress)
+            finally:
+                for ctx in ctxs:
+                    _record_written(wf, ctx, entries)
     except Exception as exc:
         dur = round(time.perf_counter() - t0, 4)
         # One pass: neither stage completed (verify's tables are written at the end of the pass).
@@ -225,13 +395,16 @@ def _prepare(wf: Workflow, stage: str, prev: dict | None, force: bool, reason: s
     if spec.resumable and (prev or {}).get("status") in ("failed", "running") and not force:
         resume = prev.get("config_hash") == chash and same_inputs(prev.get("inputs"), input_fingerprints(wf, stage))
     folder, owned = _owned_folder(wf, stage, prev)
-    owned_list = list((prev or {}).get("owned") or [])
+    owned_list = [o for o in (prev or {}).get("owned") or [] if folder is not None and o == _relative(wf, folder)]
     if folder is not None and owned and _relative(wf, folder) not in owned_list:
         owned_list.append(_relative(wf, folder))
     inputs = input_fingerprints(wf, stage)  # stats now; content hashes while the stage runs
     hashed_inputs = hash_in_background(inputs)
-    entries[stage] = {"stage": stage, "status": "running", "reason": reason, "duration_s": None, "error": None,
-                      "config_hash": chash, "inputs": inputs, "last_success": None, "owned": owned_list}
+    entries[stage] = {"stage": stage, "output": output_key(wf, stage), "status": "running", "reason": reason,
+                      "duration_s": None, "error": None, "config_hash": chash, "inputs": inputs,
+                      "last_success": None, "owned": owned_list}
+    if folder is not None:
+        entries[stage]["written"] = _known_written(wf, folder, prev)
     save()
     emit(StageOutcome(stage, "run", "running", reason))
     log.info("%s: running (%s)", stage, reason)
@@ -239,9 +412,19 @@ def _prepare(wf: Workflow, stage: str, prev: dict | None, force: bool, reason: s
             "inputs": inputs, "hashed_inputs": hashed_inputs, "reason": reason}
 
 
-def _start_afresh_if_needed(wf: Workflow, ctx: dict, prev: dict | None, force: bool) -> None:
-    if ctx["folder"] is not None and _must_start_afresh(ctx["stage"], prev, ctx["chash"], force, ctx["resume"]):
-        _reset_owned_folder(wf, ctx["stage"], ctx["folder"], ctx["owned"])
+def _start_afresh_if_needed(wf: Workflow, ctx: dict, prev: dict | None, force: bool, entries: dict[str, dict],
+                            save: Callable[[], None]) -> None:
+    """Clear what the stage wrote when it must start afresh; then snapshot its folder (recorded in
+    run.json as `before` while the stage runs, so a killed run's files are known)."""
+    if ctx["folder"] is None:
+        return
+    e = entries[ctx["stage"]]
+    if _must_start_afresh(ctx["stage"], prev, ctx["chash"], force, ctx["resume"]):
+        e["written"] = _reset_owned_folder(wf, ctx["stage"], ctx["folder"], ctx["owned"], e.get("written") or [])
+    ctx["before"] = _snapshot(wf, ctx["folder"])
+    if ctx["before"] is not None:
+        e["before"] = _as_records(ctx["before"])
+        save()
 
 
 def _failed(ctx: dict, exc: Exception, dur: float, entries: dict[str, dict],
@@ -269,11 +452,15 @@ def _succeeded(wf: Workflow, ctx: dict, res: Any, dur: float, entries: dict[str,
     return o
 
 
-def _carry(prev: dict | None, stage: str, status: str, reason: str) -> dict:
-    """This invocation's entry for a stage that does not run: keep its last success."""
-    return {"stage": stage, "status": status, "reason": reason, "duration_s": None, "error": None,
-            "config_hash": (prev or {}).get("config_hash"), "inputs": (prev or {}).get("inputs", []),
-            "last_success": (prev or {}).get("last_success"), "owned": list((prev or {}).get("owned") or [])}
+def _carry(wf: Workflow, prev: dict | None, stage: str, status: str, reason: str) -> dict:
+    """This invocation's entry for a stage that does not run: keep its last success and its records."""
+    e = {"stage": stage, "output": output_key(wf, stage), "status": status, "reason": reason, "duration_s": None,
+         "error": None, "config_hash": (prev or {}).get("config_hash"), "inputs": (prev or {}).get("inputs", []),
+         "last_success": (prev or {}).get("last_success"), "owned": list((prev or {}).get("owned") or [])}
+    if registry.stage(stage).owns is not None:
+        folder = wf.artifact_path(registry.stage(stage).owns)
+        e["written"] = [] if pio.is_url(folder) else _known_written(wf, folder, prev)
+    return e
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,19 +471,42 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_previous(wf: Workflow) -> dict[str, dict]:
+def _read_previous(wf: Workflow) -> list[dict]:
+    """Every stage entry of OUT/run.json: this workflow's and other workflows' (`other_entries`)."""
     path = wf.path(RUN_JSON)
     if not pio.exists(path):
-        return {}
+        return []
     try:
         doc = pio.read_json(path)
     except InputError as exc:
         log.warning("ignoring unreadable %s (%s); every stage will run", path, exc)
-        return {}
-    stages = doc.get("stages") if isinstance(doc, dict) else None
-    if not isinstance(stages, list):
-        return {}
-    return {e["stage"]: e for e in stages if isinstance(e, dict) and e.get("stage") in registry.STAGE_NAMES}
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out = []
+    for key in ("stages", "other_entries"):
+        items = doc.get(key)
+        if isinstance(items, list):
+            out += [e for e in items if isinstance(e, dict) and e.get("stage") in registry.STAGE_NAMES]
+    return out
+
+
+def _previous_entry(wf: Workflow, stage: str, entries: list[dict]) -> dict | None:
+    """The entry of `stage` for this workflow's output folder of it (an old entry without `output` is
+    taken when its recorded config names the same folder, or names none)."""
+    want = output_key(wf, stage)
+    legacy = None
+    for e in entries:
+        if e.get("stage") != stage:
+            continue
+        out = _entry_output(e)
+        if out == want:
+            if "output" in e:
+                return e
+            legacy = legacy or e
+        elif out is None and legacy is None:
+            legacy = e
+    return legacy
 
 
 def selected_stages(wf: Workflow, from_stage: str | None, until: str | None) -> list[str]:
@@ -360,7 +570,22 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
         wf = load_workflow(workflow, out=out_dir, scheduler=scheduler)
     selected = selected_stages(wf, from_stage, until)
     check_before_work(wf, selected)
-    previous = _read_previous(wf)
+    if dry_run:
+        return _run_workflow(wf, selected, from_stage, until, force, True, progress, on_event)
+    pio.ensure_dir(wf.out)
+    from ..locking import output_lock
+
+    with output_lock(wf.out, what=f"pairminer run {wf.source or ''}".strip()):
+        return _run_workflow(wf, selected, from_stage, until, force, False, progress, on_event)
+
+
+def _run_workflow(wf: Workflow, selected: list[str], from_stage: str | None, until: str | None, force: bool,
+                  dry_run: bool, progress: bool, on_event: Callable[[StageOutcome], None] | None) -> WorkflowResult:
+    all_previous = _read_previous(wf)
+    previous = {s: _previous_entry(wf, s, all_previous) for s in registry.STAGE_NAMES}
+    mine = {id(e) for e in previous.values() if e is not None}
+    others = [e for e in all_previous if id(e) not in mine
+              and (e.get("stage"), _entry_output(e)) not in {(s, output_key(wf, s)) for s in registry.STAGE_NAMES}]
     emit = on_event or (lambda o: None)
     outcomes: list[StageOutcome] = []
     entries: dict[str, dict] = {}
@@ -380,16 +605,16 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
 
         doc["versions"] = doc["versions"] or versions()
         doc["stages"] = [entries[s] for s in registry.STAGE_NAMES if s in entries]
+        if others:
+            doc["other_entries"] = others
         pio.write_json(wf.path(RUN_JSON), doc, RUN_SCHEMA)
 
-    if not dry_run:
-        pio.ensure_dir(wf.out)
     for stage in registry.STAGE_NAMES:
         prev = previous.get(stage)
         if stage not in selected:
             why = "not in this workflow's stages" if stage not in wf.stages else "outside --from/--until"
             outcomes.append(StageOutcome(stage, "out_of_range", "not_selected", why))
-            entries[stage] = _carry(prev, stage, "not_selected", why)
+            entries[stage] = _carry(wf, prev, stage, "not_selected", why)
             continue
         if stage in fused_done:  # ran in one pass with the stage before it
             o = fused_done[stage]
@@ -401,7 +626,7 @@ def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = N
             last = prev["last_success"]
             o = StageOutcome(stage, "skip", "would_skip" if dry_run else "skipped", reason, results=last.get("results"))
             outcomes.append(o)
-            entries[stage] = _carry(prev, stage, "skipped", reason)
+            entries[stage] = _carry(wf, prev, stage, "skipped", reason)
             entries[stage]["last_success"] = {
                 **last, "inputs": refreshed(last.get("inputs", []), input_fingerprints(wf, stage)),
                 "outputs": refreshed(last.get("outputs", []), output_fingerprints(wf, stage))}
