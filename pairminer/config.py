@@ -91,6 +91,8 @@ def load_yaml(text: str, where: str = "config") -> Any:
         raise ConfigError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from exc
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be a config file; is it the right file?") from None
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

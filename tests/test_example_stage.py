@@ -78,7 +78,7 @@ def tally(tmp_path, monkeypatch):
 
 
 def test_the_example_stage_passes_every_registry_check(tally):
-    assert stages.STAGE_NAMES == ("discover", "tally", "verify", "targets", "train", "report")
+    assert stages.STAGE_NAMES == ("discover", "tally", "verify", "targets", "stems", "train", "report")
     test_stages.test_every_stage_has_a_loadable_light_config("tally")
     test_stages.test_every_stage_has_a_run_function("tally")
     test_stages.test_every_stage_names_known_artifacts("tally")

@@ -224,7 +224,7 @@ def test_second_run_does_no_work(tmp_path, fake_stages):
     # run.json's workflow_config is a workflow file that gives back the same workflow
     assert wff.workflow_from_dict(doc["workflow_config"]) == load_workflow(path)
     # the counts of the last real run are still there
-    assert [e["last_success"]["results"]["counts"]["n"] for e in doc["stages"]] == [1, 2, 3, 4, 5]
+    assert [e["last_success"]["results"]["counts"]["n"] for e in doc["stages"]] == list(range(1, len(STAGES) + 1))
 
 
 @pytest.mark.parametrize("stage, change", [
@@ -265,13 +265,13 @@ def test_changed_input_and_missing_output(tmp_path, fake_stages):
     fake_stages.clear()
     os.remove(tmp_path / "out" / "verify-report.json")
     res = run_workflow(path)
-    assert ran(fake_stages) == ["verify", "targets", "train", "report"]
+    assert ran(fake_stages) == ["verify", "targets", "stems", "train", "report"]
     assert res.outcome("verify").reason.startswith("output missing")
     fake_stages.clear()
     # an output rewritten behind the workflow's back (e.g. a manual `pairminer targets`) counts as changed
     (tmp_path / "out" / "targets" / "manifest.parquet").write_text("rewritten by hand, longer than before\n")
     run_workflow(path)
-    assert ran(fake_stages) == ["targets", "train", "report"]
+    assert ran(fake_stages) == ["targets", "stems", "train", "report"]
 
 
 def test_force_reruns_everything_in_range(tmp_path, fake_stages):
@@ -279,9 +279,9 @@ def test_force_reruns_everything_in_range(tmp_path, fake_stages):
     run_workflow(path)
     fake_stages.clear()
     res = run_workflow(path, force=True, from_stage="verify", until="train")
-    assert ran(fake_stages) == ["verify", "targets", "train"]
+    assert ran(fake_stages) == ["verify", "targets", "stems", "train"]
     assert res.outcome("verify").reason == "forced (--force)"
-    assert statuses(tmp_path / "out") == {"discover": "not_selected", "verify": "ran", "targets": "ran",
+    assert statuses(tmp_path / "out") == {"discover": "not_selected", "verify": "ran", "targets": "ran", "stems": "ran",
                                           "train": "ran", "report": "not_selected"}
 
 
@@ -289,7 +289,7 @@ def test_from_until_keep_the_state_of_other_stages(tmp_path, fake_stages):
     path = _wf(tmp_path)
     res = run_workflow(path, until="verify")
     assert ran(fake_stages) == ["discover", "verify"]
-    assert [o.status for o in res.outcomes] == ["ran", "ran", "not_selected", "not_selected", "not_selected"]
+    assert [o.status for o in res.outcomes] == ["ran", "ran", "not_selected", "not_selected", "not_selected", "not_selected"]
     fake_stages.clear()
     res = run_workflow(path, from_stage="targets", until="targets")
     assert ran(fake_stages) == ["targets"]
@@ -298,7 +298,7 @@ def test_from_until_keep_the_state_of_other_stages(tmp_path, fake_stages):
     assert doc["stages"][0]["status"] == "not_selected" and doc["stages"][0]["last_success"] is not None
     fake_stages.clear()
     res = run_workflow(path)
-    assert ran(fake_stages) == ["train", "report"]
+    assert ran(fake_stages) == ["stems", "train", "report"]
     assert res.skipped == ["discover", "verify", "targets"]
     with pytest.raises(ConfigError, match="comes after"):
         run_workflow(path, from_stage="train", until="verify")
@@ -329,6 +329,7 @@ def test_dry_run_plans_and_runs_nothing(tmp_path, fake_stages):
         "discover: would skip (fresh)",
         "verify: would skip (fresh)",
         "targets: would run (config changed: shard_mb 256.0 -> 64.0)",
+        "stems: would run (upstream stage targets would run)",
         "train: would run (upstream stage targets would run)",
         "report: would run (upstream stage targets would run)",
     ]
@@ -354,7 +355,7 @@ def test_failure_is_recorded_and_the_next_run_resumes_there(tmp_path, fake_stage
 def test_verify_and_targets_run_as_one_pass_only_when_both_run(tmp_path, fake_stages):
     path = _wf(tmp_path)
     run_workflow(path)
-    assert fake_stages.fused == [("verify", "targets")]
+    assert fake_stages.fused == [("verify", "targets", "stems")]
     doc = run_doc(tmp_path / "out")
     st = {e["stage"]: e for e in doc["stages"]}
     # each stage keeps its own entry, with the fingerprints that make the next run skip it
@@ -366,11 +367,11 @@ def test_verify_and_targets_run_as_one_pass_only_when_both_run(tmp_path, fake_st
     assert run_workflow(path).skipped == list(STAGES) and fake_stages.fused == []
     # only targets runs: the separate path
     run_workflow(_wf(tmp_path, targets={"shard_mb": 64}))
-    assert fake_stages.fused == [] and ran(fake_stages) == ["targets", "train", "report"]
+    assert fake_stages.fused == [("targets", "stems")] and ran(fake_stages) == ["targets", "stems", "train", "report"]
     # until verify: verify alone
     fake_stages.clear()
     run_workflow(_wf(tmp_path, verify={"max_ber": 0.3}), until="verify")
-    assert fake_stages.fused == [] and ran(fake_stages) == ["verify"]
+    assert fake_stages.fused == [("targets", "stems")] and ran(fake_stages) == ["verify"]
 
 
 def test_a_failed_one_pass_marks_both_stages_failed(tmp_path, fake_stages):
@@ -384,7 +385,7 @@ def test_a_failed_one_pass_marks_both_stages_failed(tmp_path, fake_stages):
     del fake_stages.fail["targets"]
     fake_stages.clear()
     res = run_workflow(path)
-    assert ran(fake_stages) == ["verify", "targets", "train", "report"]
+    assert ran(fake_stages) == ["verify", "targets", "stems", "train", "report"]
     assert res.outcome("verify").reason.startswith("last attempt failed")
 
 
@@ -547,7 +548,7 @@ def test_cli_run_skip_dry_run_and_errors(real_workflow, tmp_path):
     res = r.invoke(main, ["run", path, "-o", str(out), "-q"])
     assert res.exit_code == 0, res.output
     assert "discover: skipped (fresh)" in res.output and "report: running (never ran)" in res.output
-    assert statuses(out) == {"discover": "skipped", "report": "ran", "verify": "not_selected",
+    assert statuses(out) == {"discover": "skipped", "report": "ran", "verify": "not_selected", "stems": "not_selected",
                              "targets": "not_selected", "train": "not_selected"}
     res = r.invoke(main, ["run", path, "-o", str(out), "--dry-run", "--force", "--from", "report"])
     assert res.exit_code == 0, res.output
@@ -591,8 +592,8 @@ def test_a_train_folder_the_workflow_did_not_create_is_never_deleted(tmp_path, f
         run_workflow(path)
     assert "never deletes what it did not write" in str(e.value) and str(mine) in str(e.value)
     assert (mine / "my-notes.txt").read_text() == "the user's own file"
-    assert ran(fake_stages) == ["discover", "verify", "targets"]  # train refused before it ran
-    assert run_doc(tmp_path / "out")["stages"][3]["status"] == "failed"
+    assert ran(fake_stages) == ["discover", "verify", "targets", "stems"]  # train refused before it ran
+    assert run_doc(tmp_path / "out")["stages"][4]["status"] == "failed"
 
 
 def test_a_folder_the_workflow_created_is_recorded_and_cleared_on_reconfigure(tmp_path, fake_stages, monkeypatch):
@@ -601,7 +602,7 @@ def test_a_folder_the_workflow_created_is_recorded_and_cleared_on_reconfigure(tm
     run_workflow(path)
     doc = run_doc(tmp_path / "out")
     owned = {e["stage"]: e["owned"] for e in doc["stages"]}
-    assert owned == {"discover": [], "verify": [], "targets": ["targets"], "train": [os.path.join("runs", "vocals")],
+    assert owned == {"discover": [], "verify": [], "targets": ["targets"], "stems": ["stems"], "train": [os.path.join("runs", "vocals")],
                      "report": []}
     written = {e["stage"]: [w["path"] for w in e.get("written", [])] for e in doc["stages"]}
     assert "runs/vocals/old.pt" in written["train"] and "runs/vocals/checkpoint-last.pt" in written["train"]
@@ -682,7 +683,7 @@ def test_url_output_without_its_backend_is_refused_before_any_work(tmp_path, fak
 
 
 def test_url_output_with_local_only_stages_is_refused_before_any_work(tmp_path, fake_stages):
-    with pytest.raises(ConfigError, match="targets and train .* --until verify"):
+    with pytest.raises(ConfigError, match="targets and stems and train .* --until verify"):
         run_workflow(_wf(tmp_path), "memory://pm-wf/out")
     assert fake_stages == []
 
@@ -698,8 +699,8 @@ def test_discover_writes_run_json_and_then_skips(tmp_path, fake_stages):
     args = ["discover", str(tmp_path / "catalog.csv"), "-o", str(tmp_path / "out"), "-q"]
     res = r.invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert ran(fake_stages) == ["discover", "verify", "targets"]
-    assert statuses(tmp_path / "out") == {"discover": "ran", "verify": "ran", "targets": "ran",
+    assert ran(fake_stages) == ["discover", "verify", "targets", "stems"]
+    assert statuses(tmp_path / "out") == {"discover": "ran", "verify": "ran", "targets": "ran", "stems": "ran",
                                           "train": "not_selected", "report": "not_selected"}
     fake_stages.clear()
     res = r.invoke(main, args)
@@ -927,4 +928,4 @@ def test_a_workflow_refuses_an_out_whose_train_folder_a_command_writes(tmp_path,
     finally:
         holder.kill()
         holder.wait()
-    assert ran(fake_stages) == ["discover", "verify", "targets"]  # stopped before writing the model
+    assert ran(fake_stages) == ["discover", "verify", "targets", "stems"]  # stopped before writing the model

@@ -60,6 +60,8 @@ class ReportConfig(StageConfig):
         if self.clips_per_status < 0:
             raise ConfigError(f"report.clips_per_status must be 0 or more (got {self.clips_per_status}); "
                               "--clips 0 turns listening off")
+        if not 1 <= self.hist_bins <= 10_000:
+            raise ConfigError(f"report.hist_bins: {self.hist_bins} must be between 1 and 10000 (default 40)")
         if not 0.5 <= self.clip_s <= 120:
             raise ConfigError(f"report.clip_s must be between 0.5 and 120 seconds (got {self.clip_s}); try --clip-s 10")
         if not 6 <= self.clip_bitrate_kbps <= 320:

@@ -21,19 +21,18 @@ folder it writes, for as long as it runs.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from .. import stages as registry
 from .. import storage as pio
-from ..config import did_you_mean
-from ..errors import ConfigError, InputError, OutputError
 from .file import Workflow, load_workflow
+from .record import _carry, _now, _previous_entry, _read_previous, check_before_work, selected_stages  # noqa: F401
+from .ownership import (_as_records, _entry_output, _known_written, _must_start_afresh, _owned_folder, _relative,
+                        _reset_owned_folder, _snapshot, _written_after, output_key)
 from .freshness import (config_hash, decide, hash_in_background, input_fingerprints, output_fingerprints, refreshed,
                         same_inputs)
 
@@ -133,187 +132,6 @@ def fused_chain(stage: str, selected: list[str]) -> list[str]:
 def stage_results(stage: str, res: Any) -> dict[str, Any]:
     """The counts of a stage result, as recorded in run.json."""
     return registry.stage(stage).results(res)
-
-
-def _relative(wf: Workflow, path: str) -> str:
-    return os.path.relpath(path, wf.out) if not pio.is_url(path) else path[len(wf.out):].lstrip("/")
-
-
-def output_key(wf: Workflow, stage: str) -> str:
-    """The output folder of `stage` in this workflow, relative to OUT ("." for OUT itself): with the
-    stage name, the key of its run.json entry."""
-    spec = registry.stage(stage)
-    path = wf.artifact_path(spec.run_output)
-    rel = _relative(wf, path) if path != wf.out else "."
-    return rel.replace(os.sep, "/") or "."
-
-
-def _entry_output(entry: dict) -> str | None:
-    """The output folder an entry of run.json is for; entries written before `output` existed: the
-    folder their recorded config names (None when it cannot say)."""
-    out = entry.get("output")
-    if isinstance(out, str):
-        return out
-    try:
-        spec = registry.stage(entry["stage"])
-        art = registry.artifact(spec.run_output) if spec.run_output not in ("OUT", "catalog") else None
-    except Exception:  # noqa: BLE001 - an unknown stage: not ours
-        return None
-    if art is None:
-        return "."
-    cfg = ((entry.get("last_success") or {}).get("config")) or None
-    if "{" not in (art.path or ""):
-        return art.path
-    if not isinstance(cfg, dict):
-        return None
-
-    class _C:
-        def __init__(self, d: dict) -> None:
-            self.__dict__.update(d)
-
-    try:
-        return art.relpath(lambda st: _C(cfg))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-# ----------------------------------------------------------------------------------------------
-# The files a stage wrote in the folder it owns
-
-
-def _snapshot(wf: Workflow, folder: str | None) -> dict[str, list[int]] | None:
-    """{path relative to OUT: [size, mtime_ns]} of every file under `folder` (None for none or a URL)."""
-    from ..locking import LOCK_NAME
-
-    if folder is None or pio.is_url(folder) or not os.path.isdir(folder):
-        return None if folder is None or pio.is_url(folder) else {}
-    out: dict[str, list[int]] = {}
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        for name in files:
-            if name == LOCK_NAME:
-                continue
-            p = os.path.join(root, name)
-            try:
-                st = os.lstat(p)
-            except OSError:
-                continue
-            out[os.path.relpath(p, wf.out).replace(os.sep, "/")] = [int(st.st_size), int(st.st_mtime_ns)]
-    return out
-
-
-def _as_records(files: dict[str, list[int]]) -> list[dict]:
-    return [{"path": k, "size": v[0], "mtime_ns": v[1]} for k, v in sorted(files.items())]
-
-
-def _as_files(records: list[dict] | None) -> dict[str, list[int]]:
-    out = {}
-    for r in records or []:
-        if isinstance(r, dict) and isinstance(r.get("path"), str):
-            out[r["path"]] = [r.get("size"), r.get("mtime_ns")]
-    return out
-
-
-def _written_after(wf: Workflow, folder: str | None, recorded: list[dict] | None,
-                   before: dict[str, list[int]] | None) -> list[dict]:
-    """The files of `folder` a stage's runs wrote: those `recorded` still there, plus every file that is
-    new or changed since the snapshot `before` (taken when the stage started)."""
-    now = _snapshot(wf, folder)
-    if now is None:
-        return []
-    old = _as_files(recorded)
-    written = {k: v for k, v in now.items() if k in old or before is None or before.get(k) != v}
-    return _as_records(written)
-
-
-def _known_written(wf: Workflow, folder: str | None, prev: dict | None) -> list[dict]:
-    """The recorded files, plus those of a run that was killed while it ran (its `before` snapshot)."""
-    prev = prev or {}
-    recorded = prev.get("written") or []
-    if prev.get("status") == "running" and isinstance(prev.get("before"), list):
-        return _written_after(wf, folder, recorded, _as_files(prev["before"]))
-    return list(recorded)
-
-
-def _remove_written(wf: Workflow, stage: str, folder: str, written: list[dict]) -> list[dict]:
-    """Remove the files a stage wrote (only while each is as recorded) and the folders that emptied;
-    return the records of the files kept."""
-    kept = []
-    removed_dirs = set()
-    n = 0
-    for r in written:
-        p = os.path.join(wf.out, *r["path"].split("/"))
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            kept.append(r)
-            continue
-        if [int(st.st_size), int(st.st_mtime_ns)] != [r.get("size"), r.get("mtime_ns")]:
-            log.warning("%s: keeping %s: it changed since pairminer wrote it", stage, p)
-            kept.append(r)
-            continue
-        os.unlink(p)
-        n += 1
-        removed_dirs.add(os.path.dirname(p))
-    top = os.path.abspath(folder)
-    for d in sorted(removed_dirs, key=len, reverse=True):
-        d = os.path.abspath(d)
-        while d.startswith(top + os.sep) and d != top:
-            try:
-                os.rmdir(d)  # only when empty
-            except OSError:
-                break
-            d = os.path.dirname(d)
-    if n:
-        log.warning("%s: removed the %d file(s) its previous run wrote in %s before rerunning", stage, n, folder)
-    return kept
-
-
-def _owned_folder(wf: Workflow, stage: str, prev: dict | None) -> tuple[str | None, bool]:
-    """(the folder the stage owns, whether this workflow created it)."""
-    spec = registry.stage(stage)
-    if spec.owns is None:
-        return None, False
-    folder = wf.artifact_path(spec.owns)
-    rel = _relative(wf, folder)
-    if rel in ((prev or {}).get("owned") or []):
-        return folder, True
-    if pio.is_url(folder):
-        return folder, True
-    from ..locking import LOCK_NAME
-
-    p = Path(folder)
-    return folder, not p.exists() or (p.is_dir() and not any(c.name != LOCK_NAME for c in p.iterdir()))
-
-
-def _reset_owned_folder(wf: Workflow, stage: str, folder: str, owned: bool, written: list[dict]) -> list[dict]:
-    """Before a forced or reconfigured rerun: remove the files the stage's earlier runs wrote in the
-    folder it would otherwise build on; return the records of files kept.
-
-    Only files run.json records as written by this workflow are removed, never any other. A folder the
-    workflow did not create and that holds files stops the run, naming the fix.
-    """
-    from ..locking import LOCK_NAME
-
-    p = Path(folder)
-    if pio.is_url(folder) or not p.is_dir() or not any(c.name != LOCK_NAME for c in p.iterdir()):
-        return list(written)
-    if not owned:
-        raise OutputError(
-            f"{stage}: {folder} holds files this workflow did not write (run.json does not record creating "
-            f"it), and the {stage} stage must start from an empty folder; pairminer never deletes what it did not "
-            "write: move the folder away (or delete it yourself), or choose another -o")
-    return _remove_written(wf, stage, folder, written)
-
-
-def _must_start_afresh(stage: str, prev: dict | None, chash: str, force: bool, resume: bool) -> bool:
-    spec = registry.stage(stage)
-    if spec.resumable and not resume:
-        return True
-    # The config that made the folder's current contents: its last success, else its last attempt.
-    known = ((prev or {}).get("last_success") or {}).get("config_hash") or (prev or {}).get("config_hash")
-    return spec.cleared_on_reconfigure and (force or known not in (None, chash))
 
 
 def _execute(wf: Workflow, stage: str, prev: dict | None, reason: str, force: bool, progress: bool,
@@ -450,93 +268,6 @@ def _succeeded(wf: Workflow, ctx: dict, res: Any, dur: float, entries: dict[str,
     o = StageOutcome(stage, "run", "ran", ctx["reason"], duration_s=dur, results=results, result=res)
     emit(o)
     return o
-
-
-def _carry(wf: Workflow, prev: dict | None, stage: str, status: str, reason: str) -> dict:
-    """This invocation's entry for a stage that does not run: keep its last success and its records."""
-    e = {"stage": stage, "output": output_key(wf, stage), "status": status, "reason": reason, "duration_s": None,
-         "error": None, "config_hash": (prev or {}).get("config_hash"), "inputs": (prev or {}).get("inputs", []),
-         "last_success": (prev or {}).get("last_success"), "owned": list((prev or {}).get("owned") or [])}
-    if registry.stage(stage).owns is not None:
-        folder = wf.artifact_path(registry.stage(stage).owns)
-        e["written"] = [] if pio.is_url(folder) else _known_written(wf, folder, prev)
-    return e
-
-
-# ----------------------------------------------------------------------------------------------
-# The run
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _read_previous(wf: Workflow) -> list[dict]:
-    """Every stage entry of OUT/run.json: this workflow's and other workflows' (`other_entries`)."""
-    path = wf.path(RUN_JSON)
-    if not pio.exists(path):
-        return []
-    try:
-        doc = pio.read_json(path)
-    except InputError as exc:
-        log.warning("ignoring unreadable %s (%s); every stage will run", path, exc)
-        return []
-    if not isinstance(doc, dict):
-        return []
-    out = []
-    for key in ("stages", "other_entries"):
-        items = doc.get(key)
-        if isinstance(items, list):
-            out += [e for e in items if isinstance(e, dict) and e.get("stage") in registry.STAGE_NAMES]
-    return out
-
-
-def _previous_entry(wf: Workflow, stage: str, entries: list[dict]) -> dict | None:
-    """The entry of `stage` for this workflow's output folder of it (an old entry without `output` is
-    taken when its recorded config names the same folder, or names none)."""
-    want = output_key(wf, stage)
-    legacy = None
-    for e in entries:
-        if e.get("stage") != stage:
-            continue
-        out = _entry_output(e)
-        if out == want:
-            if "output" in e:
-                return e
-            legacy = legacy or e
-        elif out is None and legacy is None:
-            legacy = e
-    return legacy
-
-
-def selected_stages(wf: Workflow, from_stage: str | None, until: str | None) -> list[str]:
-    """The stages of `wf` from `from_stage` to `until` (inclusive), in registry order."""
-    names = registry.STAGE_NAMES
-    for name, value in (("--from", from_stage), ("--until", until)):
-        if value is not None and value not in names:
-            raise ConfigError(f"{name}: {did_you_mean('stage', value, names)}")
-    lo = names.index(from_stage) if from_stage else 0
-    hi = names.index(until) if until else len(names) - 1
-    if lo > hi:
-        raise ConfigError(f"--from {from_stage} comes after --until {until}; the order is {' -> '.join(names)}")
-    return [s for s in names[lo:hi + 1] if s in wf.stages]
-
-
-def check_before_work(wf: Workflow, selected: list[str]) -> None:
-    """Refuse up front what would otherwise fail after hours of work.
-
-    An fsspec URL needs its backend installed (s3fs for s3://, gcsfs for gs://...); a stage that owns a
-    folder (memory-mapped shards, checkpoints) needs a local or shared-filesystem OUT.
-    """
-    pio.check_url_backend(wf.out, what="-o / out:")
-    pio.check_url_backend(wf.catalog, what="the catalog")
-    if pio.is_url(wf.out):
-        local = [s for s in selected if registry.stage(s).owns is not None]
-        if local:
-            first = registry.STAGE_NAMES[registry.STAGE_NAMES.index(local[0]) - 1]
-            raise ConfigError(
-                f"-o {wf.out}: {' and '.join(local)} write memory-mappable shards and checkpoints and need a local or "
-                f"shared filesystem folder; use such a folder, or stop before {local[0]} with --until {first}")
 
 
 def run_workflow(workflow: Workflow | str | os.PathLike, out_dir: str | None = None, *,
