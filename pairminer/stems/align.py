@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pairminer.errors import AudioError
-from pairminer.stems import grade, lag, matchfilter as mf
+from pairminer.stems import edges, grade, lag, matchfilter as mf
 
 KINDS = ("instrumental", "karaoke", "off_vocal", "acapella")
 
@@ -51,7 +51,13 @@ class AlignParams:
         min_cancellation_db: below this cancellation the spectral fallback is used.
         cancel_quantile: quantile of the per-bin residual-to-mix ratio read by the grade.
         weight_power: sharpness of the version-dominance weights of the filter fits.
-        select_z: a more complex filter model must lower the held-out residual by this many standard errors.
+        select_z: a more complex filter model must lower the held-out residual by this many standard errors...
+        select_min_gain_db: ...or by this many dB in all.
+        min_presence_db: for an accompaniment version, the head and tail where it is this far below the
+            mix (faded out, or not yet in) are left out of the covered range.
+        fade_tol_db: a head or tail whose local gain departs from the song's by more than this is a
+            different fade, undone by a gain curve (accompaniment versions only).
+        keep_alternative: also return the vocals of the method not chosen (for calibration).
     """
 
     search_window_s: float = 0.5
@@ -61,7 +67,7 @@ class AlignParams:
     min_drift_samples: float = 0.25
     n_fft: int = 4096
     hop: int = 1024
-    segment_s: float = 3.0
+    segment_s: float = 1.5
     fold_s: float = 0.4
     octaves: tuple[float, ...] = (1 / 12, 1 / 3)
     priors: tuple[float, ...] = (0.5, 3.0)
@@ -70,6 +76,10 @@ class AlignParams:
     cancel_quantile: float = 0.2
     weight_power: float = 2.0
     select_z: float = 2.0
+    select_min_gain_db: float = 0.5
+    min_presence_db: float = -20.0
+    fade_tol_db: float = 1.0
+    keep_alternative: bool = False
 
 
 @dataclass
@@ -95,6 +105,8 @@ class PairStems:
         model_scores: held-out residual of each candidate, dB relative to the best.
         lag_windows: drift windows used / kept by the robust fit.
         lag_residual_std: RMS residual of the kept windows' lags around the drift line (samples).
+        measured_drift_ppm: the drift the lag windows showed, even when too small to correct.
+        alternative_vocals: with `AlignParams.keep_alternative`, the other method's vocals.
     """
 
     mixture: np.ndarray
@@ -116,6 +128,7 @@ class PairStems:
     lag_windows: tuple[int, int] = (0, 0)
     lag_residual_std: float = float("nan")
     measured_drift_ppm: float = 0.0
+    alternative_vocals: np.ndarray | None = None
 
 
 def conform(version: np.ndarray, src_sr: int, src_channels: int, sr: int, channels: int) -> np.ndarray:
@@ -259,8 +272,13 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     n0, n1 = _covered(len(mix), len(ver), k)
     if n1 - n0 < params.n_fft:
         raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}: too little to subtract")
+    if kind != "acapella":
+        n0, n1 = edges.present(mix, ver, k, n0, n1, sr, params.min_presence_db)
     mix_c = np.ascontiguousarray(mix[n0:n1])
     ver_c = _slice(ver, n0 + k, n1 + k)
+    curve = edges.fade_curve(mix_c, ver_c, sr, params.fade_tol_db) if kind != "acapella" else None
+    if curve is not None:
+        ver_c *= curve[:, None]
     stft = mf.Stft(n1 - n0, params.n_fft, params.hop)
     seg_frames = max(1, int(round(params.segment_s * sr / params.hop)))
     fold_frames = max(1, int(round(params.fold_s * sr / params.hop)))
@@ -268,6 +286,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
 
     k0 = refine_offset(mono_m, mono_v, sr, coarse_offset_s, params.search_window_s).offset_samples
     ver_int = _slice(version, n0 + k0, n1 + k0)
+    if curve is not None:
+        ver_int *= curve[:, None]
     st, st_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames)
 
     # Fractional lag from the song-wide cross-spectrum, coherence-weighted (Hannan-Thomson / Carter).
@@ -281,9 +301,11 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     st = st.rotate(ramp)
 
     # Second pass: sums weighted by how much the version dominates each bin (the voice cannot bias them).
+    # The prior is a slow gain track (fades and gain riding are not the voice).
     gain = mf.Model("gain")
-    g0 = mf.fit_all(gain, st)[0, :, 0].real
-    g0_int = mf.fit_all(gain, st_int)[0, :, 0].real
+    track = mf.Model("track", prior=max(params.priors))
+    g0 = mf.fit_all(track, st)[:, :, :1]
+    g0_int = mf.fit_all(track, st_int)[:, :, :1]
     stw, stw_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames,
                                  prior=[(g0, ramp), (g0_int, np.ones_like(ramp))], power=params.weight_power)
     stw = stw.rotate(ramp)
@@ -293,11 +315,12 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         "integer lag, gain": (gain, stw_int, None, ver_int)}
     models = [gain] + [mf.Model("static", o) for o in sorted(params.octaves, reverse=True)]
     if stw.smm.shape[0] > 2:
+        models += [mf.Model("track", prior=p) for p in sorted(params.priors, reverse=True)]
         models += [mf.Model("segment", o, p) for o in sorted(params.octaves, reverse=True) for p in sorted(params.priors, reverse=True)]
     for m in models:
         cands[m.label] = (m, stw, ramp, ver_c)
     scores = {name: mf.cv_residual(m, s, params.ridge) for name, (m, s, _, _) in cands.items()}
-    best = mf.select(scores, list(cands), params.select_z)
+    best = mf.select(scores, list(cands), params.select_z, params.select_min_gain_db)
     ref = float(scores[best].sum())
     model_scores = {n: float(10 * np.log10(max(float(v.sum()), 1e-30) / max(ref, 1e-30))) for n, v in scores.items()}
     model, s_best, ramp_best, ver_best = cands[best]
@@ -312,20 +335,26 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     out = dict(mix_start_sample=n0, n_samples=n1 - n0, sr=sr, cancellation_db=canc,
                drift_ppm=0.0 if integer else eps * 1e6, measured_drift_ppm=measured_ppm,
                polarity=int(np.sign(g_fit.sum()) or 1) if not integer else pol,
-               lag_samples=float(k0) if integer else k - tau + (0.0 if not eps else 0.0),
+               lag_samples=float(k0) if integer else k - tau,
                gain_db=[float(20 * np.log10(max(abs(g), 1e-12))) for g in g_fit], filter_dev_db=dev,
                model=best, model_scores=model_scores, lag_windows=(n_win, fit.n_inliers),
                lag_residual_std=fit.residual_std)
-    if np.isfinite(canc) and canc >= params.min_cancellation_db:
-        vocals, inst = _stems(mix_c, matched, kind)
-        return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="waveform", **out)
-    del matched
-    gains = grade.magnitude_gains(mix_c, ver_best, stft)
-    part = grade.spectral_part(mix_c, ver_best, stft, gains)
-    vocals, inst = _stems(mix_c, part, kind)
-    reason = (f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "
-              "(a different mix, or faults the matching filter cannot model)")
-    return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="spectral", reason=reason, **out)
+    waveform = bool(np.isfinite(canc) and canc >= params.min_cancellation_db)
+    alt = None
+    if not waveform or params.keep_alternative:
+        gains = grade.magnitude_gains(mix_c, ver_best, stft)
+        spectral = grade.spectral_part(mix_c, ver_best, stft, gains)
+        if waveform:
+            alt = _stems(mix_c, spectral, kind)[0]
+        else:
+            alt = _stems(mix_c, matched, kind)[0] if params.keep_alternative else None
+            matched = spectral
+    vocals, inst = _stems(mix_c, matched, kind)
+    reason = "" if waveform else (
+        f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "
+        "(a different mix, or faults the matching filter cannot model)")
+    return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="waveform" if waveform else "spectral",
+                     reason=reason, alternative_vocals=alt, **out)
 
 
 def naive_subtract(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, coarse_offset_s: float = 0.0,

@@ -101,9 +101,9 @@ def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: 
                prior: list[tuple[np.ndarray, np.ndarray]] | None = None, power: float = 2.0) -> list[Stats]:
     """One pass over the mix and one or more aligned versions: the per-segment, per-fold sums.
 
-    With `prior` (one (gain per channel, phase ramp) per version), every bin is weighted by how much
-    the version dominates it, ``w = (P / (P + R))^power`` with ``P = |g I|^2`` and ``R`` the smallest
-    residual ``|M - g I|^2`` over the versions: bins where the other source (the voice, for an
+    With `prior` (one (filters (segments, channels, 1 or bins), phase ramp) per version), every bin is
+    weighted by how much the version dominates it, ``w = (P / (P + R))^power`` with ``P = |H I|^2`` and
+    ``R`` the smallest residual ``|M - H I|^2`` over the versions: bins where the other source (the voice, for an
     instrumental) dominates hardly count, so it cannot bias the filters (a robust, IRLS-style
     regression with the other source as the outlier; Egbert & Booker 1986 do the same for
     magnetotelluric transfer functions). All versions share the weights, so their sums compare.
@@ -114,7 +114,7 @@ def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: 
         stft: geometry for that length.
         seg_frames: frames per segment of the time-varying filter.
         fold_frames: frames per cross-validation block (blocks alternate between folds 0 and 1).
-        prior: None (unweighted sums), or per version (gains (channels,), ramp (bins,)).
+        prior: None (unweighted sums), or per version (filters (segments, channels, 1 or bins), ramp (bins,)).
         power: sharpness of the weights.
 
     Returns:
@@ -130,8 +130,8 @@ def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: 
         specs = [stft.frames(v, j0, j1) for v in vers]
         w = None
         if prior is not None:
-            pred = [s * (np.asarray(g, np.float32)[None, :, None] * r.astype(np.complex64)[None, None, :])
-                    for s, (g, r) in zip(specs, prior)]
+            pred = [s * frame_filters(h, seg_frames, j0, j1) * r.astype(np.complex64)[None, None, :]
+                    for s, (h, r) in zip(specs, prior)]
             res = np.min([np.abs(m - p) ** 2 for p in pred], axis=0)
             pw = np.abs(pred[0]) ** 2
             w = (pw / (pw + res + 1e-20)) ** power
@@ -180,7 +180,8 @@ class Model:
     """A matching-filter model: its name and how it is fitted from sums.
 
     Attributes:
-        name: "gain" (one real gain per channel), "static" (one filter per channel),
+        name: "gain" (one real gain per channel), "track" (one real gain per segment and channel, shrunk
+            towards the song-wide one: fades, slow gain riding), "static" (one filter per channel),
             "segment" (one filter per segment and channel, shrunk towards the static one).
         octave: frequency smoothing (fraction of an octave) for the filters.
         prior: shrinkage strength of a segment filter towards the static one, in segments' worth of data.
@@ -194,6 +195,8 @@ class Model:
     def label(self) -> str:
         if self.name == "gain":
             return "gain"
+        if self.name == "track":
+            return f"gain track(prior {self.prior:g})"
         if self.name == "static":
             return f"static(1/{round(1 / self.octave)} oct)"
         return f"segment(1/{round(1 / self.octave)} oct, prior {self.prior:g})"
@@ -219,13 +222,19 @@ def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np
     if model.name == "gain":
         g = np.real(smi.sum(axis=(0, 2))) / (sii.sum(axis=(0, 2)) * (1 + ridge) + tiny)
         return np.broadcast_to(g[None, :, None], (n_seg, ch, nb)).astype(np.complex128)
+    total = max(float(nfr.sum()), 1.0)
+    share = (model.prior * np.maximum(nfr, 1.0) / total)[:, None]
+    if model.name == "track":
+        num = np.real(smi.sum(axis=2)) + share * np.real(smi.sum(axis=(0, 2)))[None]
+        den = sii.sum(axis=2) + share * sii.sum(axis=(0, 2))[None]
+        g = num / (den * (1 + ridge) + tiny)
+        return np.broadcast_to(g[:, :, None], (n_seg, ch, nb)).astype(np.complex128)
     gi = smooth_bins(sii.sum(0), model.octave)
     gm = smooth_bins(smi.sum(0), model.octave)
     if model.name == "static":
         h = gm / (gi * (1 + ridge) + tiny)
         return np.broadcast_to(h[None], (n_seg, ch, nb)).astype(np.complex128)
-    total = max(float(nfr.sum()), 1.0)
-    share = (model.prior * np.maximum(nfr, 1.0) / total)[:, None, None]
+    share = share[:, :, None]
     si = smooth_bins(sii, model.octave) + share * gi
     sm = smooth_bins(smi, model.octave) + share * gm
     return sm / (si * (1 + ridge) + tiny)
@@ -246,15 +255,20 @@ def cv_residual(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
     return total
 
 
-def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0) -> str:
+def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0, min_gain_db: float = 0.25) -> str:
     """Pick a model: the simplest first, a more complex one only when it lowers the held-out residual
-    significantly, i.e. by more than `z` standard errors of the per-segment differences (a paired test).
+    clearly: by more than `z` standard errors of the per-segment differences (a paired test, for
+    improvements spread over the song), or by more than `min_gain_db` in all (for improvements
+    concentrated in a few segments, such as a fade). Held-out frames still share notes with the
+    frames next to them, so the more complex models win a little (0.02-0.2 dB) even on a pair that
+    one gain explains exactly; both rules stay above that.
 
     Args:
         scores: per-segment held-out residuals of each model.
         order: model names from the simplest to the most complex; the first two are one-gain models
             and the lower of them starts.
         z: significance in standard errors.
+        min_gain_db: smallest total improvement (dB) accepted without significance.
 
     Returns:
         The chosen name.
@@ -264,7 +278,9 @@ def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0) -> s
         d = scores[best] - scores[name]
         n = len(d)
         se = float(np.std(d, ddof=1) * np.sqrt(n)) if n > 1 else float("inf")
-        if float(d.sum()) > z * se and float(d.sum()) > 0:
+        total = float(d.sum())
+        gain_db = 10 * np.log10(max(float(scores[best].sum()), 1e-30) / max(float(scores[name].sum()), 1e-30))
+        if total > 0 and (total > z * se or gain_db > min_gain_db):
             best = name
     return best
 
