@@ -56,13 +56,14 @@ def present(mix: np.ndarray, ver: np.ndarray, k: int, n0: int, n1: int, sr: int,
 
 
 def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, win_s: float = 0.3,
-               max_s: float = 12.0) -> np.ndarray | None:
+               max_s: float = 12.0, min_depth_db: float = 6.0, min_s: float = 0.5) -> np.ndarray | None:
     """A gain curve that undoes a different fade at the head or tail of an aligned accompaniment version.
 
     The local least-squares gain ``<m, v> / <v, v>`` (windows of `win_s`, every 50 ms; the voice is
     uncorrelated with the version so it only adds noise) is compared with the song's. From each end,
     the stretch (at most `max_s`) until the local gain stays within `tol_db` of the song's for a second
-    is a fade; there the curve is the local gain over the song's, and 1 elsewhere.
+    is a fade if it lasts at least `min_s` and departs somewhere by `min_depth_db`; there the curve is
+    the local gain over the song's, and 1 elsewhere.
 
     Args:
         mix: (samples, channels) covered mix.
@@ -71,6 +72,8 @@ def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, w
         tol_db: departure that counts as a fade (dB).
         win_s: window of the local gain (s).
         max_s: longest fade looked for at each end (s).
+        min_depth_db: a fade departs by at least this somewhere (dB).
+        min_s: shortest fade (s).
 
     Returns:
         float32 (samples,) curve, or None when neither end departs.
@@ -89,6 +92,7 @@ def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, w
     bad = ~(np.abs(20 * np.log10(np.clip(loc, 1e-4, None))) <= tol_db)
     hold = int(round(1.0 / _BLOCK_S))
     limit = min(nb // 3, int(max_s / _BLOCK_S))
+    min_blocks = int(round(min_s / _BLOCK_S))
 
     def extent(flags: np.ndarray) -> int:
         for i in range(limit):
@@ -96,8 +100,14 @@ def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, w
                 return i
         return 0
 
-    head = extent(bad)
-    tail = extent(bad[::-1])
+    dev = np.abs(20 * np.log10(np.clip(loc, 1e-4, None)))
+
+    def real(n: int, d: np.ndarray) -> int:
+        # A fade goes deep; the voice only shakes the local gain by a few dB.
+        return n if n >= min_blocks and float(np.max(d[:n])) >= min_depth_db else 0
+
+    head = real(extent(bad), dev)
+    tail = real(extent(bad[::-1]), dev[::-1])
     if head == 0 and tail == 0:
         return None
     curve_b = np.ones(nb)
