@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 _CHUNK_FRAMES = 192
+# Ridge on a filter's departure from the broadband gain, relative to the mix's energy (see `fit`).
+NOISE_RIDGE = 0.01
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,14 @@ class Stats:
     smi: np.ndarray
     frames: np.ndarray
     seg_frames: int
+    robust_gain: np.ndarray | None = None
 
     def total(self, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.smm.sum(axis), self.sii.sum(axis), self.smi.sum(axis)
 
     def rotate(self, ramp: np.ndarray) -> "Stats":
         """The sums after the version is multiplied by ``ramp`` (bins,), a unit-modulus phase ramp."""
-        return Stats(self.smm, self.sii, self.smi * np.conj(ramp), self.frames, self.seg_frames)
+        return Stats(self.smm, self.sii, self.smi * np.conj(ramp), self.frames, self.seg_frames, self.robust_gain)
 
 
 def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: int, fold_frames: int,
@@ -203,16 +206,18 @@ class Model:
 
 
 def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np.ndarray,
-        ridge: float = 1e-3) -> np.ndarray:
+        ridge: float = 1e-3, robust_gain: np.ndarray | None = None) -> np.ndarray:
     """Fit a model from per-segment sums (segments, channels, bins); returns H (segments, channels, bins).
 
     Args:
         model: which model.
-        smm: unused by the fits (kept for symmetry), (segments, channels, bins).
+        smm: sums of |M|^2 (the noise scale of the ridge).
         sii: sums of |I|^2.
         smi: sums of M conj(I).
         nfr: frames per segment, (segments,).
         ridge: relative Tikhonov term: the denominator is ``S_ii (1 + ridge) + eps``.
+        robust_gain: a gain per channel measured robustly (magnitude mode, signed): when given, it is
+            the "gain" model and the centre the filters are shrunk towards.
 
     Returns:
         complex128 array (segments, channels, bins).
@@ -221,6 +226,8 @@ def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np
     tiny = 1e-20 + 1e-12 * float(sii.max(initial=0.0))
     if model.name == "gain":
         g = np.real(smi.sum(axis=(0, 2))) / (sii.sum(axis=(0, 2)) * (1 + ridge) + tiny)
+        if robust_gain is not None:
+            g = robust_gain
         return np.broadcast_to(g[None, :, None], (n_seg, ch, nb)).astype(np.complex128)
     total = max(float(nfr.sum()), 1.0)
     share = (model.prior * np.maximum(nfr, 1.0) / total)[:, None]
@@ -231,13 +238,21 @@ def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np
         return np.broadcast_to(g[:, :, None], (n_seg, ch, nb)).astype(np.complex128)
     gi = smooth_bins(sii.sum(0), model.octave)
     gm = smooth_bins(smi.sum(0), model.octave)
+    # Shrink towards the broadband gain g0 where the version is weak against the mix: the estimate's
+    # variance grows as S_mm / S_ii, so the ridge on the departure from g0 is NOISE_RIDGE * S_mm / g0^2.
+    g0 = np.real(smi.sum(axis=(0, 2))) / (sii.sum(axis=(0, 2)) + tiny)
+    if robust_gain is not None:
+        g0 = robust_gain
+    g0 = np.where(np.abs(g0) > 1e-6, g0, 1e-6)[:, None]
+    gmm = smooth_bins(smm.sum(0), model.octave) * NOISE_RIDGE / g0 ** 2
     if model.name == "static":
-        h = gm / (gi * (1 + ridge) + tiny)
+        h = g0 + (gm - g0 * gi) / (gi * (1 + ridge) + gmm + tiny)
         return np.broadcast_to(h[None], (n_seg, ch, nb)).astype(np.complex128)
     share = share[:, :, None]
     si = smooth_bins(sii, model.octave) + share * gi
     sm = smooth_bins(smi, model.octave) + share * gm
-    return sm / (si * (1 + ridge) + tiny)
+    smn = (smooth_bins(smm, model.octave) + share * smooth_bins(smm.sum(0), model.octave)) * NOISE_RIDGE / g0[None] ** 2
+    return g0[None] + (sm - g0[None] * si) / (si * (1 + ridge) + smn + tiny)
 
 
 def residual(h: np.ndarray, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray) -> np.ndarray:
@@ -250,7 +265,8 @@ def cv_residual(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
     total = np.zeros(st.smm.shape[0])
     for held in (0, 1):
         other = 1 - held
-        h = fit(model, st.smm[:, other], st.sii[:, other], st.smi[:, other], st.frames[:, other], ridge)
+        h = fit(model, st.smm[:, other], st.sii[:, other], st.smi[:, other], st.frames[:, other], ridge,
+                st.robust_gain)
         total += residual(h, st.smm[:, held], st.sii[:, held], st.smi[:, held])
     return total
 
@@ -287,7 +303,7 @@ def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0, min_
 
 def fit_all(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
     """Fit on both folds: H (segments, channels, bins)."""
-    return fit(model, st.smm.sum(1), st.sii.sum(1), st.smi.sum(1), st.frames.sum(1), ridge)
+    return fit(model, st.smm.sum(1), st.sii.sum(1), st.smi.sum(1), st.frames.sum(1), ridge, st.robust_gain)
 
 
 def frame_filters(h: np.ndarray, seg_frames: int, j0: int, j1: int) -> np.ndarray:
