@@ -251,9 +251,13 @@ def make_pair(name: str, seed: int, index: int, *, duration_s: float = 32.0, sr:
     ver = ver[:n_ver] * ver_env
     head = 0
     if name == "acapella":
-        head = int(rng.uniform(3.0, 10.0) * sr)
-        tail = int(rng.uniform(3.0, 8.0) * sr)
-        ver = fade(ver[head:n_ver - tail].copy(), sr, 0.2, 0.5)
+        # Acapellas are cut where the voice rests: the quietest 0.4 s near a random point.
+        e = np.convolve(np.mean(voc ** 2, axis=1)[::441], np.ones(40), "same")
+        h0, t0 = int(rng.uniform(3.0, 10.0) * 100), int(rng.uniform(3.0, 8.0) * 100)
+        head = (h0 - 150 + int(np.argmin(e[h0 - 150:h0 + 150]))) * 441
+        te = n_ver // 441 - t0
+        tail = n_ver - (te - 150 + int(np.argmin(e[te - 150:te + 150]))) * 441
+        ver = ver[head:n_ver - tail] * fade(np.ones(n_ver - tail - head, np.float32), sr, 0.2, 0.5)[:, None]
         notes.append(f"acapella trimmed {head / sr:.1f} s head, {tail / sr:.1f} s tail")
     if name == "different_mix":
         # A re-performed take: a slow random time warp (a few ms), another EQ and stereo image.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pairminer.errors import AudioError
-from pairminer.stems import grade, lag, matchfilter as mf
+from pairminer.stems import edges, grade, lag, matchfilter as mf
 
 KINDS = ("instrumental", "karaoke", "off_vocal", "acapella")
 
@@ -51,7 +51,13 @@ class AlignParams:
         min_cancellation_db: below this cancellation the spectral fallback is used.
         cancel_quantile: quantile of the per-bin residual-to-mix ratio read by the grade.
         weight_power: sharpness of the version-dominance weights of the filter fits.
-        select_z: a more complex filter model must lower the held-out residual by this many standard errors.
+        select_z: a more complex filter model must lower the held-out residual by this many standard errors...
+        select_min_gain_db: ...or by this many dB in all.
+        min_presence_db: for an accompaniment version, the head and tail where it is this far below the
+            mix (faded out, or not yet in) are left out of the covered range.
+        fade_tol_db: a head or tail whose local gain departs from the song's by more than this is a
+            different fade, undone by a gain curve (accompaniment versions only).
+        keep_alternative: also return the vocals of the method not chosen (for calibration).
     """
 
     search_window_s: float = 0.5
@@ -61,15 +67,19 @@ class AlignParams:
     min_drift_samples: float = 0.25
     n_fft: int = 4096
     hop: int = 1024
-    segment_s: float = 3.0
+    segment_s: float = 1.5
     fold_s: float = 0.4
     octaves: tuple[float, ...] = (1 / 12, 1 / 3)
     priors: tuple[float, ...] = (0.5, 3.0)
     ridge: float = 1e-3
-    min_cancellation_db: float = 12.0
+    min_cancellation_db: float = 18.0
     cancel_quantile: float = 0.2
     weight_power: float = 2.0
     select_z: float = 2.0
+    select_min_gain_db: float = 0.5
+    min_presence_db: float = -20.0
+    fade_tol_db: float = 1.0
+    keep_alternative: bool = False
 
 
 @dataclass
@@ -77,7 +87,8 @@ class PairStems:
     """Stems of one pair over the range the version covers.
 
     Attributes:
-        mixture: the mix over the covered range, (n_samples, channels) float32.
+        mixture: the mix over the covered range, (n_samples, channels) float32: the float32 sum of the
+            stems, within one rounding (~1e-7) of the input mix.
         vocals: vocal stem, same shape.
         instrumental: accompaniment stem, same shape; ``vocals + instrumental == mixture`` exactly.
         mix_start_sample: first mix sample of the covered range.
@@ -95,6 +106,8 @@ class PairStems:
         model_scores: held-out residual of each candidate, dB relative to the best.
         lag_windows: drift windows used / kept by the robust fit.
         lag_residual_std: RMS residual of the kept windows' lags around the drift line (samples).
+        measured_drift_ppm: the drift the lag windows showed, even when too small to correct.
+        alternative_vocals: with `AlignParams.keep_alternative`, the other method's vocals.
     """
 
     mixture: np.ndarray
@@ -116,6 +129,7 @@ class PairStems:
     lag_windows: tuple[int, int] = (0, 0)
     lag_residual_std: float = float("nan")
     measured_drift_ppm: float = 0.0
+    alternative_vocals: np.ndarray | None = None
 
 
 def conform(version: np.ndarray, src_sr: int, src_channels: int, sr: int, channels: int) -> np.ndarray:
@@ -166,13 +180,17 @@ def _check(mix: np.ndarray, version: np.ndarray, kind: str) -> None:
         raise AudioError("mix or version is shorter than 4096 samples")
 
 
-def _stems(mix_c: np.ndarray, part: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(vocals, instrumental) from the mix and the version's part of it; they add up to the mix exactly."""
-    if kind == "acapella":
-        vocals = part.astype(np.float32)
-        return vocals, (mix_c - vocals).astype(np.float32)
-    inst = part.astype(np.float32)
-    return (mix_c - inst).astype(np.float32), inst
+def _stems(mix_c: np.ndarray, part: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mixture, vocals, instrumental) from the mix and the version's part of it.
+
+    The other stem is the mix minus the version's part; `mixture` is then the float32 sum of the two
+    stems, so ``vocals + instrumental == mixture`` holds exactly (float32 subtraction is not exactly
+    invertible; the sum differs from the input mix by at most one float32 rounding, ~-150 dBFS).
+    """
+    part = part.astype(np.float32)
+    other = (mix_c - part).astype(np.float32)
+    vocals, inst = (part, other) if kind == "acapella" else (other, part)
+    return (vocals + inst).astype(np.float32), vocals, inst
 
 
 def _covered(n_mix: int, n_ver: int, d: int) -> tuple[int, int]:
@@ -236,31 +254,36 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     fit, n_win = measure_lag(mono_m, mono_v, sr, coarse, params)
     if fit.n_inliers == 0:
         fit = lag.DriftFit(float(coarse), 0.0, 0, float("nan"), 1)
-    eps = fit.slope
-    measured_ppm = eps * 1e6
-    if abs(measured_ppm) > params.max_drift_ppm or abs(eps) * len(mix) < params.min_drift_samples or fit.n_inliers < 3:
-        eps = 0.0
-    mid = len(mix) / 2
-    if eps:
+    measured_ppm = fit.slope * 1e6
+    # Drift: resample by the fitted slope, measure the lags again on the corrected version, repeat while
+    # a residual drift remains (a window's GCC peak is smeared by the drift within it, so the first fit
+    # is biased by a few ppm; on the corrected version the peaks are sharp).
+    eps, ver, cur = 0.0, version, fit
+    for _ in range(3):
+        total = (1 + eps) * (1 + cur.slope) - 1
+        if (cur.n_inliers < 3 or abs(cur.slope) * len(mix) < params.min_drift_samples
+                or abs(total) * 1e6 > params.max_drift_ppm):
+            break
+        pred = cur.intercept / (1 + cur.slope)
+        eps = total
         ver = soxr.resample(version, sr * (1 + eps), sr, quality="VHQ").astype(np.float32)
-        pred = fit.intercept / (1 + eps)
-    else:
-        ver = version
-        pred = fit.intercept + fit.slope * mid
-    # The lag on the corrected version, measured again (small search): the robust centre of the windows.
-    ll = lag.local_lags(mono_m, ver.mean(axis=1), sr, int(round(pred)), 32, params.drift_window_s,
-                        params.max_windows)
-    if len(ll.lag):
-        a, _, inl, _ = lag.robust_line(ll.centre, ll.lag, ll.weight + 1e-3)
-        centre = float(np.median(ll.lag[inl])) if inl.any() else pred
-    else:
-        centre = pred
+        ll = lag.local_lags(mono_m, ver.mean(axis=1), sr, int(round(pred)), 64, params.drift_window_s,
+                            params.max_windows)
+        cur = lag.fit_drift(ll)
+        if cur.n_inliers == 0:
+            cur = lag.DriftFit(pred, 0.0, 0, float("nan"), fit.polarity)
+    centre = cur.intercept + cur.slope * len(mix) / 2
     k = int(round(centre))
     n0, n1 = _covered(len(mix), len(ver), k)
     if n1 - n0 < params.n_fft:
         raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}: too little to subtract")
+    if kind != "acapella":
+        n0, n1 = edges.present(mix, ver, k, n0, n1, sr, params.min_presence_db)
     mix_c = np.ascontiguousarray(mix[n0:n1])
     ver_c = _slice(ver, n0 + k, n1 + k)
+    curve = edges.fade_curve(mix_c, ver_c, sr, params.fade_tol_db) if kind != "acapella" else None
+    if curve is not None:
+        ver_c *= curve[:, None]
     stft = mf.Stft(n1 - n0, params.n_fft, params.hop)
     seg_frames = max(1, int(round(params.segment_s * sr / params.hop)))
     fold_frames = max(1, int(round(params.fold_s * sr / params.hop)))
@@ -268,6 +291,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
 
     k0 = refine_offset(mono_m, mono_v, sr, coarse_offset_s, params.search_window_s).offset_samples
     ver_int = _slice(version, n0 + k0, n1 + k0)
+    if curve is not None:
+        ver_int *= curve[:, None]
     st, st_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames)
 
     # Fractional lag from the song-wide cross-spectrum, coherence-weighted (Hannan-Thomson / Carter).
@@ -281,23 +306,38 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     st = st.rotate(ramp)
 
     # Second pass: sums weighted by how much the version dominates each bin (the voice cannot bias them).
+    # The prior is a slow gain track (fades and gain riding are not the voice).
     gain = mf.Model("gain")
-    g0 = mf.fit_all(gain, st)[0, :, 0].real
-    g0_int = mf.fit_all(gain, st_int)[0, :, 0].real
+    track = mf.Model("track", prior=max(params.priors))
+    g0 = mf.fit_all(track, st)[:, :, :1]
+    g0_int = mf.fit_all(track, st_int)[:, :, :1]
     stw, stw_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames,
                                  prior=[(g0, ramp), (g0_int, np.ones_like(ramp))], power=params.weight_power)
     stw = stw.rotate(ramp)
+    # One gain per channel by the magnitude mode (voice-free bins pile up at |M|/|I| = g), signed by the
+    # least-squares sign: sharper than least squares, whose voice cross-term does not vanish on a song.
+    for s_, v_ in ((stw, ver_c), (stw_int, ver_int)):
+        sign = np.sign(mf.fit_all(gain, s_)[0, :, 0].real)
+        mag = grade.magnitude_gains(mix_c, v_, stft)
+        if np.all(np.isfinite(mag)):
+            s_.robust_gain = np.where(sign == 0, 1.0, sign) * mag
 
     # Candidates from the simplest to the most complex, scored on held-out frames.
     cands: dict[str, tuple[mf.Model, mf.Stats, np.ndarray | None, np.ndarray]] = {
         "integer lag, gain": (gain, stw_int, None, ver_int)}
-    models = [gain] + [mf.Model("static", o) for o in sorted(params.octaves, reverse=True)]
-    if stw.smm.shape[0] > 2:
+    models = [gain]
+    if kind != "acapella":
+        # Over an acapella's span the accompaniment (same key, same beat) is not uncorrelated enough
+        # with the voice: held-out scores still favour filters that lose 5-20 dB of SDR (measured on
+        # seed 1), so an acapella gets one gain per channel only.
+        models += [mf.Model("static", o) for o in sorted(params.octaves, reverse=True)]
+    if stw.smm.shape[0] > 2 and kind != "acapella":
+        models += [mf.Model("track", prior=p) for p in sorted(params.priors, reverse=True)]
         models += [mf.Model("segment", o, p) for o in sorted(params.octaves, reverse=True) for p in sorted(params.priors, reverse=True)]
     for m in models:
         cands[m.label] = (m, stw, ramp, ver_c)
     scores = {name: mf.cv_residual(m, s, params.ridge) for name, (m, s, _, _) in cands.items()}
-    best = mf.select(scores, list(cands), params.select_z)
+    best = mf.select(scores, list(cands), params.select_z, params.select_min_gain_db)
     ref = float(scores[best].sum())
     model_scores = {n: float(10 * np.log10(max(float(v.sum()), 1e-30) / max(ref, 1e-30))) for n, v in scores.items()}
     model, s_best, ramp_best, ver_best = cands[best]
@@ -312,20 +352,26 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     out = dict(mix_start_sample=n0, n_samples=n1 - n0, sr=sr, cancellation_db=canc,
                drift_ppm=0.0 if integer else eps * 1e6, measured_drift_ppm=measured_ppm,
                polarity=int(np.sign(g_fit.sum()) or 1) if not integer else pol,
-               lag_samples=float(k0) if integer else k - tau + (0.0 if not eps else 0.0),
+               lag_samples=float(k0) if integer else k - tau,
                gain_db=[float(20 * np.log10(max(abs(g), 1e-12))) for g in g_fit], filter_dev_db=dev,
                model=best, model_scores=model_scores, lag_windows=(n_win, fit.n_inliers),
                lag_residual_std=fit.residual_std)
-    if np.isfinite(canc) and canc >= params.min_cancellation_db:
-        vocals, inst = _stems(mix_c, matched, kind)
-        return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="waveform", **out)
-    del matched
-    gains = grade.magnitude_gains(mix_c, ver_best, stft)
-    part = grade.spectral_part(mix_c, ver_best, stft, gains)
-    vocals, inst = _stems(mix_c, part, kind)
-    reason = (f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "
-              "(a different mix, or faults the matching filter cannot model)")
-    return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, method="spectral", reason=reason, **out)
+    waveform = bool(np.isfinite(canc) and canc >= params.min_cancellation_db)
+    alt = None
+    if not waveform or params.keep_alternative:
+        gains = grade.magnitude_gains(mix_c, ver_best, stft)
+        spectral = grade.spectral_part(mix_c, ver_best, stft, gains)
+        if waveform:
+            alt = _stems(mix_c, spectral, kind)[1]
+        else:
+            alt = _stems(mix_c, matched, kind)[1] if params.keep_alternative else None
+            matched = spectral
+    mixture, vocals, inst = _stems(mix_c, matched, kind)
+    reason = "" if waveform else (
+        f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "
+        "(a different mix, or faults the matching filter cannot model)")
+    return PairStems(mixture=mixture, vocals=vocals, instrumental=inst, method="waveform" if waveform else "spectral",
+                     reason=reason, alternative_vocals=alt, **out)
 
 
 def naive_subtract(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, coarse_offset_s: float = 0.0,
@@ -361,7 +407,7 @@ def naive_subtract(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, coa
         vv.append(np.abs(stft.frames(ver_c.mean(axis=1, keepdims=True), j0, j1)[::2]))
     g = estimate_gain(np.concatenate(mm), np.concatenate(vv))
     g = 1.0 if not np.isfinite(g) else g
-    vocals, inst = _stems(mix_c, ver_c * np.float32(g), kind)
-    return PairStems(mixture=mix_c, vocals=vocals, instrumental=inst, mix_start_sample=n0, n_samples=n1 - n0,
+    mixture, vocals, inst = _stems(mix_c, ver_c * np.float32(g), kind)
+    return PairStems(mixture=mixture, vocals=vocals, instrumental=inst, mix_start_sample=n0, n_samples=n1 - n0,
                      sr=sr, method="naive", lag_samples=float(k), gain_db=[float(20 * np.log10(g))],
                      model="integer lag, magnitude gain")

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 _CHUNK_FRAMES = 192
+# Ridge on a filter's departure from the broadband gain, relative to the mix's energy (see `fit`).
+NOISE_RIDGE = 0.01
 
 
 @dataclass(frozen=True)
@@ -88,22 +90,23 @@ class Stats:
     smi: np.ndarray
     frames: np.ndarray
     seg_frames: int
+    robust_gain: np.ndarray | None = None
 
     def total(self, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.smm.sum(axis), self.sii.sum(axis), self.smi.sum(axis)
 
     def rotate(self, ramp: np.ndarray) -> "Stats":
         """The sums after the version is multiplied by ``ramp`` (bins,), a unit-modulus phase ramp."""
-        return Stats(self.smm, self.sii, self.smi * np.conj(ramp), self.frames, self.seg_frames)
+        return Stats(self.smm, self.sii, self.smi * np.conj(ramp), self.frames, self.seg_frames, self.robust_gain)
 
 
 def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: int, fold_frames: int,
                prior: list[tuple[np.ndarray, np.ndarray]] | None = None, power: float = 2.0) -> list[Stats]:
     """One pass over the mix and one or more aligned versions: the per-segment, per-fold sums.
 
-    With `prior` (one (gain per channel, phase ramp) per version), every bin is weighted by how much
-    the version dominates it, ``w = (P / (P + R))^power`` with ``P = |g I|^2`` and ``R`` the smallest
-    residual ``|M - g I|^2`` over the versions: bins where the other source (the voice, for an
+    With `prior` (one (filters (segments, channels, 1 or bins), phase ramp) per version), every bin is
+    weighted by how much the version dominates it, ``w = (P / (P + R))^power`` with ``P = |H I|^2`` and
+    ``R`` the smallest residual ``|M - H I|^2`` over the versions: bins where the other source (the voice, for an
     instrumental) dominates hardly count, so it cannot bias the filters (a robust, IRLS-style
     regression with the other source as the outlier; Egbert & Booker 1986 do the same for
     magnetotelluric transfer functions). All versions share the weights, so their sums compare.
@@ -114,7 +117,7 @@ def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: 
         stft: geometry for that length.
         seg_frames: frames per segment of the time-varying filter.
         fold_frames: frames per cross-validation block (blocks alternate between folds 0 and 1).
-        prior: None (unweighted sums), or per version (gains (channels,), ramp (bins,)).
+        prior: None (unweighted sums), or per version (filters (segments, channels, 1 or bins), ramp (bins,)).
         power: sharpness of the weights.
 
     Returns:
@@ -130,8 +133,8 @@ def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: 
         specs = [stft.frames(v, j0, j1) for v in vers]
         w = None
         if prior is not None:
-            pred = [s * (np.asarray(g, np.float32)[None, :, None] * r.astype(np.complex64)[None, None, :])
-                    for s, (g, r) in zip(specs, prior)]
+            pred = [s * frame_filters(h, seg_frames, j0, j1) * r.astype(np.complex64)[None, None, :]
+                    for s, (h, r) in zip(specs, prior)]
             res = np.min([np.abs(m - p) ** 2 for p in pred], axis=0)
             pw = np.abs(pred[0]) ** 2
             w = (pw / (pw + res + 1e-20)) ** power
@@ -180,7 +183,8 @@ class Model:
     """A matching-filter model: its name and how it is fitted from sums.
 
     Attributes:
-        name: "gain" (one real gain per channel), "static" (one filter per channel),
+        name: "gain" (one real gain per channel), "track" (one real gain per segment and channel, shrunk
+            towards the song-wide one: fades, slow gain riding), "static" (one filter per channel),
             "segment" (one filter per segment and channel, shrunk towards the static one).
         octave: frequency smoothing (fraction of an octave) for the filters.
         prior: shrinkage strength of a segment filter towards the static one, in segments' worth of data.
@@ -194,22 +198,26 @@ class Model:
     def label(self) -> str:
         if self.name == "gain":
             return "gain"
+        if self.name == "track":
+            return f"gain track(prior {self.prior:g})"
         if self.name == "static":
             return f"static(1/{round(1 / self.octave)} oct)"
         return f"segment(1/{round(1 / self.octave)} oct, prior {self.prior:g})"
 
 
 def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np.ndarray,
-        ridge: float = 1e-3) -> np.ndarray:
+        ridge: float = 1e-3, robust_gain: np.ndarray | None = None) -> np.ndarray:
     """Fit a model from per-segment sums (segments, channels, bins); returns H (segments, channels, bins).
 
     Args:
         model: which model.
-        smm: unused by the fits (kept for symmetry), (segments, channels, bins).
+        smm: sums of |M|^2 (the noise scale of the ridge).
         sii: sums of |I|^2.
         smi: sums of M conj(I).
         nfr: frames per segment, (segments,).
         ridge: relative Tikhonov term: the denominator is ``S_ii (1 + ridge) + eps``.
+        robust_gain: a gain per channel measured robustly (magnitude mode, signed): when given, it is
+            the "gain" model and the centre the filters are shrunk towards.
 
     Returns:
         complex128 array (segments, channels, bins).
@@ -218,17 +226,33 @@ def fit(model: Model, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray, nfr: np
     tiny = 1e-20 + 1e-12 * float(sii.max(initial=0.0))
     if model.name == "gain":
         g = np.real(smi.sum(axis=(0, 2))) / (sii.sum(axis=(0, 2)) * (1 + ridge) + tiny)
+        if robust_gain is not None:
+            g = robust_gain
         return np.broadcast_to(g[None, :, None], (n_seg, ch, nb)).astype(np.complex128)
+    total = max(float(nfr.sum()), 1.0)
+    share = (model.prior * np.maximum(nfr, 1.0) / total)[:, None]
+    if model.name == "track":
+        num = np.real(smi.sum(axis=2)) + share * np.real(smi.sum(axis=(0, 2)))[None]
+        den = sii.sum(axis=2) + share * sii.sum(axis=(0, 2))[None]
+        g = num / (den * (1 + ridge) + tiny)
+        return np.broadcast_to(g[:, :, None], (n_seg, ch, nb)).astype(np.complex128)
     gi = smooth_bins(sii.sum(0), model.octave)
     gm = smooth_bins(smi.sum(0), model.octave)
+    # Shrink towards the broadband gain g0 where the version is weak against the mix: the estimate's
+    # variance grows as S_mm / S_ii, so the ridge on the departure from g0 is NOISE_RIDGE * S_mm / g0^2.
+    g0 = np.real(smi.sum(axis=(0, 2))) / (sii.sum(axis=(0, 2)) + tiny)
+    if robust_gain is not None:
+        g0 = robust_gain
+    g0 = np.where(np.abs(g0) > 1e-6, g0, 1e-6)[:, None]
+    gmm = smooth_bins(smm.sum(0), model.octave) * NOISE_RIDGE / g0 ** 2
     if model.name == "static":
-        h = gm / (gi * (1 + ridge) + tiny)
+        h = g0 + (gm - g0 * gi) / (gi * (1 + ridge) + gmm + tiny)
         return np.broadcast_to(h[None], (n_seg, ch, nb)).astype(np.complex128)
-    total = max(float(nfr.sum()), 1.0)
-    share = (model.prior * np.maximum(nfr, 1.0) / total)[:, None, None]
+    share = share[:, :, None]
     si = smooth_bins(sii, model.octave) + share * gi
     sm = smooth_bins(smi, model.octave) + share * gm
-    return sm / (si * (1 + ridge) + tiny)
+    smn = (smooth_bins(smm, model.octave) + share * smooth_bins(smm.sum(0), model.octave)) * NOISE_RIDGE / g0[None] ** 2
+    return g0[None] + (sm - g0[None] * si) / (si * (1 + ridge) + smn + tiny)
 
 
 def residual(h: np.ndarray, smm: np.ndarray, sii: np.ndarray, smi: np.ndarray) -> np.ndarray:
@@ -241,20 +265,26 @@ def cv_residual(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
     total = np.zeros(st.smm.shape[0])
     for held in (0, 1):
         other = 1 - held
-        h = fit(model, st.smm[:, other], st.sii[:, other], st.smi[:, other], st.frames[:, other], ridge)
+        h = fit(model, st.smm[:, other], st.sii[:, other], st.smi[:, other], st.frames[:, other], ridge,
+                st.robust_gain)
         total += residual(h, st.smm[:, held], st.sii[:, held], st.smi[:, held])
     return total
 
 
-def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0) -> str:
+def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0, min_gain_db: float = 0.25) -> str:
     """Pick a model: the simplest first, a more complex one only when it lowers the held-out residual
-    significantly, i.e. by more than `z` standard errors of the per-segment differences (a paired test).
+    clearly: by more than `z` standard errors of the per-segment differences (a paired test, for
+    improvements spread over the song), or by more than `min_gain_db` in all (for improvements
+    concentrated in a few segments, such as a fade). Held-out frames still share notes with the
+    frames next to them, so the more complex models win a little (0.02-0.2 dB) even on a pair that
+    one gain explains exactly; both rules stay above that.
 
     Args:
         scores: per-segment held-out residuals of each model.
         order: model names from the simplest to the most complex; the first two are one-gain models
             and the lower of them starts.
         z: significance in standard errors.
+        min_gain_db: smallest total improvement (dB) accepted without significance.
 
     Returns:
         The chosen name.
@@ -264,14 +294,16 @@ def select(scores: dict[str, np.ndarray], order: list[str], z: float = 2.0) -> s
         d = scores[best] - scores[name]
         n = len(d)
         se = float(np.std(d, ddof=1) * np.sqrt(n)) if n > 1 else float("inf")
-        if float(d.sum()) > z * se and float(d.sum()) > 0:
+        total = float(d.sum())
+        gain_db = 10 * np.log10(max(float(scores[best].sum()), 1e-30) / max(float(scores[name].sum()), 1e-30))
+        if total > 0 and (total > z * se or gain_db > min_gain_db):
             best = name
     return best
 
 
 def fit_all(model: Model, st: Stats, ridge: float = 1e-3) -> np.ndarray:
     """Fit on both folds: H (segments, channels, bins)."""
-    return fit(model, st.smm.sum(1), st.sii.sum(1), st.smi.sum(1), st.frames.sum(1), ridge)
+    return fit(model, st.smm.sum(1), st.sii.sum(1), st.smi.sum(1), st.frames.sum(1), ridge, st.robust_gain)
 
 
 def frame_filters(h: np.ndarray, seg_frames: int, j0: int, j1: int) -> np.ndarray:
