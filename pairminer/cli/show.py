@@ -33,13 +33,15 @@ def show(pair_id, out, dest, clip_s, audio_root, quiet, verbose):
     if not 0.5 <= clip_s <= 600:
         raise ConfigError(f"--clip-s must be between 0.5 and 600 seconds (got {clip_s})")
     res = show_pair(out, pair_id, dest, clip_s=clip_s, audio_root=audio_root)
-    click.echo(f"pair {res.pair_id}")
+    from ..termsafe import clean
+
+    click.echo(f"pair {clean(res.pair_id)}")
     width = max(len(k) for k in res.metadata) if res.metadata else 0
     for k, v in res.metadata.items():
-        click.echo(f"  {k.ljust(width)}  {'' if v is None else v}")
+        click.echo(f"  {k.ljust(width)}  {'' if v is None else clean(v)}")
     click.echo("verdicts")
     for v in res.verdicts:
-        click.echo(f"  {v['stage']:<9} {v['verdict']:<14} {v['detail']}")
+        click.echo(f"  {v['stage']:<9} {v['verdict']:<14} {clean(v['detail'])}")
     if res.audio_note:
         click.echo(f"audio: {res.audio_note}")
     click.echo(f"wrote {', '.join(res.files)} to {res.folder}")

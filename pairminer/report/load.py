@@ -199,6 +199,9 @@ def _fmt_hours(x: Any) -> str:
 
 
 def _text_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    from ..termsafe import clean
+
+    rows = [[clean(c) for c in r] for r in rows]  # catalog text (genres, titles) is untrusted
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def line(cells):
