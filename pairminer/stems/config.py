@@ -41,7 +41,7 @@ class StemsConfig(StageConfig):
     sr: int | None = None
     format: Literal["wav", "flac"] = "wav"
     subtype: Literal["PCM_16", "PCM_24", "FLOAT"] = "PCM_16"
-    min_cancellation_db: float = 18.0
+    min_cancellation_db: float = 18.1
     fallback: Literal["spectral", "skip"] = "spectral"
     search_window_s: float = 0.5
     max_drift_ppm: float = 500.0

@@ -55,7 +55,7 @@ class TargetsConfig(StageConfig):
     max_duration_s: float = 1800.0
     vocal_frame_db: float = -15.0
     vocal_target: Literal["waveform", "magnitude"] = "waveform"
-    min_cancellation_db: float = 18.0
+    min_cancellation_db: float = 18.1
 
     def check(self) -> None:
         if self.sr < 1000:
