@@ -179,3 +179,38 @@ def test_verify_and_targets_plan_per_batch_of_rows_with_the_same_results(corpus,
     assert parts[1].counts == whole[1].counts
     rep = json.loads((tmp_path / "parts" / "verify-report.json").read_text())
     assert rep["counts"]["verified"] == 3 and rep["counts"]["errors_by_reason"] == {"file not found": 1}
+
+
+def _tree(root) -> dict[str, str]:
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): _digest(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith("-report.json")}
+
+
+@pytest.mark.parametrize("chain", [("verify", "targets"), ("verify", "stems"), ("verify", "targets", "stems")])
+def test_every_chain_of_the_audio_pass_writes_what_the_stages_write_alone(corpus, tmp_path, chain):
+    """One driver, three configurations: the fused outputs are byte-identical to the stages run one by one."""
+    from pairminer.stems.config import StemsConfig
+    from pairminer.stems.stage import run_stems
+
+    _, cands = corpus
+    configs = {"verify": VerifyConfig(no_cache=True), "targets": TargetsConfig(shard_mb=SMALL_SHARD_MB),
+               "stems": StemsConfig()}
+    sep = tmp_path / "sep"
+    v = run_verify(cands, sep, configs["verify"], scheduler="synchronous", progress=False)
+    if "targets" in chain:
+        run_targets(v.verified_path, sep / "targets", configs["targets"], scheduler="synchronous", progress=False)
+    if "stems" in chain:
+        run_stems(v.verified_path, sep / "stems", configs["stems"], scheduler="synchronous", progress=False)
+    fused = tmp_path / "fused"
+    outs = {"verify": str(fused), "targets": str(fused / "targets"), "stems": str(fused / "stems")}
+    got = run_pass(str(cands), {s: outs[s] for s in chain}, {s: configs[s] for s in chain}, scheduler="threads",
+                   progress=False)
+    assert set(got) == set(chain)
+    assert _digest(fused / "verified.parquet") == _digest(sep / "verified.parquet")
+    for stage in chain[1:]:
+        a, b = _tree(sep / stage), _tree(fused / stage)
+        assert a == b and len(a) >= 3, stage
+        assert got[stage].counts["written"] == 3

@@ -148,3 +148,33 @@ def test_clock_drift_is_measured_and_corrected_on_a_short_pair(first_run):
     out, _, truth = first_run
     by = pd.read_parquet(out / "metadata.parquet").set_index("pair_id")
     assert abs(by.loc["drift/2", "drift_ppm"] - truth["drift/2"].drift_ppm) < 5.0
+
+
+def test_kill_9_mid_run_then_rerun_gives_the_files_of_an_uninterrupted_run(first_run, corpus, tmp_path):
+    """A real SIGKILL of `pairminer stems` once its first pair folder exists; the rerun completes it."""
+    import os
+    import signal
+    import time
+
+    out, _, _ = first_run
+    verified, _ = corpus
+    target = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "pairminer", "stems", str(verified), "-o", str(target), "-q",
+                             "--scheduler", "synchronous"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 300 and proc.poll() is None:
+        if any(p.is_dir() and not p.name.startswith(".") for p in target.glob("*/*")):
+            break
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert killed, "the run finished before it could be killed"
+    assert not (target / "stems-report.json").exists()  # the report marks a complete run
+    again = subprocess.run([sys.executable, "-m", "pairminer", "stems", str(verified), "-o", str(target), "-q",
+                            "--scheduler", "synchronous"], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _files(target) == _files(out)
