@@ -183,10 +183,11 @@ def make_soundtrack_catalog(n_rows: int, seed: int = 0, *, songs_per_album: floa
             t = song_title()
             d = song_dur()
             albums = [f"{t} / {_SINGERS[rng.integers(len(_SINGERS))]}", f"{fname} Vocal Collection", ost]
-            mixes = [add(fname, t, d + float(rng.uniform(-0.4, 0.4)), al) for al in albums]
+            durs = [d + float(rng.uniform(-0.4, 0.4)) for _ in albums]  # one recording, as each album encodes it
+            mixes = [add(fname, t, dd, al) for dd, al in zip(durs, albums)]
             k = int(rng.integers(len(albums)))
             kind, form = _PLAIN_FORMS[rng.integers(len(_PLAIN_FORMS))]
-            v = add(fname, form.format(t=t), near(d), albums[k])
+            v = add(fname, form.format(t=t), near(durs[k]), albums[k])
             truth.append((mixes[k], v, kind, "st_best_mix"))
         # a karaoke collection holds versions only: its version pairs across albums with the one
         # recording of its song (on a single of its own)
@@ -209,9 +210,10 @@ def make_soundtrack_catalog(n_rows: int, seed: int = 0, *, songs_per_album: floa
             for s in singers.tolist():
                 album = f"{t} / {_SINGERS[s]}"
                 art = fname if franchise_mode else album
-                m = add(art, t, d + float(rng.uniform(-0.4, 0.4)), album)
+                dd = d + float(rng.uniform(-0.4, 0.4))
+                m = add(art, t, dd, album)
                 kind, form = _PLAIN_FORMS[rng.integers(len(_PLAIN_FORMS))]
-                v = add(art, form.format(t=t), near(d), album)
+                v = add(art, form.format(t=t), near(dd), album)
                 truth.append((m, v, kind, "st_best_mix"))
         # a B-side remix single: its own album holds the remix (titled as the song), the soundtrack the
         # original, at a length within the window
@@ -220,8 +222,9 @@ def make_soundtrack_catalog(n_rows: int, seed: int = 0, *, songs_per_album: floa
             d = song_dur()
             m_orig = add(fname, t, d, ost)
             remix_album = f"{t} (Remixes)"
-            m_remix = add(fname, t, d + float(rng.uniform(-0.9, 0.9)), remix_album)
-            v = add(fname, f"{t} (Instrumental)", near(d + 0.0), remix_album)
+            d_remix = d + float(rng.uniform(-0.9, 0.9))
+            m_remix = add(fname, t, d_remix, remix_album)
+            v = add(fname, f"{t} (Instrumental)", near(d_remix), remix_album)
             truth.append((m_remix, v, "instrumental", "st_bside_remix"))
             traps.append((v, "st_trap_bside_wrong_mix", m_orig))
             vo = add(fname, f"{t} (Off Vocal)", near(d), ost)
