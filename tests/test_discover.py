@@ -388,7 +388,10 @@ def test_title_parts_fast_paths_agree_with_the_title_model():
               "Song- Live", "Song - ", " - Live", "$$$ - Live", "Song  -  Radio Edit", "Song (Live) ", "Song (Live]",
               "Song ()", "A - B - C", "Song feat. X - Live", "Song ft X (Live)", "Song - feat. X", "Song <Live>",
               "Song{Live}", "(Live)", "Song (Nova Remix)", "Song - Instrumental", "a_b - _", 'Song (12" Mix)',
-              "Song - !!!", "Song\t- Live", "Song - Live\x7f", "Café - Live", "x" * 2000 + " - Live"]
+              "Song - !!!", "Song\t- Live", "Song - Live\x7f", "Café - Live", "x" * 2000 + " - Live",
+              "01 - Song.mp3", "03 - Song (Live).FLAC", "7 Rings.m4a", ".mp3", "Song.mp3 ", "1-03 Song.flac",
+              "02. Song - Radio Edit.wav", "Song (Full Chorus Ver.)", "Song -OP ver-", "Song (Vocals)",
+              "Song (Game Size)", "Song.mp3\x1c"]
     titles += ["".join(rng.choice("abc AB()-[]{}<>~ftea.2009RemasteredLiveRadioEditMix\"$!_'")
                        for _ in range(rng.randint(0, 25))) for _ in range(4000)]
     heads = ["Song", "Blue sky", "A b c", "Ft", "Jay feat Z", "x", "!!!"]
@@ -403,3 +406,77 @@ def test_title_parts_fast_paths_agree_with_the_title_model():
     want = [(p.base, p.recording_key, p.edit_key) for p in map(original_parts, titles)]
     assert [(t, g, w) for t, g, w in zip(titles, got, want) if g != w] == []
     assert _one_decoration_parts(pa.array(titles))[0].mean() > 0.2  # the fast path is taken
+
+
+# --- soundtrack catalogs ---
+
+ALBUM_HEADER = "track_id,artist,title,duration,genre,audio_path,album\n"
+
+
+def test_mix_on_the_versions_own_album_wins(write_csv, tmp_path):
+    """The same song on a single, a vocal collection and the soundtrack, the franchise as the artist:
+    each version takes the mix of its own album; a karaoke collection's version takes any of them."""
+    rows = ["s1,Star Quest,Hoshi,240,,,Hoshi / Kana", "c1,Star Quest,Hoshi,240,,,Star Quest Vocal Collection",
+            "o1,Star Quest,Hoshi,240.5,,,Star Quest OST",
+            "vs,Star Quest,Hoshi (Off Vocal),240.5,,,Hoshi / Kana",
+            "vc,Star Quest,Hoshi (Instrumental),240,,,Star Quest Vocal Collection",
+            "vo,Star Quest,Hoshi (Karaoke),240,,,Star Quest OST",
+            "vk,Star Quest,Hoshi (Karaoke),240,,,Star Quest Karaoke Collection"]
+    _, c = _run(write_csv(ALBUM_HEADER + "\n".join(rows) + "\n"), tmp_path)
+    got = dict(zip(c["version_track_id"], c["mix_track_id"]))
+    assert (got["vs"], got["vc"], got["vo"]) == ("s1", "c1", "o1")
+    assert got["vk"] in {"s1", "c1", "o1"}
+    assert (c["n_near_best"] == 3).all()
+
+
+def test_without_an_album_column_the_same_artist_credit_is_the_release(write_csv, tmp_path):
+    """Album as the artist: "Song / Kana" and "Song / Yui" share the key "song"; each off vocal takes its single's mix."""
+    rows = ["k,Hoshi / Kana,Hoshi,240,,", "y,Hoshi / Yui,Hoshi,240,,", "r,Hoshi / Rin,Hoshi,240.5,,",
+            "vk,Hoshi / Kana,Hoshi (Off Vocal),240.5,,", "vy,Hoshi / Yui,Hoshi (Off Vocal),240,,",
+            "vr,Hoshi / Rin,Hoshi (Off Vocal),240,,"]
+    _, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert _pairs(c) == {("k", "vk"), ("y", "vy"), ("r", "vr")}
+
+
+def test_full_length_mix_preferred_then_delta(write_csv, tmp_path):
+    rows = ["tv,Band,Song (TV Size),240,,", "full,Band,Song,240.6,,", "v,Band,Song (Off Vocal),240,,"]
+    _, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert _pairs(c) == {("full", "v")}
+
+
+def test_named_lengths_and_numbers_must_agree(write_csv, tmp_path):
+    rows = ["tv,OST,Song (TV Size),90,,", "g,OST,Song (Game Size) (Off Vocal),90,,",     # game size != TV size
+            "f,OST,Song (Full Ver.) (Off Vocal),90.5,,",                                  # full != TV size
+            "t2,OST,Song (TV Size) (Off Vocal),90.5,,",                                   # pair
+            "s1,OST,Stage Blue 1,200,,", "s2,OST,Stage Blue 2 (Off Vocal),200,,",        # 93 points, other number
+            "op,OST,Hoshi -OP ver-,89,,", "vop,OST,Hoshi (TV Size) (Off Vocal),89,,"]     # pair: OP ver is a label
+    res, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert _pairs(c) == {("tv", "t2"), ("op", "vop")}
+    nm = pd.read_parquet(res.near_misses_path).set_index("version_track_id")
+    assert set(nm.loc[["g", "f", "s2"], "reason"]) == {"recording_qualifier_mismatch"}
+
+
+def test_file_name_titles_pair(write_csv, tmp_path):
+    rows = ["m,OST,01 - Hoshi.mp3,240,,", "v,OST,03 - Hoshi (Original Karaoke).mp3,240,,",
+            "m2,OST,夢の約束,200,,", "v2,OST,05. 夢の約束 (ボーカルなし).flac,200.5,,"]
+    _, c = _run(write_csv(HEADER + "\n".join(rows) + "\n"), tmp_path)
+    assert _pairs(c) == {("m", "v"), ("m2", "v2")}
+
+
+@pytest.mark.parametrize("seed", [2])
+def test_soundtrack_catalog_precision_recall_per_category(tmp_path, seed):
+    """Seed 2 is held out (seed 1 calibrates): every soundtrack category at P = R = 1."""
+    from pairminer.testing_soundtrack import ST_PAIR_CATEGORIES, ST_TRAP_CATEGORIES, make_soundtrack_catalog
+
+    g = make_soundtrack_catalog(12_000, seed=seed)
+    path = tmp_path / "st.csv"
+    write_catalog_csv(g.catalog, str(path))
+    res, c = _run(str(path), tmp_path, partition_rows=4000)
+    assert res.counts["duration_resolution_s"] == 1.0
+    rep = category_report(c, g).set_index("category")
+    assert set(ST_PAIR_CATEGORIES) <= set(rep.index) and set(ST_TRAP_CATEGORIES) <= set(rep.index)
+    pairs = rep[rep["kind"] == "pair"]
+    assert (pairs["planted"] >= 20).all(), pairs["planted"]
+    assert (pairs["recall"] == 1.0).all(), pairs[pairs["recall"] < 1.0]
+    assert (rep["false_pairs"] == 0).all(), rep[rep["false_pairs"] > 0]
+    assert precision_recall(c, g.truth) == (1.0, 1.0)

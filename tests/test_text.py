@@ -198,3 +198,88 @@ def test_bad_titles_never_raise_and_stay_bounded(title):
     assert time.perf_counter() - t < 0.5
     assert len(p.base) <= 1000 and len(o.base) <= 1000
     fold(title), match_key(title), artist_key(title)
+
+
+# --- soundtrack catalogs: more ways to write a version, labels on the vocal track only, file names ---
+
+@pytest.mark.parametrize("title,kind", [
+    ("Song (Vocalless)", "off-vocal"), ("Song (Without Vocals)", "off-vocal"), ("Song (without vocal)", "off-vocal"),
+    ("Song [No Vocal]", "off-vocal"), ("Song (Voiceless)", "off-vocal"), ("Song - Without Voice", "off-vocal"),
+    ("Song (No Voice Ver.)", "off-vocal"), ("Song (no voice)", "off-vocal"),
+    ("Song (OffVocal)", "off-vocal"), ("Song (Off Vo.)", "off-vocal"), ("Song - off vocal -", "off-vocal"),
+    ("Song OffVocal", "off-vocal"), ("SongOffVocal", "off-vocal"), ("Song -Off Vo-", "off-vocal"),
+    ("Song [OFF VOCAL Ver.]", "off-vocal"), ("Song ~off vocal~", "off-vocal"),
+    ("Song Original Karaoke", "karaoke"), ("Song (Original Karaoke)", "karaoke"),
+    ("Song (Instrumental Mix)area 3", "instrumental"), ("Song Inst", "instrumental"), ("Song(inst)", "instrumental"),
+])
+def test_soundtrack_latin_forms(title, kind):
+    p = VersionDetector().parse(title)
+    want = original_parts("Song area 3" if "area" in title else "Song")
+    assert (p.kind, p.base, p.recording) == (kind, want.base, ())
+
+
+@pytest.mark.parametrize("title,kind", [
+    ("夢の約束 (ボーカルなし)", "off-vocal"), ("夢の約束 (歌なし)", "off-vocal"), ("夢の約束 (ボーカル無し)", "off-vocal"),
+    ("夢の約束（ヴォーカルレス）", "off-vocal"), ("夢の約束 (无人声版)", "off-vocal"), ("夢の約束 (無人聲)", "off-vocal"),
+    ("夢の約束 (去人声)", "off-vocal"), ("夢の約束 (歌無しver.)", "off-vocal"), ("夢の約束 ～オフボーカル～", "off-vocal"),
+    ("夢の約束 カラオケver", "karaoke"), ("夢の約束(カラオケver)", "karaoke"), ("夢の約束 (カラオケバージョン)", "karaoke"),
+    ("夢の約束 オリジナル・カラオケ", "karaoke"), ("夢の約束（オリジナル・カラオケ）", "karaoke"),
+    ("夢の約束 インストver", "instrumental"), ("夢の約束 (インストver.)", "instrumental"), ("夢の約束inst", "instrumental"),
+    ("夢の約束インストver", "instrumental"), ("夢の約束カラオケver", "karaoke"), ("Blue Skyカラオケ", "karaoke"),
+])
+def test_soundtrack_japanese_and_chinese_forms(title, kind):
+    p = VersionDetector().parse(title)
+    base = "blue sky" if title.startswith("Blue") else "夢の約束"
+    assert (p.kind, p.base) == (kind, base)
+
+
+@pytest.mark.parametrize("title", [
+    "No Voice", "Voiceless", "Without Vocals", "Heart No Voice", "Song Without Vocals", "Dream Voiceless",
+    "放課後カラオケ", "カラオケ大好き", "Offline", "Coffee Off", "Song (Voice Drama)", "Song -Voice Drama-",
+    "Song (Drama Part)", "Songinst", "Constant", "Song (Vocal Mix)", "19 - 2000",
+])
+def test_soundtrack_look_alikes_are_originals(title):
+    assert VersionDetector().parse(title).kind == ""
+
+
+@pytest.mark.parametrize("original", [
+    "Song (Full Chorus Ver.)", "Song (Full Ver.)", "Song (Fullsize)", "Song [Full Size]", "Song (Vocal Version)",
+    "Song (Vocals)", "Song -OP ver-", "Song (Opening Theme)", "Song (ending theme)", "Song -ED ver.-",
+    "Song (Insert Song)", "Song (TV Size)", "Song (Game Size)",
+])
+def test_labels_on_the_vocal_track_only_leave_the_recording_alone(original):
+    o = original_parts(original)
+    assert o.base == "song" and o.recording == ()
+
+
+def test_piano_vocal_and_piano_inst_are_one_recording():
+    v, o = VersionDetector().parse("Song (Piano inst ver.)"), original_parts("Song (Piano Vocal ver.)")
+    assert v.kind == "instrumental" and (v.base, v.recording) == (o.base, o.recording) == ("song", ("piano",))
+
+
+@pytest.mark.parametrize("a,b,conflict", [
+    ("tv size", "full", True), ("tv size", "game size", True), ("tv size", "", False), ("full", "", False),
+    ("tv size", "tv size", False), ("short", "tv size", False), ("radio", "full", False), ("movie size", "full", True),
+])
+def test_named_lengths_conflict(a, b, conflict):
+    from pairminer.discover.text import sizes_conflict
+
+    assert sizes_conflict(a, b) is conflict and sizes_conflict(b, a) is conflict
+
+
+@pytest.mark.parametrize("version,original", [
+    ("03 - Song (Original Karaoke).mp3", "01 - Song.mp3"), ("04. Song (Off Vocal).flac", "02. Song.flac"),
+    ("12 Song (Instrumental).m4a", "11 Song.m4a"), ("1-04 Song (Karaoke).flac", "1-03 Song.flac"),
+    ("05 - Song (Off Vocal).wav", "Song"), ("Song (Off Vocal)", "07 - Song.MP3"),
+])
+def test_file_names_lose_track_numbers_and_extensions(version, original):
+    v, o = VersionDetector().parse(version), original_parts(original)
+    assert v.kind and v.base == o.base == "song"
+
+
+def test_track_numbers_stay_without_an_extension():
+    from pairminer.discover.text import strip_file_name
+
+    assert original_parts("19 - 2000").base == "19"  # a dash segment, as before: not a file name
+    assert strip_file_name("7 Rings") == "7 Rings" and strip_file_name(".mp3") == ".mp3"
+    assert strip_file_name("7 Rings.mp3") == "Rings" and strip_file_name("01 - 1979.flac") == "1979"

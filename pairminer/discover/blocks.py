@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from .config import DiscoverConfig, OPTIONAL
 from .keys import _artist_codes, _title_parts_hybrid
-from .scoring import RapidfuzzScorer, TitleScorer
+from .scoring import RapidfuzzScorer, TitleScorer, is_short
 
 
 def _title_scorer(cfg: DiscoverConfig) -> TitleScorer:
@@ -104,8 +104,9 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     uniq_base = np.asarray(base_a.to_numpy(zero_copy_only=False), dtype=object)
     uniq_len = pc.utf8_length(base_a).to_numpy(zero_copy_only=False).astype(np.int64)
     o_base, o_rec, o_edit, o_len = uniq_base[inverse], rec_a[inverse], edit_a[inverse], uniq_len[inverse]
-    index.update(parts_pos=uniq_pos, parts_base=uniq_base, parts_rec=rec_a, parts_len=uniq_len)
-    score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec, vs["match_len"][vi], o_len)
+    index.update(parts_pos=uniq_pos, parts_base=uniq_base, parts_rec=rec_a, parts_len=uniq_len, parts_edit=edit_a)
+    score, rec_ok = ts.compare(vs["match"][vi], vs["rec"][vi], o_base, o_rec, vs["match_len"][vi], o_len,
+                               vs["edit"][vi], o_edit)
     hit = ts.is_match(score, rec_ok)
     above = int(hit.sum())
     cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in part.column_names]
@@ -117,6 +118,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
         "title_score": score[hit].astype(np.float64),
         "duration_delta_s": delta[hit],
         "edit_agrees": (o_edit[hit] == vs["edit"][vi[hit]]),
+        "mix_full_length": np.array([not is_short(e) for e in o_edit[hit].tolist()], dtype=bool),
         "artist_key": vs["key"][vi[hit]],
     })
     pairs = pd.concat([pairs, mix.reset_index(drop=True)], axis=1)

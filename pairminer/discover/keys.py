@@ -13,12 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .text import ARTIST_ASCII_SYMBOLS, MAX_TITLE_CHARS, artist_key, original_parts
+from .text import ARTIST_ASCII_SYMBOLS, AUDIO_EXTENSIONS, MAX_TITLE_CHARS, artist_key, original_parts
 
 
 # Titles/artists that are ASCII and carry no decoration or separator fold with Arrow kernels alone;
 # the rest go through the Python normal form. Both paths give identical keys.
-_TITLE_NEEDS_PY = r"[^\x00-\x7f]|[-~(\[{<]|(?i)\b(?:feat|ft|featuring)\b"
+# A title that is a file name ("03 - Song.mp3": text.strip_file_name) also goes to Python.
+_FILE_NAME = r"(?i:\.(?:" + "|".join(AUDIO_EXTENSIONS) + r")[\x00-\x20\x7f]*$)"
+_TITLE_NEEDS_PY = r"[^\x00-\x7f]|[-~(\[{<]|" + _FILE_NAME + r"|(?i)\b(?:feat|ft|featuring)\b"
 # Artists: printable ASCII is handled entirely by Arrow (the credit split included).
 _ARTIST_NEEDS_PY = r"[^\x20-\x7e]"
 # text._ARTIST_SPLIT_RE with ".*$" after each alternative: removes everything from the first separator.
@@ -63,6 +65,7 @@ def _one_decoration_parts(col: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarr
         ok = pc.and_(ok, pc.less_equal(pc.utf8_length(col), 100_000))  # text._MAX_RAW_CHARS
     head = pc.struct_field(m, "head")
     ok = pc.and_(ok, pc.invert(pc.match_substring_regex(head, _FEAT_WORD))).fill_null(False)
+    ok = pc.and_(ok, pc.invert(pc.match_substring_regex(col, _FILE_NAME))).fill_null(False)
     ok_np = ok.to_numpy(zero_copy_only=False)
     if not ok_np.any():
         return ok_np, pa.array([], pa.string()), np.zeros(0, object), np.zeros(0, object)

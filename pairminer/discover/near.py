@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from .blocks import _ms, _range_pairs, _title_scorer, _window_ranges
 from .config import DiscoverConfig
 from .keys import _title_parts_hybrid
+from .scoring import qualifiers_agree
 
 
 def unmatched_side(vs: dict[str, Any], matched_rows: set) -> dict[str, Any]:
@@ -48,8 +49,8 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     delta = us["dur"][vi] - o_dur[oi]
     inside = np.abs(delta) < us["window"][vi]
     uniq_pos, inverse = np.unique(o_pos, return_inverse=True)
-    u_base, u_rec, u_len = _parts_reusing(part, uniq_pos, idx)
-    o_base, o_rec = u_base[inverse], u_rec[inverse]
+    u_base, u_rec, u_len, u_edit = _parts_reusing(part, uniq_pos, idx)
+    o_base, o_rec, o_edit = u_base[inverse], u_rec[inverse], u_edit[inverse]
     # Inside the window every pair is scored (a near miss reports its true score); outside it only
     # pairs that can reach min_score, with rapidfuzz's score_cutoff (NaN: below min_score, not scored).
     from rapidfuzz import fuzz, process
@@ -65,7 +66,8 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
     if out.any():
         got = process.cpdist(v_base[out], o_base[out], scorer=fn, workers=1, score_cutoff=cfg.min_score)
         score[out] = np.where(got >= cfg.min_score, got, np.nan)
-    rec_ok = us["rec"][vi] == o_rec
+    rec_ok = (us["rec"][vi] == o_rec) & qualifiers_agree(np.nan_to_num(score, nan=-1.0), cfg.min_score, v_base,
+                                                         o_base, us["edit"][vi], o_edit)
     good = np.nan_to_num(score, nan=-1.0) >= cfg.min_score
     # Rank: a title match with the right recording (the window missed it) first, then a title match
     # with other recording qualifiers, then the best score; ties by |delta|.
@@ -81,8 +83,8 @@ def near_miss_scan(part: pa.Table, scored: dict[str, Any], us: dict[str, Any], c
 
 
 def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(base, recording key, base length) of the originals at sorted positions `uniq_pos`, reusing
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(base, recording key, base length, edit key) of the originals at sorted positions `uniq_pos`, reusing
     those the block pass already modelled."""
     known_pos = idx["parts_pos"]
     at = np.searchsorted(known_pos, uniq_pos)
@@ -90,17 +92,20 @@ def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]
         if len(known_pos) else np.zeros(len(uniq_pos), dtype=bool)
     base = np.empty(len(uniq_pos), dtype=object)
     rec = np.empty(len(uniq_pos), dtype=object)
+    edit = np.empty(len(uniq_pos), dtype=object)
     length = np.zeros(len(uniq_pos), dtype=np.int64)
     if known.any():
         base[known] = idx["parts_base"][at[known]]
         rec[known] = idx["parts_rec"][at[known]]
+        edit[known] = idx["parts_edit"][at[known]]
         length[known] = idx["parts_len"][at[known]]
     if (~known).any():
-        b, r, _ = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos[~known])))
+        b, r, e = _title_parts_hybrid(part.column("title").take(pa.array(uniq_pos[~known])))
         base[~known] = np.asarray(b.to_numpy(zero_copy_only=False), dtype=object)
         rec[~known] = r
+        edit[~known] = e
         length[~known] = pc.utf8_length(b).to_numpy(zero_copy_only=False)
-    return base, rec, length
+    return base, rec, length, edit
 
 
 NEAR_MISS_REASONS = ("delta_over_window", "score_below_min", "recording_qualifier_mismatch")

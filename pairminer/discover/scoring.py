@@ -5,7 +5,9 @@ base title + version marker + qualifiers), the rapidfuzz scorer on base titles, 
 recording qualifiers must agree. Changing how titles match means changing this module only.
 
 A pair's title score is `scorer(version base, original base)` (0-100). A pair is a match when the score
-is at least `min_score` and the recording qualifiers of both sides are equal; edit qualifiers may
+is at least `min_score`, the recording qualifiers of both sides are equal, the numbers in the two base
+titles are the same ("Stage 2" is not "Stage 1", though they score 93) and the lengths the edit
+qualifiers name do not conflict (TV size against full length or game size); other edit qualifiers may
 differ (the duration window decides) and only break ties.
 """
 
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import SCORERS  # noqa: F401  (one home: the config lists the scorers)
-from .text import TitleParts, VersionDetector, original_parts
+import re
+
+from .text import TitleParts, VersionDetector, original_parts, size_class, sizes_conflict
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,36 @@ def ratio_can_reach(len_a: np.ndarray, len_b: np.ndarray, min_score: float) -> n
     return np.abs(la - lb) <= (1.0 - min_score / 100.0) * (la + lb) + 1e-9
 
 
+_NUMBER_RE = re.compile(r"\d+")
+
+
+def qualifiers_agree(score: np.ndarray, min_score: float, v_base: np.ndarray, o_base: np.ndarray,
+                     v_edit: np.ndarray | None = None, o_edit: np.ndarray | None = None) -> np.ndarray:
+    """False where a pair that reaches `min_score` has base titles with other numbers ("stage 2" vs
+    "stage 1") or edit qualifiers naming conflicting lengths ("tv size" vs "full"). Only the few pairs
+    above the score with different bases or two non-empty edit keys are looked at in Python."""
+    ok = np.ones(len(score), dtype=bool)
+    if len(score) == 0:
+        return ok
+    above = score >= min_score
+    for i in np.flatnonzero(above & (score < 100.0)).tolist():
+        a, b = v_base[i], o_base[i]
+        if a != b and (_NUMBER_RE.findall(a) != _NUMBER_RE.findall(b)):
+            ok[i] = False
+    if v_edit is not None and o_edit is not None:
+        ve, oe = np.asarray(v_edit, dtype=object), np.asarray(o_edit, dtype=object)
+        both = above & (ve != "") & (oe != "")
+        for i in np.flatnonzero(both).tolist():
+            if sizes_conflict(ve[i], oe[i]):
+                ok[i] = False
+    return ok
+
+
+def is_short(edit_key: str) -> bool:
+    """True when edit qualifiers name a cut shorter than the full length (TV, game or movie size)."""
+    return size_class(edit_key) in ("tv", "game", "movie")
+
+
 @dataclass(frozen=True)
 class TitleScorer:
     """The title model and the scorer together.
@@ -85,11 +119,14 @@ class TitleScorer:
         return original_parts(title)
 
     def compare(self, v_base: np.ndarray, v_rec: np.ndarray, o_base: np.ndarray, o_rec: np.ndarray,
-                v_len: np.ndarray | None = None, o_len: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(score, recording qualifiers agree) for aligned arrays of version and original parts.
+                v_len: np.ndarray | None = None, o_len: np.ndarray | None = None,
+                v_edit: np.ndarray | None = None, o_edit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(score, qualifiers agree) for aligned arrays of version and original parts.
 
-        Pairs the length bound rules out get score -1 and are not scored. Empty bases never match.
-        `v_len`/`o_len` are the base lengths when the caller has them (computed here otherwise).
+        "Qualifiers agree": the recording qualifiers are equal, the numbers of two different bases are the
+        same, and (when the edit keys are given) the lengths they name do not conflict. Pairs the length
+        bound rules out get score -1 and are not scored. Empty bases never match. `v_len`/`o_len` are the
+        base lengths when the caller has them (computed here otherwise).
         """
         n = len(v_base)
         score = np.full(n, -1.0)
@@ -101,7 +138,7 @@ class TitleScorer:
         if todo.any():
             score[todo] = self.scorer.score(v_base[todo], o_base[todo])
         rec_ok = np.asarray(v_rec, dtype=object) == np.asarray(o_rec, dtype=object)
-        return score, rec_ok
+        return score, rec_ok & qualifiers_agree(score, self.scorer.min_score, v_base, o_base, v_edit, o_edit)
 
     def is_match(self, score: np.ndarray, rec_ok: np.ndarray) -> np.ndarray:
         return (score >= self.scorer.min_score) & rec_ok

@@ -196,17 +196,37 @@ def _without_codes(r: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in r.items() if k not in ("codes", "index")}
 
 
+def _release(album: pd.Series | None, artist: pd.Series) -> pd.Series:
+    """The release a row is on: its album where the catalog names one, else its raw artist credit (a
+    soundtrack catalog puts the album title there)."""
+    art = "artist:" + artist.astype(str)
+    if album is None:
+        return art
+    alb = album.where(album.notna(), "").astype(str).str.strip()
+    return ("album:" + alb).where(alb != "", art)
+
+
 def best_match(pairs: pd.DataFrame, versions: pd.DataFrame, cfg: DiscoverConfig) -> pd.DataFrame:
-    """Each version keeps its best original: highest score, then the same edit qualifiers ("Radio Edit"
-    with "Instrumental Radio Edit"), then smallest |delta|, then lowest mix id."""
+    """Each version keeps its best original. Among the originals within `ambiguity_margin` of its best
+    score: the one on the version's own release (same album, or the same raw artist credit when the
+    catalog has no album), then the highest score, then the same edit qualifiers ("Radio Edit" with
+    "Instrumental Radio Edit"), then a full-length mix over a TV/game/movie-size one, then the smallest
+    |delta|, then the lowest mix id."""
     if pairs.empty:
         return pairs
     p = pairs.assign(abs_delta=pairs["duration_delta_s"].abs())
-    p = p.sort_values(["version_row", "title_score", "edit_agrees", "abs_delta", "mix_track_id"],
-                      ascending=[True, False, False, True, True], kind="mergesort")
     best_score = p.groupby("version_row", sort=False)["title_score"].transform("max")
-    near = (p["title_score"] >= best_score - cfg.ambiguity_margin).groupby(p["version_row"]).transform("sum")
-    p["n_near_best"] = near.astype(np.int32)
+    p["near_best"] = p["title_score"] >= best_score - cfg.ambiguity_margin
+    vrel = pd.Series(_release(versions["album"] if "album" in versions.columns else None, versions["artist"]).to_numpy(),
+                     index=versions["row_number"].to_numpy())
+    mrel = _release(p["mix_album"] if "mix_album" in p.columns else None, p["mix_artist"])
+    p["same_release"] = mrel.to_numpy() == vrel.reindex(p["version_row"].to_numpy()).to_numpy()
+    if "mix_full_length" not in p.columns:
+        p["mix_full_length"] = True
+    p = p.sort_values(["version_row", "near_best", "same_release", "title_score", "edit_agrees", "mix_full_length",
+                       "abs_delta", "mix_track_id"],
+                      ascending=[True, False, False, False, False, False, True, True], kind="mergesort")
+    p["n_near_best"] = p.groupby("version_row", sort=False)["near_best"].transform("sum").astype(np.int32)
     best = p.drop_duplicates("version_row", keep="first")
     vcols = ["row_number", "track_id", "artist", "title", "duration_s", "kind", "match_title", "recording_key"] + [
         c for c in OPTIONAL if c in versions.columns]

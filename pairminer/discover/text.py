@@ -21,16 +21,25 @@ from typing import Iterable, Mapping
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "instrumental": ("instrumental", "instrumentals", "inst", "instr", "instrumentale", "instrumentaal",
                      "instrumentalversion", "インスト", "インストゥルメンタル", "伴奏", "纯音乐", "純音樂", "純音楽",
-                     "伴奏版", "경음악", "inst ver"),
+                     "伴奏版", "경음악", "inst ver", "纯伴奏", "純伴奏"),
     "acapella": ("acapella", "a cappella", "acappella", "a capella", "accapella", "acapela", "a capela",
-                 "アカペラ", "清唱", "vocals only"),
-    "karaoke": ("karaoke", "backing track", "minus one", "カラオケ", "卡拉ok", "伴唱", "노래방"),
-    "off-vocal": ("off vocal", "offvocal", "オフボーカル", "オフ ボーカル", "オフヴォーカル"),
+                 "アカペラ", "清唱", "vocals only", "vocal only"),
+    "karaoke": ("karaoke", "backing track", "minus one", "カラオケ", "卡拉ok", "伴唱", "노래방", "original karaoke",
+                "オリジナル カラオケ", "オリジナルカラオケ"),
+    "off-vocal": ("off vocal", "offvocal", "オフボーカル", "オフ ボーカル", "オフヴォーカル", "off vo", "vocalless",
+                  "vocal less", "without vocal", "without vocals", "no vocal", "no vocals", "voiceless",
+                  "without voice", "no voice", "ボーカルなし", "ボーカル無し", "ヴォーカルなし", "ヴォーカル無し", "歌なし",
+                  "歌無し", "ボーカルレス", "ヴォーカルレス", "无人声", "無人聲", "去人声", "去人聲"),
 }
+# Keywords that are also ordinary words of a title ("No Voice", "Voiceless"): a marker only inside a
+# decoration ("Song (No Voice)", "Song - Without Vocals"), never as a bare word at the end of a title.
+DECORATION_ONLY_KEYWORDS = frozenset({"without vocal", "without vocals", "no vocal", "no vocals", "voiceless",
+                                      "without voice", "no voice", "vocal less"})
 DEFAULT_KINDS: tuple[str, ...] = ("instrumental", "acapella", "karaoke", "off-vocal")
 
 # Words that often trail a version keyword inside its decoration ("Instrumental Version", "Inst. Mix").
-_TRAILERS = ("version", "versie", "versao", "versione", "ver", "mix", "track", "only", "take", "バージョン")
+_TRAILERS = ("version", "versie", "versao", "versione", "ver", "mix", "track", "only", "take", "バージョン",
+             "ヴァージョン", "版")
 
 # Decorations that do not change the recording, removed from both sides before scoring.
 _NEUTRAL_DECORATION = re.compile(
@@ -53,6 +62,9 @@ _ARTIST_SPLIT_RE = re.compile(
     re.IGNORECASE,
 )
 _LEADING_THE_RE = re.compile(r"^the ")
+
+
+_DECORATION_ONLY_FOLDED: frozenset[str] = frozenset()  # filled below, once `fold` exists
 
 
 def _strip_accents(s: str) -> str:
@@ -82,6 +94,8 @@ def fold(s: str) -> str:
     return unicodedata.normalize("NFKC", s).casefold().strip()
 
 
+_DECORATION_ONLY_FOLDED = frozenset(fold(w) for w in DECORATION_ONLY_KEYWORDS)
+
 # ---------------------------------------------------------------------------------------------
 # The title model: base title + version marker + qualifiers (neutral / edit / recording).
 
@@ -96,17 +110,24 @@ _NEUTRAL_RE = re.compile(
     r"|(?:\d{4} )?(?:digital )?remaster"
     r"|(?:feat|ft|featuring|with|prod|prod by|produced by|starring) .+|explicit(?: version)?|clean(?: version)?"
     r"|original|original version|from .+|bonus(?: track)?|bonus track version|deluxe(?: edition| version)?"
-    r"|official(?: audio| video)?|audio|explicit content|album|single|new version|remasterizado|remasterisé)$"
+    r"|official(?: audio| video)?|audio|explicit content|album|single|new version|remasterizado|remasterisé"
+    # labels that stand on the vocal track only: a version says nothing of them
+    r"|(?:with )?vocals?(?: (?:version|ver|mix))?|ボーカル(?: ?(?:バージョン|ver))?"
+    r"|(?:tv |anime |game )?(?:op|ed|opening|ending)(?: theme| song)?(?: (?:version|ver))?"
+    r"|(?:insert|theme|image|character) song|main theme|主題歌|挿入歌|イメージソング|キャラクターソング"
+    r"|(?:オープニング|エンディング)(?: ?テーマ)?)$"
 )
 # Edit qualifiers: the same recording cut or versioned differently; allowed on one side alone.
 _EDIT_PHRASE_RE = re.compile(
-    r"(?:^| )(?:(?:radio|single|album|tv|short|long|full|clean|dj|club|original|ep|lp|mono|stereo) "
-    r"(?:edit|version|ver|mix|cut|size)|extended(?: (?:version|mix|edit|cut))?"
+    r"(?:^| )(?:(?:radio|single|album|tv|short|long|full|clean|dj|club|original|ep|lp|mono|stereo|game|movie"
+    r"|anime) (?:edit|version|ver|mix|cut|size)|extended(?: (?:version|mix|edit|cut))?"
+    r"|full(?: chorus| length| size)(?: (?:version|ver|edit))?|fullsize(?: (?:version|ver))?"
     r"|(?:7|12)(?: inch)?(?: (?:version|mix|edit))?"
     r"|edit|short|tv size|radio|mono|stereo)(?= |$)"
 )
 # Words that name the form of a qualifier, not its content ("Nova Remix" = "Nova Mix" = "Nova").
-_FORM_WORDS = frozenset({"remix", "rmx", "mix", "version", "ver", "versie", "edit", "rework", "bootleg", "vip"})
+_FORM_WORDS = frozenset({"remix", "rmx", "mix", "version", "ver", "versie", "edit", "rework", "bootleg", "vip",
+                         "vocal", "vocals"})  # "Piano Vocal ver." is the "Piano" recording, as "Piano inst ver."
 _SYNONYMS = {"speed up": "sped up", "sped": "sped up", "slowed down": "slowed", "slow": "slowed",
              "reverb": "reverb", "acoustic version": "acoustic", "unplugged": "acoustic"}
 
@@ -117,6 +138,47 @@ _SEP_RE = re.compile(r"\s+[-–—~]\s+|\s*[–—]\s*")
 _LAST_SEP_RE = re.compile(r"(?s).*(\s+[-–—~]\s+|\s*[–—]\s*)")  # greedy: the last separator
 _HAS_SEP_CHARS = re.compile(r"[-–—~]")
 _MAYBE_DECORATED_CHARS = frozenset(_OPENERS + _CLOSERS + "-–—~")
+# Titles that are file names: "03 - Song (Off Vocal).mp3", "1-03 Song.flac". The extension and the
+# leading track number (only when there is an extension) are not part of the title.
+AUDIO_EXTENSIONS = ("mp3", "flac", "wav", "m4a", "aac", "ogg", "oga", "opus", "wma", "aif", "aiff", "ape", "alac",
+                    "mp4", "wv", "dsf", "tta")
+_FILE_EXT_RE = re.compile(r"\.(?:" + "|".join(AUDIO_EXTENSIONS) + r")\s*$", re.IGNORECASE)
+_TRACK_NO_RE = re.compile(r"^\s*(?:\d{1,2}[-.])?\d{1,3}(?:\s*[-–—._)]\s*|\s+)(?=\S)")
+# A non-trailing bracket group ("Song (Instrumental Mix)area 3"): searched for a marker when no other is found.
+_INNER_GROUP_RE = re.compile(f"[{re.escape(_OPENERS)}][^{re.escape(_OPENERS + _CLOSERS)}]*[{re.escape(_CLOSERS)}]")
+_SIZE_CLASSES = (("tv", re.compile(r"\b(?:tv|short)\b")), ("game", re.compile(r"\bgame\b")),
+                 ("movie", re.compile(r"\bmovie\b")), ("full", re.compile(r"\bfull")))
+
+
+def strip_file_name(title: str) -> str:
+    """A title without the extension and the leading track number of a file name ("03 - Song.mp3" ->
+    "Song"); other titles unchanged. The number goes only with an extension ("19 - 2000" is a title)."""
+    m = _FILE_EXT_RE.search(title)
+    if m is None or m.start() == 0:
+        return title
+    head = title[: m.start()]
+    stripped = _TRACK_NO_RE.sub("", head, count=1)
+    return stripped if stripped.strip() else head
+
+
+@functools.lru_cache(maxsize=4096)
+def size_class(edit_key: str) -> str:
+    """The length a title's edit qualifiers name: "tv" (TV size, short), "game", "movie", "full", or ""."""
+    if not edit_key:
+        return ""
+    for name, rx in _SIZE_CLASSES:
+        if rx.search(edit_key):
+            return name
+    return ""
+
+
+def sizes_conflict(a: str, b: str) -> bool:
+    """True when two edit keys name different lengths (TV size against full length, game size against
+    TV size); a side that names none never conflicts (the duration window decides)."""
+    if not a or not b:
+        return False
+    ca, cb = size_class(a), size_class(b)
+    return bool(ca and cb and ca != cb)
 
 
 @dataclass(frozen=True)
@@ -242,6 +304,8 @@ def parse_title(title: str, detector: "VersionDetector | None" = None) -> TitleP
     raw = _CONTROL_RE.sub(" ", (title or "")[:_MAX_RAW_CHARS])
     if not raw.isascii():
         raw = unicodedata.normalize("NFKC", raw)
+    if "." in raw:
+        raw = strip_file_name(raw)
     head, decos = _peel(raw) if not _MAYBE_DECORATED_CHARS.isdisjoint(raw) else (raw, [])
     kind = ""
     recording: list[str] = []
@@ -262,6 +326,15 @@ def parse_title(title: str, detector: "VersionDetector | None" = None) -> TitleP
     base_f = fold(_FEAT_IN_TITLE_RE.sub(" ", head)) or fold(head)
     if detector is not None and not kind:
         k, rest = detector.take_trailing_marker(base_f)
+        if not k:
+            k, rest = detector.take_glued_marker(head, base_f)
+        if not k and not _MAYBE_DECORATED_CHARS.isdisjoint(head):
+            k, rest, inner = detector.take_inner_group(head)
+            for cls, canon in classify_qualifier(inner) if k else ():
+                if cls == RECORDING:
+                    recording.append(canon)
+                elif cls == EDIT:
+                    edit.append(canon)
         if k:
             kind, base_f = k, rest
     base = (base_f or raw_key(head))[:MAX_TITLE_CHARS]
@@ -293,20 +366,46 @@ class VersionDetector:
         trailer = "|".join(re.escape(t) for t in _TRAILERS)
         # A marker inside a decoration: the keyword with the form words around it ("version instrumentale",
         # "karaoke versie", "off vocal ver").
+        # Form words may be glued to the keyword ("カラオケver", "カラオケバージョン", "无人声版").
         patterns = {
             kind: re.compile(rf"(?:^| )(?:(?:{trailer}) )*(?:" + "|".join(re.escape(w) for w in ws)
-                             + rf")(?: (?:{trailer}))*(?= |$)")
+                             + rf")(?: ?(?:{trailer}))*(?= |$)")
             for kind, ws in folded.items()
         }
         object.__setattr__(self, "_patterns", patterns)
         object.__setattr__(self, "_any", re.compile("|".join(f"(?:{p.pattern})" for p in patterns.values())))
+        # A bare marker at the end: the shortest base before the longest marker ("song original karaoke" is
+        # "song" + "original karaoke"); words that are also ordinary title words do not count here.
+        bare = {kind: [w for w in ws if w not in _DECORATION_ONLY_FOLDED] for kind, ws in folded.items()}
         trailing = {
-            kind: re.compile(r"^(.*\S) (?:" + "|".join(re.escape(w) for w in ws) + rf")(?: (?:{trailer}))*$")
-            for kind, ws in folded.items()
+            kind: re.compile(r"^(.*?\S) (?:" + "|".join(re.escape(w) for w in ws) + rf")(?: ?(?:{trailer}))*$")
+            for kind, ws in bare.items() if ws
         }
         object.__setattr__(self, "_trailing", trailing)
-        last = {w.split()[-1] for ws in folded.values() for w in ws} | set(_TRAILERS)
+        last = {w.split()[-1] for ws in bare.values() for w in ws}
+        last |= {w + t for w in last for t in _TRAILERS} | set(_TRAILERS)
         object.__setattr__(self, "_last_tokens", frozenset(last))
+        # Glued to the title: a Latin marker after a non-Latin character ("夜に駆けるinst"), a Japanese or
+        # Chinese marker after a Latin one ("Songカラオケ"), a Japanese/Chinese marker with its form word
+        # glued to a Japanese title ("曲名インストver"); a bare CJK marker glued to CJK text is a word
+        # ("放課後カラオケ"). On the raw title: "SongOffVocal" (a capital after a lower-case letter).
+        glued = {}
+        for kind, ws in bare.items():
+            latin = [re.escape(w) for w in ws if w.isascii()]
+            cjk = [re.escape(w) for w in ws if not w.isascii() and " " not in w]
+            alts = []
+            if latin:
+                alts.append(rf"^(.*[^\x00-\x7f])(?:{'|'.join(latin)})(?: ?(?:{trailer}))*$")
+            if cjk:
+                alts.append(rf"^(.*[a-z0-9])(?:{'|'.join(cjk)})(?: ?(?:{trailer}))*$")
+                alts.append(rf"^(.*\S)(?:{'|'.join(cjk)})(?: ?(?:{trailer}))+$")
+            if alts:
+                glued[kind] = [re.compile(a) for a in alts]
+        object.__setattr__(self, "_glued", glued)
+        camel = {kind: re.compile(r"^(.*[a-z])(?:" + "|".join(
+            "".join(p.capitalize() for p in w.split()) for w in ws if w.isascii() and len(w) >= 4) + r")$")
+            for kind, ws in bare.items() if any(w.isascii() and len(w) >= 4 for w in ws)}
+        object.__setattr__(self, "_camel", camel)
         object.__setattr__(self, "_cache", {})
 
     def prefilter_tokens(self) -> list[str]:
@@ -340,6 +439,39 @@ class VersionDetector:
             if m:
                 return kind, m.group(1)
         return "", folded
+
+    def take_glued_marker(self, raw_head: str, folded: str) -> tuple[str, str]:
+        """(kind, base) for a marker glued to the title ("夜に駆けるinst", "曲名カラオケver", "SongOffVocal")."""
+        if not folded:
+            return "", folded
+        last = folded.rpartition(" ")[2]
+        if not last.isascii():
+            for kind in self.kinds:
+                for rx in self._glued.get(kind, ()):  # type: ignore[attr-defined]
+                    m = rx.match(folded)
+                    if m and fold(m.group(1)):
+                        return kind, fold(m.group(1))
+        elif raw_head.rstrip()[-1:].isalpha():
+            head = raw_head.rstrip()
+            for kind in self.kinds:
+                rx = self._camel.get(kind)  # type: ignore[attr-defined]
+                m = rx.match(head) if rx is not None else None
+                if m and fold(m.group(1)):
+                    return kind, fold(_FEAT_IN_TITLE_RE.sub(" ", m.group(1))) or fold(m.group(1))
+        return "", folded
+
+    def take_inner_group(self, raw_head: str) -> tuple[str, str, str]:
+        """(kind, base, the group's other words) for a marker in a bracket group that is not at the end
+        ("Song (Instrumental Mix)area 3": base "song area 3"); ("", "", "") if none."""
+        for m in reversed(list(_INNER_GROUP_RE.finditer(raw_head[:_MAX_RAW_CHARS]))):
+            if m.start() == 0:
+                continue
+            k, rest = self.take_marker(fold(m.group(0)))
+            if k:
+                base = fold(raw_head[: m.start()] + " " + raw_head[m.end():])
+                if base:
+                    return k, base, rest
+        return "", "", ""
 
     def parse(self, title: str) -> TitleParts:
         cache = self._cache  # type: ignore[attr-defined]
