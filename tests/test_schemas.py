@@ -151,6 +151,7 @@ JSON_SCHEMA_OF = {
     "discover-report.json": "discover-report",
     "verify-report.json": "verify-report",
     "targets-report.json": "targets-report",
+    "stems-report.json": "stems-report",
     "train-report.json": "train-report",
     "config.json": "train-config",
     "report.json": "report",
@@ -162,11 +163,13 @@ PARQUET_SCHEMA_OF = {
     "near_misses.parquet": "near_misses",
     "verified.parquet": "verified",
     "manifest.parquet": "manifest",
+    "metadata.parquet": "stems-metadata",
     "genre_breakdown.parquet": "genre-breakdown",
 }
 # Files with no schema on purpose: binary arrays, checkpoints, images, HTML, a CSV copy of a
-# validated Parquet table, and the training log.
-NOT_TABLES = {".npy", ".pt", ".png", ".html", ".csv", ".jsonl"}
+# validated Parquet table, the training log, and the stems' audio, dataset card and trainer configs
+# (checked by tests/stems with the trainers' own loaders).
+NOT_TABLES = {".npy", ".pt", ".png", ".html", ".csv", ".jsonl", ".wav", ".flac", ".md", ".yaml", ".yml", ".sh", ".txt"}
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +186,7 @@ def demo_out(tmp_path_factory):
 @pytest.mark.slow
 def test_demo_workflow_outputs_all_validate(demo_out):
     out, first = demo_out
-    assert first.ran == ["discover", "verify", "targets", "train", "report"]
+    assert first.ran == ["discover", "verify", "targets", "stems", "train", "report"]
     files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
     validated: dict[str, str] = {}
     for p in files:
@@ -207,7 +210,8 @@ def test_demo_workflow_outputs_all_validate(demo_out):
     # every stage's main outputs are among them, and they hold real rows
     assert set(validated.values()) >= {"candidates", "rejects", "verified", "manifest", "fingerprints",
                                        "genre-breakdown", "discover-report", "verify-report", "targets-report",
-                                       "train-report", "train-config", "report", "run"}
+                                       "train-report", "train-config", "report", "run", "stems-metadata",
+                                       "stems-report"}
     verified = pq.read_table(out / "verified.parquet").to_pandas()
     manifest = pq.read_table(out / "targets" / "manifest.parquet").to_pandas()
     assert (verified["status"] == "verified").sum() == len(manifest) > 0
@@ -225,7 +229,7 @@ def test_demo_workflow_second_run_skips_everything(demo_out):
     out, _ = demo_out
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "run.json"}
     again = run_workflow(REPO / "workflows" / "demo.yaml", str(out), progress=False)
-    assert again.ran == [] and again.skipped == ["discover", "verify", "targets", "train", "report"]
+    assert again.ran == [] and again.skipped == ["discover", "verify", "targets", "stems", "train", "report"]
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "run.json"}
     assert after == before  # nothing was rewritten
     json_schema("run").validate(json.loads((out / "run.json").read_text()))
