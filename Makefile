@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/pairminer run workflows/demo.yaml
 
+# The whole suite (CI: .ci/run). A bare `pytest` runs only the fast subset (pyproject's addopts: -m 'not slow').
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m ""
 
 bench: install
 	$(BIN)/python benchmarks/bench_discover.py --rows 1000000

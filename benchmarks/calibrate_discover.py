@@ -1,5 +1,5 @@
 """Calibrate discover's --min-score and scorer on the calibration seed (1), never on the held-out seed (2,
-used by tests/test_discover.py and reported with --held-out).
+used by tests/discover/test_discover.py and reported with --held-out).
 
 Prints, for each scorer, precision/recall of the candidates kept at each threshold (title-score
 distributions of true pairs and of every other pair that survives blocking, the window and the

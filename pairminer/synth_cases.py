@@ -12,7 +12,7 @@ Built on `pairminer.synth.make_song`. Every case writes a mix and a version file
   (its mix, its instrumental, its acapella).
 
 Seeds: `CALIBRATION_SEED` sets the thresholds (benchmarks/calibrate_verify.py), `HELDOUT_SEED` is
-only ever used to report (tests/test_verify_realistic.py); the rule never sees it while being tuned.
+only ever used to report (tests/verify/test_verify_realistic.py); the rule never sees it while being tuned.
 
     cases = write_cases(tmp_path, seed=HELDOUT_SEED, per_case=1, duration_s=45.0)
     candidates = candidates_table(cases)   # a candidates.parquet-shaped DataFrame

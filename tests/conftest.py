@@ -26,3 +26,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def streamed_flac():
+    """Write a FLAC through a pipe (its STREAMINFO says the length is unknown); skips without ffmpeg.
+
+    Returns `write(path, seconds, channels=2) -> path`.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+
+    def write(path, seconds: float, channels: int = 2):
+        with open(path, "wb") as f:
+            subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                            "-ac", str(channels), "-f", "flac", "pipe:1"], stdout=f, check=True)
+        return path
+
+    return write

@@ -1,4 +1,4 @@
-"""The CLI reference, docs/cli.md, generated from the commands themselves (tests/test_cli.py checks it is current).
+"""The CLI reference, docs/cli.md, generated from the commands themselves (tests/cli/test_cli.py checks it is current).
 
 Regenerate after changing a command or a config field:
 
@@ -25,7 +25,7 @@ def cli_reference() -> str:
     root = click.Context(main, info_name="pairminer", **settings)
     parts = ["# Command-line reference", "",
              "Generated from the commands by `python -m pairminer.cli._reference > docs/cli.md`; "
-             "`tests/test_cli.py` fails when it is out of date. Options of the stage commands are generated "
+             "`tests/cli/test_cli.py` fails when it is out of date. Options of the stage commands are generated "
              "from the stage config dataclasses (see docs/architecture.md), so each one is also a key of that "
              "stage's section in a workflow file (with `_` for `-`).", "",
              "## pairminer", "", "```text", main.get_help(root), "```", ""]

@@ -20,6 +20,9 @@ from pairminer.storage import write_table
 from pairminer.synth_stems import make_pair
 from pairminer.testing import candidate_row
 
+# The stage end to end on eight generated pairs: ~35 s on a 2-core machine (`make test` runs it).
+pytestmark = pytest.mark.slow
+
 DUR_S = 14.0
 CASES = ("same_master", "polarity", "drift", "sr48", "mono", "ch6", "different_mix", "eq")
 
