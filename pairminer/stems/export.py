@@ -189,8 +189,9 @@ def _layout_and_training(f: dict) -> list[str]:
             "merges `configs/msst-dataset.yaml` into a model config of MSST's:",
             "  `bash configs/msst_train.sh ~/Music-Source-Separation-Training mel_band_roformer "
             "configs/config_vocals_mel_band_roformer.yaml`",
-            "* **demucs** (`dora run`, needs demucs' training extras, WAV only): copies `configs/demucs-pairminer.yaml` "
-            "to `conf/dset/pairminer.yaml` of the checkout and runs `dora run -d dset=pairminer`:",
+            "* **demucs** (`dora run`, needs demucs' training extras, WAV only): copies "
+            "`configs/demucs-pairminer.yaml` to `conf/dset/pairminer.yaml` of the checkout and runs "
+            "`dora run -d dset=pairminer`:",
             "  `bash configs/demucs_train.sh ~/demucs`",
             "* **open-unmix**: `scripts/train.py --dataset trackfolder_fix` on train/ and valid/:",
             "  `bash configs/umx_train.sh ~/open-unmix-pytorch vocals`",
@@ -210,14 +211,15 @@ PY="${{PYTHON:-python}}"
 """
 
 _MSST_SH = """# Usage: msst_train.sh MSST_DIR MODEL_TYPE BASE_CONFIG [RESULTS_DIR] [more train.py options]
+#   RESULTS_DIR: checkpoints and the merged config.yaml (default ./msst-results).
 #   BASE_CONFIG: one of MSST's model configs (path, or relative to MSST_DIR), e.g.
 #   configs/config_vocals_mel_band_roformer.yaml. Its model and audio geometry (chunk_size, n_fft...)
 #   are kept; msst-dataset.yaml sets sample rate, channels, instruments, target and extension.
 if [ $# -lt 3 ]; then sed -n '/^# Usage/,/^[^#]/p' "$0" | grep '^#' >&2; exit 2; fi
-MSST="$(cd "$1" && pwd)"; MODEL="$2"; BASE="$3"; RESULTS="${{4:-$STEMS/msst-results}}"
+MSST="$(cd "$1" && pwd)"; MODEL="$2"; BASE="$3"; RESULTS="${{4:-msst-results}}"
+RESULTS="$(mkdir -p "$RESULTS" && cd "$RESULTS" && pwd)"
 shift 3; if [ $# -gt 0 ]; then shift; fi
 [ -f "$BASE" ] || BASE="$MSST/$BASE"
-mkdir -p "$RESULTS"
 "$PY" - "$BASE" "$HERE/msst-dataset.yaml" "$RESULTS/config.yaml" <<'EOF'
 import sys, yaml
 base = yaml.load(open(sys.argv[1]), Loader=yaml.FullLoader)  # MSST's loader (utils/settings.py load_config)
@@ -246,15 +248,16 @@ exec dora run -d dset=pairminer "dset.wav=$STEMS" "$@"
 """
 
 _UMX_SH = """# Usage: umx_train.sh OPEN_UNMIX_CHECKOUT [vocals|instrumental] [more scripts/train.py options]
+# The model goes to ./umx-TARGET (the current folder).
 # trackfolder_fix: each folder of train/ and valid/ gives TARGET.{ext} and the other stem as interferer;
 # the model's input is their sum (= mixture.{ext}).
 if [ $# -lt 1 ]; then sed -n '/^# Usage/,/^[^#]/p' "$0" | grep '^#' >&2; exit 2; fi
-UMX="$(cd "$1" && pwd)"; TARGET="${{2:-vocals}}"; shift; if [ $# -gt 0 ]; then shift; fi
+UMX="$(cd "$1" && pwd)"; TARGET="${{2:-vocals}}"; OUTDIR="$PWD/umx-$TARGET"; shift; if [ $# -gt 0 ]; then shift; fi
 case "$TARGET" in vocals) OTHER=instrumental;; instrumental) OTHER=vocals;;
   *) echo "target must be vocals or instrumental" >&2; exit 2;; esac
 cd "$UMX"
 exec "$PY" scripts/train.py --dataset trackfolder_fix --root "$STEMS" --target-file "$TARGET.{ext}" \\
-  --interferer-files "$OTHER.{ext}" --nb-channels {channels} --output "$STEMS/umx-$TARGET" "$@"
+  --interferer-files "$OTHER.{ext}" --nb-channels {channels} --output "$OUTDIR" "$@"
 """
 
 
@@ -355,7 +358,8 @@ def write_musdb_view(root: str | os.PathLike, metadata: Any) -> Path:
                 for name in _folders(metadata, split):
                     link = tmp / subset / name
                     if link.is_symlink():
-                        raise OutputError(f"two pairs share the folder name {name!r}; the musdb view needs unique names")
+                        raise OutputError(f"two pairs share the folder name {name!r}; the musdb view needs "
+                                          "unique names")
                     if (root / split / name).is_dir():
                         os.symlink(os.path.join("..", "..", split, name), link)
                     else:

@@ -58,14 +58,16 @@ def _export(root: Path, isrc: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+REPORT = {"versions": {"pairminer": "9.9.9"}, "timings_s": {"compute_and_write": 123.456},
+          "failures": [{"pair_id": "X__Y", "reason": "version does not overlap the mix"}],
+          "inputs": {"not_verified": 3}, "config": {"format": "wav", "subtype": "PCM_16"}}
+
+
 @pytest.fixture
 def export(tmp_path):
     root = tmp_path / "stems"
     meta = _export(root)
-    report = {"versions": {"pairminer": "9.9.9"}, "timings_s": {"compute_and_write": 123.456},
-              "failures": [{"pair_id": "X__Y", "reason": "version does not overlap the mix"}],
-              "inputs": {"not_verified": 3}, "config": {"format": "wav", "subtype": "PCM_16"}}
-    card = write_dataset_card(root, meta, report)
+    card = write_dataset_card(root, meta, REPORT)
     paths = write_trainer_configs(root, meta)
     return root, meta, card, paths
 
@@ -127,7 +129,8 @@ def test_demucs_wav_dataset_reads_the_export(export, tmp_path):
     train_set, valid_set = wav.get_wav_datasets(args)
     assert sorted(train_set.metadata) == _names(meta, "train")
     assert sorted(valid_set.metadata) == _names(meta, "valid")
-    assert tuple(valid_set[0].shape) == (1 + len(SOURCES), CH, int(meta.loc[meta.split == "valid", "n_samples"].iloc[0]))
+    n_valid = int(meta.loc[meta["split"] == "valid", "n_samples"].iloc[0])
+    assert tuple(valid_set[0].shape) == (1 + len(SOURCES), CH, n_valid)  # mixture + sources, whole track
 
 
 def _demucs_contract(split_dir: Path, sources: list[str]) -> dict[str, tuple[int, int]]:
@@ -211,6 +214,8 @@ def test_msst_train_script_merges_the_config_and_calls_train_py(export, tmp_path
     assert a[a.index("--data_path") + 1] == str(root.resolve() / "train")
     assert a[a.index("--valid_path") + 1] == str(root.resolve() / "valid")
     assert a[a.index("--model_type") + 1] == "mel_band_roformer" and a[-2:] == ["--num_workers", "2"]
+    assert a[a.index("--config_path") + 1] == str(res / "config.yaml")
+    assert a[a.index("--results_path") + 1] == str(res)
     cfg = got["cfg"]
     assert cfg["audio"] == {"chunk_size": 261120, "n_fft": 2048, "sample_rate": SR, "num_channels": CH}
     assert cfg["training"]["instruments"] == SOURCES and cfg["training"]["lr"] == 1.0e-4
@@ -229,11 +234,12 @@ def test_open_unmix_trackfolder_contract_and_command(export, tmp_path):
         "import json, sys\njson.dump(sys.argv[1:], open('called.json', 'w'))\n")
     env = {**os.environ, "PYTHON": sys.executable}
     subprocess.run(["bash", str(root / "configs" / "umx_train.sh"), str(umx), "instrumental", "--epochs", "1"],
-                   check=True, env=env)
+                   check=True, env=env, cwd=tmp_path)
     a = json.loads((umx / "called.json").read_text())
     assert a[a.index("--dataset") + 1] == "trackfolder_fix" and a[a.index("--root") + 1] == str(root.resolve())
     target, other = a[a.index("--target-file") + 1], a[a.index("--interferer-files") + 1]
     assert (target, other) == ("instrumental.wav", "vocals.wav") and a[-2:] == ["--epochs", "1"]
+    assert a[a.index("--output") + 1] == str(tmp_path / "umx-instrumental")
     for split in ("train", "valid"):
         found = sorted(p.name for p in Path(a[a.index("--root") + 1], split).iterdir()
                        if p.is_dir() and (p / target).exists() and (p / other).exists())
@@ -281,12 +287,8 @@ def test_dataset_card_numbers_match_the_metadata(export):
 def test_outputs_are_deterministic(export):
     root, meta, card, paths = export
     before = {p: p.read_bytes() for p in [card, *paths] if p.is_file()}
-    assert write_dataset_card(root, meta.sample(frac=1, random_state=1), {"versions": {"pairminer": "9.9.9"},
-                                                                         "failures": [{"pair_id": "X__Y",
-                                                                                       "reason": "version does not overlap the mix"}],
-                                                                         "inputs": {"not_verified": 3},
-                                                                         "config": {"format": "wav", "subtype": "PCM_16"},
-                                                                         "timings_s": {"x": 9.0}}) == card
+    other_timings = {**REPORT, "timings_s": {"compute_and_write": 9.0}, "realtime_factor": 3.0}
+    assert write_dataset_card(root, meta.sample(frac=1, random_state=1), other_timings) == card
     write_trainer_configs(root, meta.sample(frac=1, random_state=2))
     assert {p: p.read_bytes() for p in before} == before
     assert all(os.access(p, os.X_OK) for p in paths if p.suffix == ".sh")
