@@ -97,6 +97,7 @@ def test_musdb_reads_the_view_with_the_setup(export):
         ins, _ = sf.read(folder / "instrumental.wav")
         np.testing.assert_allclose(t.targets["vocals"].audio, voc, atol=1e-6)
         np.testing.assert_allclose(t.targets["instrumental"].audio, ins, atol=1e-6)
+        np.testing.assert_allclose(t.targets["accompaniment"].audio, ins, atol=1e-6)
         np.testing.assert_allclose(t.audio, voc + ins, atol=1e-6)  # the mixture file
         np.testing.assert_allclose(t.targets["linear_mixture"].audio, t.audio, atol=1e-6)
 
@@ -187,6 +188,10 @@ def test_msst_dataset_type_conventions(export):
     for t in tracks:
         infos = [sf.info(str(t / f"{i}.{frag['inference']['extension']}")) for i in inst]
         assert len({i.frames for i in infos}) == 1 and {i.samplerate for i in infos} == {SR}
+        # type 4 feeds sum(stems) as the mixture: right only because our stems sum to mixture.wav
+        total = sum(sf.read(t / f"{i}.wav", dtype="int32")[0].astype(np.int64) for i in inst)
+        np.testing.assert_array_equal(total, sf.read(t / "mixture.wav", dtype="int32")[0])
+    assert MSST_DATASET_TYPE == 4
     mixes = sorted((root / cli["valid_path"]).rglob("mixture.wav"))
     assert [m.parent.name for m in mixes] == _names(meta, "valid")
     for m in mixes:
