@@ -293,7 +293,7 @@ def write_trainer_configs(root: str | os.PathLike, metadata: Any, *,
             "training": {"instruments": src, "target_instrument": src[0]},
             "inference": {"extension": ext},
             "msst_cli": {"dataset_type": MSST_DATASET_TYPE, "data_path": "train", "valid_path": "valid"}}
-    demucs = {"dset": {"wav": str(Path(root).resolve()), "use_musdb": False, "sources": src,
+    demucs = {"dset": {"wav": None, "use_musdb": False, "sources": src,
                        "samplerate": f["sr"], "channels": f["channels"]},
               "weights": [1.0] * len(src)}
     musdb = {"sample_rate": float(f["sr"]), "sources": {s: f"{s}.{ext}" for s in src},
@@ -311,8 +311,8 @@ def write_trainer_configs(root: str | os.PathLike, metadata: Any, *,
                   + _MSST_SH.format(dtype=MSST_DATASET_TYPE))
     warn = "" if ext == "wav" else f"# WARNING: demucs reads only .wav (demucs/wav.py EXT); this export is {ext}.\n"
     write_bytes(out[2], _yaml(demucs, "# @package _global_\n" + note + warn
-                              + "# demucs dset config: copy to <demucs>/conf/dset/pairminer.yaml (demucs_train.sh "
-                              "does), run dora run -d dset=pairminer.\n"))
+                              + "# demucs dset config: copy to <demucs>/conf/dset/pairminer.yaml and run\n# dora run -d "
+                              "dset=pairminer dset.wav=<this stems root> (demucs_train.sh does both).\n"))
     _write_script(out[3], _SH_HEAD.format(gen=_GEN, what="Train demucs on this export.") + _DEMUCS_SH)
     write_bytes(out[4], _yaml(musdb, note + "# musdb setup for musdb.DB(root=<stems>/musdb, is_wav=True, "
                               "setup_file='../configs/musdb-setup.yaml'):\n# musdb joins root and setup_file; "
@@ -322,9 +322,15 @@ def write_trainer_configs(root: str | os.PathLike, metadata: Any, *,
     return [*out, write_musdb_view(root, metadata)]
 
 
-def _links_only(folder: Path) -> bool:
-    """True when `folder` holds only subset folders of symlinks (a view this module made)."""
-    return all(sub.is_dir() and not sub.is_symlink() and all(p.is_symlink() for p in sub.iterdir())
+def _is_view(folder: Path) -> bool:
+    """True when `folder` holds only subset folders of pair links (a view this module made), or of pair
+    folders (such a view copied with its links followed: cp -r, shutil.copytree)."""
+    stems = {f"{n}.{e}" for n in ("mixture", "vocals", "instrumental") for e in ("wav", "flac")}
+
+    def pair(p: Path) -> bool:
+        return p.is_symlink() or (p.is_dir() and all(q.is_file() and q.name in stems for q in p.iterdir()))
+
+    return all(sub.is_dir() and not sub.is_symlink() and all(pair(p) for p in sub.iterdir())
                for sub in folder.iterdir())
 
 
@@ -334,7 +340,8 @@ def write_musdb_view(root: str | os.PathLike, metadata: Any) -> Path:
     musdb's WAV mode reads ROOT/musdb/<subset>/<track>/ and takes the validation split out of train/
     by name (the setup's validation_tracks), so train/ holds the train and valid pairs and test/ the
     test pairs. The view is built under a temporary name and swapped in; an existing ROOT/musdb that
-    holds anything but such symlinks is refused.
+    holds anything but such links (or, in a copy of the stems root, the pair folders they pointed to)
+    is refused.
 
     Returns:
         The view's path.
@@ -344,10 +351,10 @@ def write_musdb_view(root: str | os.PathLike, metadata: Any) -> Path:
     """
     root = Path(root)
     view = root / "musdb"
-    if view.exists() and not (view.is_dir() and not view.is_symlink() and _links_only(view)):
+    if view.exists() and not (view.is_dir() and not view.is_symlink() and _is_view(view)):
         raise OutputError(f"{view} exists and is not a musdb view that stems made; move it away")
     for stale in root.glob(".musdb-*"):
-        if stale.is_dir() and _links_only(stale):
+        if stale.is_dir() and _is_view(stale):
             shutil.rmtree(stale)
     tmp = root / f".musdb-new-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

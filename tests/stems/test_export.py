@@ -111,6 +111,14 @@ def test_musdb_view_is_relative_rebuilt_and_guarded(export):
     assert sorted(p.name for p in (root / "musdb" / "train").iterdir()) == ["T003__T004", "T005__T006"]
     assert (root / "train" / "T001__T002" / "mixture.wav").exists()  # the stems themselves are untouched
     assert not list(root.glob(".musdb-*"))
+    import shutil
+
+    copy = root.parent / "copy"  # a copy that followed the links: the rerun replaces its folders by links
+    shutil.copytree(root, copy)
+    assert not (copy / "musdb" / "train" / "T005__T006").is_symlink()
+    write_musdb_view(copy, meta)
+    assert (copy / "musdb" / "train" / "T005__T006").is_symlink()
+    assert (copy / "valid" / "T005__T006" / "vocals.wav").is_file()
     (root / "musdb" / "test" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError):
         write_musdb_view(root, meta)
@@ -124,7 +132,7 @@ def test_demucs_wav_dataset_reads_the_export(export, tmp_path):
 
     root, meta, _, _ = export
     dset = yaml.safe_load((root / "configs" / "demucs-pairminer.yaml").read_text())["dset"]
-    args = SimpleNamespace(wav=dset["wav"], metadata=str(tmp_path / "dmeta"), sources=dset["sources"], segment=0.5,
+    args = SimpleNamespace(wav=str(root), metadata=str(tmp_path / "dmeta"), sources=dset["sources"], segment=0.5,
                            shift=0.5, samplerate=dset["samplerate"], channels=dset["channels"], normalize=True,
                            full_cv=True)
     train_set, valid_set = wav.get_wav_datasets(args)
@@ -150,16 +158,28 @@ def _demucs_contract(split_dir: Path, sources: list[str]) -> dict[str, tuple[int
     return tracks
 
 
-def test_demucs_folder_contract(export):
+def test_demucs_folder_contract(export, tmp_path):
     root, meta, _, _ = export
     text = (root / "configs" / "demucs-pairminer.yaml").read_text()
     assert text.splitlines()[0] == "# @package _global_"  # hydra: the file sets dset.* and weights at top level
     doc = yaml.safe_load(text)
     d = doc["dset"]
     assert d["sources"] == SOURCES and d["samplerate"] == SR and d["channels"] == CH and d["use_musdb"] is False
-    assert Path(d["wav"]) == root.resolve() and len(doc["weights"]) == len(SOURCES)
+    assert d["wav"] is None and len(doc["weights"]) == len(SOURCES)  # no absolute path in the export
+    # demucs_train.sh: copies the dset file into the checkout and passes dset.wav=<stems root> to dora
+    (tmp_path / "demucs" / "conf" / "dset").mkdir(parents=True)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dora").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > dora-args.txt\n')
+    (tmp_path / "bin" / "dora").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", str(root / "configs" / "demucs_train.sh"), str(tmp_path / "demucs"), "epochs=2"],
+                   check=True, env=env)
+    args = (tmp_path / "demucs" / "dora-args.txt").read_text().split()
+    assert args == ["run", "-d", "dset=pairminer", f"dset.wav={root.resolve()}", "epochs=2"]
+    assert (tmp_path / "demucs" / "conf" / "dset" / "pairminer.yaml").read_text() == text
+    wav_root = Path(args[3].split("=", 1)[1])
     for split in ("train", "valid"):  # demucs/wav.py get_wav_datasets: <wav>/train, <wav>/valid
-        tracks = _demucs_contract(Path(d["wav"]) / split, d["sources"])
+        tracks = _demucs_contract(wav_root / split, d["sources"])
         want = meta[meta["split"] == split].set_index("pair_id")
         assert sorted(tracks) == sorted(want.index)
         assert all(tracks[k] == (int(want.loc[k, "n_samples"]), SR) for k in tracks)
