@@ -311,8 +311,8 @@ def write_trainer_configs(root: str | os.PathLike, metadata: Any, *,
                   + _MSST_SH.format(dtype=MSST_DATASET_TYPE))
     warn = "" if ext == "wav" else f"# WARNING: demucs reads only .wav (demucs/wav.py EXT); this export is {ext}.\n"
     write_bytes(out[2], _yaml(demucs, "# @package _global_\n" + note + warn
-                              + "# demucs dset config: copy to <demucs>/conf/dset/pairminer.yaml and run\n# dora run -d "
-                              "dset=pairminer dset.wav=<this stems root> (demucs_train.sh does both).\n"))
+                              + "# demucs dset config: copy to <demucs>/conf/dset/pairminer.yaml and run\n"
+                              "# dora run -d dset=pairminer dset.wav=<this stems root> (demucs_train.sh does both).\n"))
     _write_script(out[3], _SH_HEAD.format(gen=_GEN, what="Train demucs on this export.") + _DEMUCS_SH)
     write_bytes(out[4], _yaml(musdb, note + "# musdb setup for musdb.DB(root=<stems>/musdb, is_wav=True, "
                               "setup_file='../configs/musdb-setup.yaml'):\n# musdb joins root and setup_file; "
