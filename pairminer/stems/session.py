@@ -189,13 +189,10 @@ class StemsSession:
             "realtime_factor": (self.written_s / wall) if wall > 0 and self.written_s > 0 else None,
             "scheduler": scheduler,
         }
-        try:
-            from .export import write_dataset_card, write_trainer_configs
+        from .export import write_dataset_card, write_trainer_configs
 
-            write_dataset_card(self.out, meta, report)
-            write_trainer_configs(self.out, meta)
-        except ImportError:  # pragma: no cover - the export module is part of the package
-            log.warning("stems: no dataset card or trainer configs (pairminer.stems.export is missing)")
+        write_dataset_card(self.out, meta, report)
+        write_trainer_configs(self.out, meta)
         report_path = self.out / REPORT_NAME
         write_json(report_path, report, "stems-report")
         log.info("stems: %d written, %d skipped, %d failed; %.2f h", self.written, self.skipped, len(self.failures),
