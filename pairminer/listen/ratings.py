@@ -41,7 +41,7 @@ def _parse(path: Path) -> dict:
     except OSError as exc:
         raise RatingsFileError(f"cannot read it ({exc.strerror or exc})") from None
     text = raw.decode("utf-8", "replace").lstrip("\ufeff")
-    if text.lstrip().startswith("{"):
+    if text.lstrip()[:1] in ("{", "["):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:

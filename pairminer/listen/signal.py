@@ -118,7 +118,8 @@ def encode(y: np.ndarray, codec_: tuple[str, str, str], bitrate_kbps: int, sr: i
         return buf.getvalue()
     kbps = bitrate_kbps if encoder == "libopus" else min(320, 2 * bitrate_kbps)
     cmd = [shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(sr), "-ac", str(y.shape[1]),
-           "-i", "-", "-c:a", encoder, "-b:a", f"{kbps}k", "-f", fmt, "-"]
+           "-i", "-", "-c:a", encoder, "-b:a", f"{kbps}k", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+           "-f", fmt, "-"]  # bitexact: no random Ogg serial number, so a test is reproducible
     try:
         proc = subprocess.run(cmd, input=y.tobytes(), capture_output=True, timeout=120)
     except (OSError, subprocess.SubprocessError) as exc:
