@@ -28,7 +28,11 @@ def find_chromium() -> str | None:
 
 
 class CDPError(RuntimeError):
-    pass
+    """The page or the protocol failed (a test failure)."""
+
+
+class ChromiumUnavailable(CDPError):
+    """Chromium did not start or answer at all (an environment problem: the tests skip)."""
 
 
 class Browser:
@@ -58,6 +62,11 @@ class Browser:
         self._id = 0
         self.events: list[dict] = []
         self.session: str | None = None
+        try:
+            self.send("Browser.getVersion", browser=True)
+        except (CDPError, OSError) as exc:
+            self.close()
+            raise ChromiumUnavailable(f"{exe} did not answer on its DevTools pipe ({exc})") from None
         if download_dir:
             self.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": download_dir,
                                                       "eventsEnabled": True}, browser=True)

@@ -254,3 +254,22 @@ def test_report_shows_listening_results_when_they_exist(built, tmp_path):
     html = section_html(docs)
     assert "Listening test results" in html and "sysA" in html and "data:image/png;base64," in html
     assert section_html(find_results(str(tmp_path / "empty"))) == ""
+
+
+def test_mined_stems_are_a_system_and_wav_is_the_last_resort(setup_dirs, tmp_path, monkeypatch):
+    import shutil
+
+    stems = tmp_path / "OUT" / "stems"
+    for i in (1, 2):
+        dst = stems / "train" / f"song{i}"
+        dst.mkdir(parents=True)
+        shutil.copy(setup_dirs["mixes"] / f"song{i}.wav", dst / "mixture.wav")
+        for s in ("vocals", "instrumental"):
+            shutil.copy(setup_dirs["refs"] / f"song{i}" / f"{s}.wav", dst / f"{s}.wav")
+    monkeypatch.setattr(sig, "codec", lambda: ("wav", "wav", "audio/wav"))  # no ffmpeg encoder
+    res = build_test([str(setup_dirs["sysA"])], str(tmp_path / "t"), ListenConfig(excerpt_s=1.0), stems=str(stems), progress=False)
+    key = json.loads(Path(res.key_path).read_text())
+    assert key["systems"] == ["mined stems", "sysA"] and res.codec == "wav"
+    # the mixes come from the stems: only their two pairs can be tested (sysA's other songs have no mix)
+    assert res.counts["included"] == 2 and res.counts["unusable"] == 2
+    assert "data:audio/wav;base64," in Path(res.page_path).read_text()
