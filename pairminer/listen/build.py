@@ -10,7 +10,6 @@ and seed give the same test and the same test id.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import hashlib
 import logging
@@ -185,7 +184,7 @@ def build_test(system_dirs: list[str], out_dir: str, config: ListenConfig | None
                 unusable.append({"track": track, "reason": str(exc)})
                 continue
             keys = list(items)
-            enc = dict(zip(keys, pool.map(lambda k: sig.encode(items[k], codec, config.bitrate_kbps), keys)))
+            enc = dict(zip(keys, pool.map(lambda y: sig.encode(y, codec, config.bitrate_kbps), [items[k] for k in keys])))
             size = sum(4 * ((len(b) + 2) // 3) + 40 for b in enc.values())
             if used + size > budget:
                 over.append({"track": track, "reason": f"over --max-mb {config.max_mb:g} (its {len(items)} excerpts "

@@ -74,7 +74,7 @@ def load_key(path: str) -> dict:
         raise InputError(f"{p} not found: --test takes the folder `pairminer listen` wrote (with key.json)")
     try:
         key = pio.read_json(str(p))
-    except Exception as exc:  # noqa: BLE001 - any unreadable key is one message
+    except Exception as exc:
         raise InputError(f"{p} is not a readable key.json ({exc})") from None
     if not isinstance(key, dict) or key.get("format") != KEY_FORMAT:
         raise InputError(f"{p} is not the key.json of a `pairminer listen` test")

@@ -24,7 +24,7 @@ def find_results(out_dir: str) -> list[dict]:
         for p in sorted(root.glob(pattern)):
             try:
                 doc = pio.read_json(str(p))
-            except Exception as exc:  # noqa: BLE001 - an unreadable results file costs its own entry
+            except Exception as exc:
                 log.warning("report: skipping %s: %s", p, exc)
                 continue
             if not isinstance(doc, dict) or doc.get("stage") != "listen-collect":
@@ -46,7 +46,7 @@ def section_html(docs: list[dict]) -> str:
     """The section, or "" when there are no results."""
     if not docs:
         return ""
-    e = lambda x: html.escape("" if x is None else str(x), quote=True)  # noqa: E731
+    e = lambda x: html.escape("" if x is None else str(x), quote=True)
     p = ['<h2 id="listen-results">Listening test results</h2>',
          '<p class="meta">Blinded ratings on the 1-7 scale of Jansson et al. (ISMIR 2017), from '
          '<code>pairminer listen --collect</code>; see docs/evaluation.md.</p>']

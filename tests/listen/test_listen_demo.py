@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -19,8 +18,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture()
 def demo_out(tmp_path):
-    from pairminer.train import TrainConfig, run_train
     from test_train_loop import TINY, make_targets
+
+    from pairminer.train import TrainConfig, run_train
 
     out = tmp_path / "demo"
     run_train(make_targets(tmp_path / "targets"), out / "runs" / "vocals",
