@@ -77,6 +77,7 @@ def main(verbose: int) -> None:
       train / separate / evaluate   the bundled U-Net
       report    the audit: funnel, genres, hours, near misses, clips to listen to, report.html
       show      one pair: every stage's verdict, its clips and spectrogram
+      listen    a blinded listening test page of separated sources; --collect aggregates its ratings
       run       a workflows/*.yaml chain of stages, skipping fresh ones
 
     Start with: pairminer discover data/sample/catalog.csv -o OUT

@@ -194,6 +194,14 @@ def run_report(
             errors["stems"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             stems_doc, stems_blobs, stems_png = None, {}, None
 
+    from . import listen_results  # `pairminer listen --collect` results under OUT: their own section
+
+    try:
+        listen_docs = listen_results.find_results(out_dir)
+    except Exception as exc:  # noqa: BLE001 - one section's failure is recorded, the report goes on
+        errors["listen_results"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        listen_docs = []
+
     with timings.step("listening"):
         listening = section("listening", build_listening, out_dir, config, progress=progress)
         say("report: %d pair(s) with clips (%.1f MiB)%s", len(listening.blobs), listening.bytes_total / 2**20,
@@ -263,6 +271,8 @@ def run_report(
 
         doc = _doc(stages, funnel, checks, gstage, gtable, by_stage, splits, near, listening, ex)
         doc["stems"] = stems_doc
+        if listen_docs:
+            doc["listen_results"] = listen_results.summary_json(listen_docs)
         doc = _valid_sections(doc, lambda: _doc(empty, *_empty_numbers(empty, config, listening_cls=Listening)),
                               errors)
         if errors:
@@ -278,7 +288,7 @@ def run_report(
             doc["section_errors"] = dict(errors)
             html = render_html(doc, plots, empty, gtable, listening)
         html = html.replace('<h2 id="listening">', stems_section.section_html(stems_doc, stems_blobs, stems_png)
-                            + '<h2 id="listening">', 1)
+                            + listen_results.section_html(listen_docs) + '<h2 id="listening">', 1)
         pio.write_bytes(html_path, html.encode("utf-8"))
         doc["timings_s"] = timings.to_dict()
         pio.write_json(json_path, doc, "report")
