@@ -41,6 +41,30 @@ log = logging.getLogger(__name__)
 # Most items one task takes, and how many tasks per worker core a batch should leave at least.
 MAX_ITEMS_PER_TASK = 32
 TASKS_PER_CORE = 4
+_BLAS_LIMITED = False
+
+
+def single_threaded_blas() -> None:
+    """Run BLAS (OpenBLAS) on one thread in this process, once.
+
+    The pass already runs one task per core. A threaded BLAS call in one task deadlocks when another
+    task forks a decoder child at the same moment: OpenBLAS's pre-fork handler shuts its thread pool
+    down under the running call, which then waits forever for workers that no longer exist (seen as
+    a hang in `exec_blas` during the alignment's dot products while ffmpeg started; a test reproduces
+    the race). One BLAS thread per task has no pool to shut down.
+    """
+    global _BLAS_LIMITED
+    if _BLAS_LIMITED:
+        return
+    _BLAS_LIMITED = True
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        log.warning("threadpoolctl is missing: BLAS keeps its own threads (a fork during a BLAS call may hang)")
+
+
 # What a decoder may raise besides AudioError that is still the file's own problem.
 _FILE_PROBLEMS = (OSError, ValueError, RuntimeError, ImportError, MemoryError)
 
@@ -103,11 +127,13 @@ def pair_task(job: PairJob, steps: Sequence[Any]) -> PairResult:
 
 def pair_chunk_task(jobs: list[PairJob], steps: Sequence[Any]) -> list[PairResult]:
     """`pair_task` over a chunk of pairs (one Dask task)."""
+    single_threaded_blas()
     return [pair_task(job, steps) for job in jobs]
 
 
 def file_chunk_task(paths: list[str], step: Any) -> list[FileResult]:
     """The first step's file product for each path (one Dask task over a chunk of files)."""
+    single_threaded_blas()
     out = []
     for path in paths:
         t = time.perf_counter()
