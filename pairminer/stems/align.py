@@ -58,6 +58,8 @@ class AlignParams:
         fade_tol_db: a head or tail whose local gain departs from the song's by more than this is a
             different fade, undone by a gain curve (accompaniment versions only).
         keep_alternative: also return the vocals of the method not chosen (for calibration).
+        cache_mb: memory for the STFTs of the mix and the two aligned versions, kept between the passes
+            (MB); what does not fit is recomputed on each pass (the results do not depend on it).
     """
 
     search_window_s: float = 0.5
@@ -80,6 +82,7 @@ class AlignParams:
     min_presence_db: float = -20.0
     fade_tol_db: float = 1.0
     keep_alternative: bool = False
+    cache_mb: float = 256.0
 
 
 @dataclass
@@ -219,7 +222,12 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     ver_int = _slice(version, n0 + k0, n1 + k0)
     if curve is not None:
         ver_int *= curve[:, None]
-    st, st_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames)
+    # Every pass below reads the three signals' STFTs from one cache (computed once while it fits the
+    # budget, chunk by chunk otherwise); the first pass also samples the magnitudes for the gains.
+    spectra = mf.Spectra(stft, [mix_c, ver_c, ver_int], params.cache_mb * 1e6)
+    (st, st_int), mags = mf.accumulate(spectra, 0, [1, 2], seg_frames, fold_frames, mag_every=4)
+    mag_gains = {1: grade.magnitude_gains(mags[0], mags[1]), 2: grade.magnitude_gains(mags[0], mags[2])}
+    del mags
 
     # Fractional lag from the song-wide cross-spectrum, coherence-weighted (Hannan-Thomson / Carter).
     smm, sii, smi = st.total((0, 1, 2))
@@ -237,20 +245,20 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     track = mf.Model("track", prior=max(params.priors))
     g0 = mf.fit_all(track, st)[:, :, :1]
     g0_int = mf.fit_all(track, st_int)[:, :, :1]
-    stw, stw_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames,
-                                 prior=[(g0, ramp), (g0_int, np.ones_like(ramp))], power=params.weight_power)
+    (stw, stw_int), _ = mf.accumulate(spectra, 0, [1, 2], seg_frames, fold_frames,
+                                      prior=[(g0, ramp), (g0_int, None)], power=params.weight_power)
     stw = stw.rotate(ramp)
     # One gain per channel by the magnitude mode (voice-free bins pile up at |M|/|I| = g), signed by the
     # least-squares sign: sharper than least squares, whose voice cross-term does not vanish on a song.
-    for s_, v_ in ((stw, ver_c), (stw_int, ver_int)):
+    for s_, v_ in ((stw, 1), (stw_int, 2)):
         sign = np.sign(mf.fit_all(gain, s_)[0, :, 0].real)
-        mag = grade.magnitude_gains(mix_c, v_, stft)
+        mag = mag_gains[v_]
         if np.all(np.isfinite(mag)):
             s_.robust_gain = np.where(sign == 0, 1.0, sign) * mag
 
     # Candidates from the simplest to the most complex, scored on held-out frames.
-    cands: dict[str, tuple[mf.Model, mf.Stats, np.ndarray | None, np.ndarray]] = {
-        "integer lag, gain": (gain, stw_int, None, ver_int)}
+    cands: dict[str, tuple[mf.Model, mf.Stats, np.ndarray | None, int]] = {
+        "integer lag, gain": (gain, stw_int, None, 2)}
     models = [gain]
     if kind != "acapella":
         # Over an acapella's span the accompaniment (same key, same beat) is not uncorrelated enough
@@ -261,14 +269,16 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         models += [mf.Model("track", prior=p) for p in sorted(params.priors, reverse=True)]
         models += [mf.Model("segment", o, p) for o in sorted(params.octaves, reverse=True) for p in sorted(params.priors, reverse=True)]
     for m in models:
-        cands[m.label] = (m, stw, ramp, ver_c)
+        cands[m.label] = (m, stw, ramp, 1)
     scores = {name: mf.cv_residual(m, s, params.ridge) for name, (m, s, _, _) in cands.items()}
     best = mf.select(scores, list(cands), params.select_z, params.select_min_gain_db)
     ref = float(scores[best].sum())
     model_scores = {n: float(10 * np.log10(max(float(v.sum()), 1e-30) / max(ref, 1e-30))) for n, v in scores.items()}
     model, s_best, ramp_best, ver_best = cands[best]
     h = mf.fit_all(model, s_best, params.ridge)
-    matched, samples = mf.apply(ver_best, stft, h, seg_frames, ramp_best, mix=mix_c)
+    keep = params.keep_alternative
+    matched, samples, spectral = mf.apply(spectra, ver_best, h, seg_frames, ramp_best, mix=0,
+                                          spectral_gains=mag_gains[ver_best] if keep else None)
     canc = grade.cancellation_db(*samples, quantile=params.cancel_quantile) if samples else float("nan")
 
     g_fit = mf.fit_all(mf.Model("gain"), s_best)[0, :, 0].real
@@ -285,8 +295,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     waveform = bool(np.isfinite(canc) and canc >= params.min_cancellation_db)
     alt = None
     if not waveform or params.keep_alternative:
-        gains = grade.magnitude_gains(mix_c, ver_best, stft)
-        spectral = grade.spectral_part(mix_c, ver_best, stft, gains)
+        if spectral is None:
+            spectral = grade.spectral_part(spectra, 0, ver_best, mag_gains[ver_best])
         if waveform:
             alt = _stems(mix_c, spectral, kind)[1]
         else:

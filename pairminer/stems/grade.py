@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pairminer.stems.matchfilter import Stft
+from pairminer.stems.matchfilter import Spectra
 
 
 def weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
@@ -62,53 +62,49 @@ def cancellation_db(res_e: np.ndarray, mix_e: np.ndarray, ver_e: np.ndarray, *, 
     return float(-10 * np.log10(max(q, 1e-30)))
 
 
-def magnitude_gains(mix: np.ndarray, ver: np.ndarray, stft: Stft, every: int = 4) -> np.ndarray:
+def magnitude_gains(mix_mag: np.ndarray, ver_mag: np.ndarray) -> np.ndarray:
     """One magnitude gain per channel, ``|M| ~ g |I|`` where the other source is silent.
 
     Args:
-        mix: (samples, channels) float32.
-        ver: aligned version, same shape.
-        stft: geometry.
-        every: frame stride of the sample the gain is estimated on.
+        mix_mag: |STFT| of the mix on a sample of frames (every 4th, collected by
+            `pairminer.stems.matchfilter.accumulate`), (frames, channels, bins).
+        ver_mag: the aligned version's, same shape.
 
     Returns:
         float64 (channels,), NaN where a channel gives no estimate.
     """
     from pairminer.targets.align import estimate_gain
 
-    mm, vv = [], []
-    for j0, j1 in stft.chunks():
-        first = (-j0) % every
-        if first >= j1 - j0:
-            continue
-        mm.append(np.abs(stft.frames(mix, j0 + first, j1)[::every]))
-        vv.append(np.abs(stft.frames(ver, j0 + first, j1)[::every]))
-    if not mm:
-        return np.full(mix.shape[1], np.nan)
-    m = np.concatenate(mm)
-    v = np.concatenate(vv)
-    return np.array([estimate_gain(m[:, c], v[:, c]) for c in range(mix.shape[1])])
+    if mix_mag is None or len(mix_mag) == 0:
+        return np.full(1 if mix_mag is None else mix_mag.shape[1], np.nan)
+    return np.array([estimate_gain(mix_mag[:, c], ver_mag[:, c]) for c in range(mix_mag.shape[1])])
 
 
-def spectral_part(mix: np.ndarray, ver: np.ndarray, stft: Stft, gains: np.ndarray) -> np.ndarray:
+def spectral_mask(m: np.ndarray, v: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """The magnitude mask ``min(g |I| / |M|, 1)`` of spectra m, v (frames, channels, bins), float32."""
+    g = np.where(np.isfinite(gains), gains, 1.0).astype(np.float32)[None, :, None]
+    vm = np.abs(v)
+    vm *= g
+    return np.minimum(vm / np.maximum(np.abs(m), np.float32(1e-12)), np.float32(1.0))
+
+
+def spectral_part(spectra: Spectra, mix: int, ver: int, gains: np.ndarray) -> np.ndarray:
     """The version's part of the mix by a magnitude mask with the mix's phase.
 
     Args:
-        mix: (samples, channels) float32.
-        ver: aligned version, same shape.
-        stft: geometry.
+        spectra: the signals' STFTs.
+        mix: index of the mix in `spectra`.
+        ver: index of the aligned version.
         gains: magnitude gain per channel.
 
     Returns:
         float32 (samples, channels): ISTFT of ``min(g |I| / |M|, 1) M``.
     """
-    g = np.where(np.isfinite(gains), gains, 1.0).astype(np.float32)[None, :, None]
-    out = np.zeros(mix.shape, np.float32)
+    stft = spectra.stft
+    out = np.zeros(spectra.signals[mix].shape, np.float32)
     for j0, j1 in stft.chunks():
-        m = stft.frames(mix, j0, j1)
-        v = np.abs(stft.frames(ver, j0, j1)) * g
-        mask = np.minimum(v / np.maximum(np.abs(m), 1e-12), 1.0)
-        stft.overlap_add(out, m * mask, j0)
+        m = spectra.chunk(mix, j0, j1)
+        stft.overlap_add(out, m * spectral_mask(m, spectra.chunk(ver, j0, j1), gains), j0)
     return out
 
 
