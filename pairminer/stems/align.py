@@ -135,6 +135,16 @@ class PairStems:
     alternative_vocals: np.ndarray | None = None
 
 
+def _mono(x: np.ndarray) -> np.ndarray:
+    """Mean over channels of (samples, channels) float32, as ``x.mean(axis=1)`` (summed in channel order)."""
+    out = x[:, 0].copy()
+    for c in range(1, x.shape[1]):
+        out += x[:, c]
+    if x.shape[1] > 1:
+        out /= np.float32(x.shape[1])
+    return out
+
+
 def measure_lag(mix_mono: np.ndarray, ver_mono: np.ndarray, sr: int, coarse: int,
                 params: AlignParams) -> tuple[lag.DriftFit, int]:
     """Drift line and polarity from windowed GCC-PHAT lags around the coarse lag.
@@ -177,8 +187,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     mix = np.asarray(mix, np.float32)
     version = np.asarray(version, np.float32)
     _check(mix, version, kind)
-    mono_m = mix.mean(axis=1)
-    mono_v = version.mean(axis=1)
+    mono_m = _mono(mix)
+    mono_v = _mono(version)
     coarse = int(round(coarse_offset_s * sr))
     fit, n_win = measure_lag(mono_m, mono_v, sr, coarse, params)
     if fit.n_inliers == 0:
@@ -196,7 +206,7 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         pred = cur.intercept / (1 + cur.slope)
         eps = total
         ver = soxr.resample(version, sr * (1 + eps), sr, quality="VHQ").astype(np.float32)
-        ll = lag.local_lags(mono_m, ver.mean(axis=1), sr, int(round(pred)), 64, params.drift_window_s,
+        ll = lag.local_lags(mono_m, _mono(ver), sr, int(round(pred)), 64, params.drift_window_s,
                             params.max_windows)
         cur = lag.fit_drift(ll)
         if cur.n_inliers == 0:
@@ -222,11 +232,14 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     ver_int = _slice(version, n0 + k0, n1 + k0)
     if curve is not None:
         ver_int *= curve[:, None]
+    if ver is version and k0 == k:
+        ver_int = ver_c  # no drift correction and the same lag: one signal, transformed once
     # Every pass below reads the three signals' STFTs from one cache (computed once while it fits the
     # budget, chunk by chunk otherwise); the first pass also samples the magnitudes for the gains.
     spectra = mf.Spectra(stft, [mix_c, ver_c, ver_int], params.cache_mb * 1e6)
     (st, st_int), mags = mf.accumulate(spectra, 0, [1, 2], seg_frames, fold_frames, mag_every=4)
-    mag_gains = {1: grade.magnitude_gains(mags[0], mags[1]), 2: grade.magnitude_gains(mags[0], mags[2])}
+    mag_gains = {1: grade.magnitude_gains(mags[0], mags[1])}
+    mag_gains[2] = mag_gains[1] if spectra.base(2) == 1 else grade.magnitude_gains(mags[0], mags[2])
     del mags
 
     # Fractional lag from the song-wide cross-spectrum, coherence-weighted (Hannan-Thomson / Carter).

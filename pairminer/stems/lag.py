@@ -67,6 +67,18 @@ def _segment(x: np.ndarray, start: int, length: int) -> np.ndarray:
     return out
 
 
+_BLOCK = 512
+
+
+def _phasor(n_fft: int, t: float, nb: int) -> np.ndarray:
+    """``exp(2j pi f t / n_fft)`` for f = 0..nb-1, as the outer product of two short tables of exponentials
+    (``f = 512 a + b``): within a few ulps of the direct evaluation, at a fraction of its cost."""
+    step = 2 * np.pi * t / n_fft
+    fine = np.exp(1j * step * np.arange(_BLOCK))
+    coarse = np.exp(1j * (step * _BLOCK) * np.arange(-(-nb // _BLOCK)))
+    return (coarse[:, None] * fine[None, :]).ravel()[:nb]
+
+
 def fractional_peak(cross: np.ndarray, n_fft: int, k0: float, weights: np.ndarray | None = None,
                     span: float = 1.0) -> tuple[float, float]:
     """Locate the peak of a band-limited correlation between samples.
@@ -92,10 +104,11 @@ def fractional_peak(cross: np.ndarray, n_fft: int, k0: float, weights: np.ndarra
     if n_fft % 2 == 0:
         c[-1] *= 0.5
     omega = 2 * np.pi * np.arange(len(c)) / n_fft
+    omega2 = omega * omega
 
     def derivs(t: float) -> tuple[float, float, float]:
-        z = c * np.exp(1j * omega * t)
-        return float(np.sum(z.real)), float(-np.dot(omega, z.imag)), float(-np.dot(omega * omega, z.real))
+        z = c * _phasor(n_fft, t, len(c))
+        return float(np.sum(z.real)), float(-np.dot(omega, z.imag)), float(-np.dot(omega2, z.real))
 
     ym, y0, yp = (derivs(k0 + d)[0] for d in (-1.0, 0.0, 1.0))
     den = ym - 2 * y0 + yp
@@ -177,8 +190,8 @@ def local_lags(mix: np.ndarray, version: np.ndarray, sr: int, centre_lag: int | 
         length = n
     k = int(min(max_windows, max(1, n // length)))
     starts = np.linspace(0, n - length, k).astype(np.int64)
-    ref_m = float(np.sqrt(np.mean(mix.astype(np.float64) ** 2))) + 1e-12
-    ref_v = float(np.sqrt(np.mean(version.astype(np.float64) ** 2))) + 1e-12
+    ref_m = _rms(mix) + 1e-12
+    ref_v = _rms(version) + 1e-12
     centres, lags, weights, signs = [], [], [], []
     for i, s in enumerate(starts):
         c = int(centre_lag[i]) if np.ndim(centre_lag) else int(centre_lag)
@@ -197,6 +210,17 @@ def local_lags(mix: np.ndarray, version: np.ndarray, sr: int, centre_lag: int | 
         signs.append(sign)
     return LocalLag(np.asarray(centres, float), np.asarray(lags, float), np.asarray(weights, float),
                     np.asarray(signs, int))
+
+
+def _rms(x: np.ndarray, chunk: int = 1 << 20) -> float:
+    """RMS of a 1-D array, summed in float64 chunk by chunk (no float64 copy of the whole signal)."""
+    if len(x) == 0:
+        return float("nan")
+    total = 0.0
+    for a in range(0, len(x), chunk):
+        seg = x[a:a + chunk].astype(np.float64)
+        total += float(np.dot(seg, seg))
+    return float(np.sqrt(total / len(x)))
 
 
 def robust_line(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, min_scale: float = 0.25,

@@ -122,9 +122,16 @@ class Spectra:
         self.budget = float(budget)
         self._cache: dict[tuple[int, int], np.ndarray] = {}
         self._bytes = 0
+        # A signal passed twice (the same array) is transformed once.
+        self._base = [next(j for j in range(i + 1) if signals[j] is signals[i]) for i in range(len(signals))]
+
+    def base(self, i: int) -> int:
+        """The first index holding the same array as signal i."""
+        return self._base[i]
 
     def chunk(self, i: int, j0: int, j1: int) -> np.ndarray:
         """Frames j0..j1-1 (one of `stft.chunks()`) of signal i, complex64 (frames, channels, bins)."""
+        i = self._base[i]
         got = self._cache.get((i, j0))
         if got is not None:
             return got
@@ -140,6 +147,7 @@ class Spectra:
         first = (-j0) % every
         if first >= j1 - j0:
             return None
+        i = self._base[i]
         got = self._cache.get((i, j0))
         if got is not None:
             return got[first::every]
@@ -219,14 +227,18 @@ def accumulate(spectra: Spectra, mix: int, vers: list[int], seg_frames: int, fol
     out = [Stats(np.zeros(shape), np.zeros(shape), np.zeros(shape, np.complex128), np.zeros((n_seg, 2)), seg_frames)
            for _ in vers]
     mags: list[list[np.ndarray]] = [[] for _ in range(len(vers) + 1)]
+    # Versions that are the same signal share their sums (their weights are shared too).
+    bases = [spectra.base(v) for v in vers]
+    own = [bases.index(b) == i for i, b in enumerate(bases)]
     for j0, j1 in stft.chunks():
         m = spectra.chunk(mix, j0, j1)
         specs = [spectra.chunk(v, j0, j1) for v in vers]
         if mag_every:
             first = (-j0) % mag_every
             if first < j1 - j0:
-                for acc, sp in zip(mags, [m] + specs):
-                    acc.append(np.abs(sp[first::mag_every]))
+                for k, (acc, sp) in enumerate(zip(mags, [m] + specs)):
+                    if k == 0 or own[k - 1]:
+                        acc.append(np.abs(sp[first::mag_every]))
         w = None
         if prior is not None:
             res = pw = None
@@ -253,7 +265,9 @@ def accumulate(spectra: Spectra, mix: int, vers: list[int], seg_frames: int, fol
         if w is not None:
             pm *= w
         counts = np.diff(np.r_[starts, j1 - j0])
-        for st, spec in zip(out, specs):
+        for st, spec, mine in zip(out, specs, own):
+            if not mine:
+                continue
             _add_runs(st.smm, pm, starts, seg, fold)
             pv = _abs2(spec)
             cross = m * np.conj(spec)
@@ -264,6 +278,12 @@ def accumulate(spectra: Spectra, mix: int, vers: list[int], seg_frames: int, fol
             _add_runs(st.smi, cross, starts, seg, fold)
             for r in range(len(starts)):
                 st.frames[seg[r], fold[r]] += counts[r]
+    for i, b in enumerate(bases):
+        first = bases.index(b)
+        if first != i:
+            src = out[first]
+            out[i] = Stats(src.smm.copy(), src.sii.copy(), src.smi.copy(), src.frames.copy(), seg_frames)
+            mags[i + 1] = mags[first + 1]
     got = [np.concatenate(a) for a in mags] if mag_every and mags[0] else None
     return out, got
 
