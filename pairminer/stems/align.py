@@ -82,7 +82,7 @@ class AlignParams:
     min_presence_db: float = -20.0
     fade_tol_db: float = 1.0
     keep_alternative: bool = False
-    cache_mb: float = 256.0
+    cache_mb: float = 512.0
 
 
 @dataclass
