@@ -39,6 +39,9 @@ class AlignParams:
         search_window_s: lags within +- this of the coarse offset are searched (s).
         drift_window_s: length of the windows whose lags measure drift (s).
         max_windows: most drift windows per song.
+        min_drift_windows: on a song too short for this many windows of `drift_window_s`, the windows
+            are shortened to fit this many...
+        min_drift_window_s: ...but not below this (s).
         max_drift_ppm: a fitted drift beyond this is not believed (not corrected).
         min_drift_samples: drift is corrected only when it moves the lag by more than this over the song.
         n_fft: STFT size of the matching filter (samples).
@@ -65,6 +68,8 @@ class AlignParams:
     search_window_s: float = 0.5
     drift_window_s: float = 4.0
     max_windows: int = 24
+    min_drift_windows: int = 8
+    min_drift_window_s: float = 1.0
     max_drift_ppm: float = 500.0
     min_drift_samples: float = 0.25
     n_fft: int = 4096
@@ -152,6 +157,14 @@ def _mono(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def drift_window_s(n: int, sr: int, params: AlignParams) -> float:
+    """Length of the drift windows (s): `drift_window_s`, shortened on a short song so that it holds
+    `min_drift_windows` of them (a line through 3 windows cannot tell an outlier from drift), but not
+    below `min_drift_window_s`."""
+    fit = n / sr / max(1, params.min_drift_windows)
+    return float(min(params.drift_window_s, max(params.min_drift_window_s, fit)))
+
+
 def measure_lag(mix_mono: np.ndarray, ver_mono: np.ndarray, sr: int, coarse: int,
                 params: AlignParams) -> tuple[lag.DriftFit, int]:
     """Drift line and polarity from windowed GCC-PHAT lags around the coarse lag.
@@ -167,7 +180,8 @@ def measure_lag(mix_mono: np.ndarray, ver_mono: np.ndarray, sr: int, coarse: int
         (fit, n_windows).
     """
     half = max(64, int(params.search_window_s * sr))
-    ll = lag.local_lags(mix_mono, ver_mono, sr, coarse, half, params.drift_window_s, params.max_windows)
+    ll = lag.local_lags(mix_mono, ver_mono, sr, coarse, half, drift_window_s(len(mix_mono), sr, params),
+                        params.max_windows)
     return lag.fit_drift(ll), len(ll.lag)
 
 
@@ -213,7 +227,7 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         pred = cur.intercept / (1 + cur.slope)
         eps = total
         ver = soxr.resample(version, sr * (1 + eps), sr, quality="VHQ").astype(np.float32)
-        ll = lag.local_lags(mono_m, _mono(ver), sr, int(round(pred)), 64, params.drift_window_s,
+        ll = lag.local_lags(mono_m, _mono(ver), sr, int(round(pred)), 64, drift_window_s(len(mono_m), sr, params),
                             params.max_windows)
         cur = lag.fit_drift(ll)
         if cur.n_inliers == 0:
