@@ -24,8 +24,13 @@ from pairminer.stems.matchfilter import Spectra
 
 
 def weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
-    """The q-quantile (0..1) of values v under weights w >= 0 (NaN when all weights are 0)."""
-    v = np.asarray(v, np.float64).ravel()
+    """The q-quantile (0..1) of values v under weights w >= 0 (NaN when all weights are 0).
+
+    float32 values are sorted as float32 (twice as fast as float64); the weights are summed in float64.
+    """
+    v = np.asarray(v).ravel()
+    if v.dtype != np.float32:
+        v = v.astype(np.float64)
     w = np.asarray(w, np.float64).ravel()
     if v.size == 0 or not np.any(w > 0):
         return float("nan")
@@ -48,16 +53,18 @@ def cancellation_db(res_e: np.ndarray, mix_e: np.ndarray, ver_e: np.ndarray, *, 
     Returns:
         -10 log10 of the energy-weighted `quantile` of |M - H I|^2 / |M|^2; NaN without audible bins.
     """
-    ver_e = np.asarray(ver_e, np.float64).ravel()
+    ver_e = np.asarray(ver_e).ravel()
     if ver_e.size == 0:
         return float("nan")
-    ref = float(np.percentile(ver_e, 99.9))
+    ref = float(np.percentile(ver_e.astype(np.float64, copy=False), 99.9))
     if ref <= 0:
         return float("nan")
-    keep = (ver_e > ref * 10 ** (floor_db / 10)) & (np.asarray(mix_e).ravel() > 0)
+    mix_e = np.asarray(mix_e).ravel()
+    keep = (ver_e > ref * 10 ** (floor_db / 10)) & (mix_e > 0)
     if not keep.any():
         return float("nan")
-    ratio = np.asarray(res_e, np.float64).ravel()[keep] / np.asarray(mix_e, np.float64).ravel()[keep]
+    # The ratio in float32 (the energies are float32 already): one rounding, far below the grade's resolution.
+    ratio = np.divide(np.asarray(res_e).ravel()[keep], mix_e[keep], dtype=np.float32)
     q = weighted_quantile(ratio, ver_e[keep], quantile)
     return float(-10 * np.log10(max(q, 1e-30)))
 
