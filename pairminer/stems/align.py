@@ -218,7 +218,7 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     # Drift: resample by the fitted slope, measure the lags again on the corrected version, repeat while
     # a residual drift remains (a window's GCC peak is smeared by the drift within it, so the first fit
     # is biased by a few ppm; on the corrected version the peaks are sharp).
-    eps, ver, cur = 0.0, version, fit
+    eps, ver, cur, mono_ver = 0.0, version, fit, mono_v
     for _ in range(3):
         total = (1 + eps) * (1 + cur.slope) - 1
         if (cur.n_inliers < 3 or abs(cur.slope) * len(mix) < params.min_drift_samples
@@ -227,7 +227,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         pred = cur.intercept / (1 + cur.slope)
         eps = total
         ver = soxr.resample(version, sr * (1 + eps), sr, quality="VHQ").astype(np.float32)
-        ll = lag.local_lags(mono_m, _mono(ver), sr, int(round(pred)), 64, drift_window_s(len(mono_m), sr, params),
+        mono_ver = _mono(ver)
+        ll = lag.local_lags(mono_m, mono_ver, sr, int(round(pred)), 64, drift_window_s(len(mono_m), sr, params),
                             params.max_windows)
         cur = lag.fit_drift(ll)
         if cur.n_inliers == 0:
@@ -238,10 +239,11 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     if n1 - n0 < params.n_fft:
         raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}: too little to subtract")
     if kind != "acapella":
-        n0, n1 = edges.present(mix, ver, k, n0, n1, sr, params.min_presence_db)
+        n0, n1 = edges.present(mono_m, mono_ver, k, n0, n1, sr, params.min_presence_db)
     mix_c = np.ascontiguousarray(mix[n0:n1])
     ver_c = _slice(ver, n0 + k, n1 + k)
-    curve = edges.fade_curve(mix_c, ver_c, sr, params.fade_tol_db) if kind != "acapella" else None
+    curve = (edges.fade_curve(mono_m[n0:n1], _slice(mono_ver[:, None], n0 + k, n1 + k)[:, 0], sr, params.fade_tol_db)
+             if kind != "acapella" else None)
     if curve is not None:
         ver_c *= curve[:, None]
     stft = mf.Stft(n1 - n0, params.n_fft, params.hop)

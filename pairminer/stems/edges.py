@@ -23,7 +23,10 @@ def _blocks(m: np.ndarray, v: np.ndarray, sr: int) -> tuple[int, np.ndarray, np.
 
 
 def _mono64(x: np.ndarray) -> np.ndarray:
-    """``x.mean(axis=1)`` of (samples, channels) float32 (summed in channel order), as float64."""
+    """``x.mean(axis=1)`` of (samples, channels) float32 (summed in channel order), as float64; a 1-D x
+    is taken as that mono mix already."""
+    if x.ndim == 1:
+        return x.astype(np.float64)
     out = x[:, 0].copy()
     for c in range(1, x.shape[1]):
         out += x[:, c]
@@ -36,8 +39,8 @@ def present(mix: np.ndarray, ver: np.ndarray, k: int, n0: int, n1: int, sr: int,
     """Shrink the covered range [n0, n1) to where the gain-matched version is within `floor_db` of the mix.
 
     Args:
-        mix: (samples, channels).
-        ver: version (samples, channels); ``ver[n + k]`` sounds with ``mix[n]``.
+        mix: (samples, channels), or its mono mix (samples,).
+        ver: version (samples, channels) or mono; ``ver[n + k]`` sounds with ``mix[n]``.
         k: integer lag.
         n0: first covered mix sample.
         n1: one past the last.
@@ -76,7 +79,7 @@ def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, w
     the local gain over the song's, and 1 elsewhere.
 
     Args:
-        mix: (samples, channels) covered mix.
+        mix: (samples, channels) covered mix, or its mono mix (samples,).
         ver: aligned version, same shape.
         sr: rate.
         tol_db: departure that counts as a fade (dB).

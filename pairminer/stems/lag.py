@@ -225,12 +225,12 @@ def local_lags(mix: np.ndarray, version: np.ndarray, sr: int, centre_lag: int | 
 
 
 def _rms(x: np.ndarray, chunk: int = 1 << 20) -> float:
-    """RMS of a 1-D array, summed in float64 chunk by chunk (no float64 copy of the whole signal)."""
+    """RMS of a 1-D array, summed chunk by chunk into a float64 total (no float64 copy of the signal)."""
     if len(x) == 0:
         return float("nan")
     total = 0.0
     for a in range(0, len(x), chunk):
-        seg = x[a:a + chunk].astype(np.float64)
+        seg = x[a:a + chunk]
         total += float(np.dot(seg, seg))
     return float(np.sqrt(total / len(x)))
 
