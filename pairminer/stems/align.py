@@ -338,6 +338,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         else:
             alt = _stems(mix_c, matched, kind)[1] if params.keep_alternative else None
             matched = spectral
+    spectra.close()  # the cache and the aligned versions are not needed for the stems: free them first
+    del ver, ver_c, ver_int
     mixture, vocals, inst = _stems(mix_c, matched, kind)
     reason = "" if waveform else (
         f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "

@@ -129,6 +129,12 @@ class Spectra:
         """The first index holding the same array as signal i."""
         return self._base[i]
 
+    def close(self) -> None:
+        """Drop the cached chunks and the references to the signals (no use after)."""
+        self._cache.clear()
+        self._bytes = 0
+        self.signals = []
+
     def chunk(self, i: int, j0: int, j1: int) -> np.ndarray:
         """Frames j0..j1-1 (one of `stft.chunks()`) of signal i, complex64 (frames, channels, bins)."""
         i = self._base[i]
