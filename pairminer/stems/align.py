@@ -39,6 +39,9 @@ class AlignParams:
         search_window_s: lags within +- this of the coarse offset are searched (s).
         drift_window_s: length of the windows whose lags measure drift (s).
         max_windows: most drift windows per song.
+        min_drift_windows: on a song too short for this many windows of `drift_window_s`, the windows
+            are shortened to fit this many...
+        min_drift_window_s: ...but not below this (s).
         max_drift_ppm: a fitted drift beyond this is not believed (not corrected).
         min_drift_samples: drift is corrected only when it moves the lag by more than this over the song.
         n_fft: STFT size of the matching filter (samples).
@@ -58,11 +61,15 @@ class AlignParams:
         fade_tol_db: a head or tail whose local gain departs from the song's by more than this is a
             different fade, undone by a gain curve (accompaniment versions only).
         keep_alternative: also return the vocals of the method not chosen (for calibration).
+        cache_mb: memory for the STFTs of the mix and the two aligned versions, kept between the passes
+            (MB); what does not fit is recomputed on each pass (the results do not depend on it).
     """
 
     search_window_s: float = 0.5
     drift_window_s: float = 4.0
     max_windows: int = 24
+    min_drift_windows: int = 8
+    min_drift_window_s: float = 1.0
     max_drift_ppm: float = 500.0
     min_drift_samples: float = 0.25
     n_fft: int = 4096
@@ -80,6 +87,14 @@ class AlignParams:
     min_presence_db: float = -20.0
     fade_tol_db: float = 1.0
     keep_alternative: bool = False
+    cache_mb: float = 512.0
+
+    @classmethod
+    def fast(cls, **overrides) -> "AlignParams":
+        """The cheaper preset of the targets stage (magnitude targets at 8 kHz mono): one frequency
+        smoothing and one shrinkage prior for the filter candidates (4 candidates besides the
+        integer-lag one instead of 10) and at most 12 drift windows; `overrides` set any field."""
+        return cls(**{**dict(octaves=(1 / 3,), priors=(3.0,), max_windows=12), **overrides})
 
 
 @dataclass
@@ -132,6 +147,24 @@ class PairStems:
     alternative_vocals: np.ndarray | None = None
 
 
+def _mono(x: np.ndarray) -> np.ndarray:
+    """Mean over channels of (samples, channels) float32, as ``x.mean(axis=1)`` (summed in channel order)."""
+    out = x[:, 0].copy()
+    for c in range(1, x.shape[1]):
+        out += x[:, c]
+    if x.shape[1] > 1:
+        out /= np.float32(x.shape[1])
+    return out
+
+
+def drift_window_s(n: int, sr: int, params: AlignParams) -> float:
+    """Length of the drift windows (s): `drift_window_s`, shortened on a short song so that it holds
+    `min_drift_windows` of them (a line through 3 windows cannot tell an outlier from drift), but not
+    below `min_drift_window_s`."""
+    fit = n / sr / max(1, params.min_drift_windows)
+    return float(min(params.drift_window_s, max(params.min_drift_window_s, fit)))
+
+
 def measure_lag(mix_mono: np.ndarray, ver_mono: np.ndarray, sr: int, coarse: int,
                 params: AlignParams) -> tuple[lag.DriftFit, int]:
     """Drift line and polarity from windowed GCC-PHAT lags around the coarse lag.
@@ -147,7 +180,8 @@ def measure_lag(mix_mono: np.ndarray, ver_mono: np.ndarray, sr: int, coarse: int
         (fit, n_windows).
     """
     half = max(64, int(params.search_window_s * sr))
-    ll = lag.local_lags(mix_mono, ver_mono, sr, coarse, half, params.drift_window_s, params.max_windows)
+    ll = lag.local_lags(mix_mono, ver_mono, sr, coarse, half, drift_window_s(len(mix_mono), sr, params),
+                        params.max_windows)
     return lag.fit_drift(ll), len(ll.lag)
 
 
@@ -174,8 +208,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     mix = np.asarray(mix, np.float32)
     version = np.asarray(version, np.float32)
     _check(mix, version, kind)
-    mono_m = mix.mean(axis=1)
-    mono_v = version.mean(axis=1)
+    mono_m = _mono(mix)
+    mono_v = _mono(version)
     coarse = int(round(coarse_offset_s * sr))
     fit, n_win = measure_lag(mono_m, mono_v, sr, coarse, params)
     if fit.n_inliers == 0:
@@ -184,7 +218,7 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     # Drift: resample by the fitted slope, measure the lags again on the corrected version, repeat while
     # a residual drift remains (a window's GCC peak is smeared by the drift within it, so the first fit
     # is biased by a few ppm; on the corrected version the peaks are sharp).
-    eps, ver, cur = 0.0, version, fit
+    eps, ver, cur, mono_ver = 0.0, version, fit, mono_v
     for _ in range(3):
         total = (1 + eps) * (1 + cur.slope) - 1
         if (cur.n_inliers < 3 or abs(cur.slope) * len(mix) < params.min_drift_samples
@@ -193,7 +227,8 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         pred = cur.intercept / (1 + cur.slope)
         eps = total
         ver = soxr.resample(version, sr * (1 + eps), sr, quality="VHQ").astype(np.float32)
-        ll = lag.local_lags(mono_m, ver.mean(axis=1), sr, int(round(pred)), 64, params.drift_window_s,
+        mono_ver = _mono(ver)
+        ll = lag.local_lags(mono_m, mono_ver, sr, int(round(pred)), 64, drift_window_s(len(mono_m), sr, params),
                             params.max_windows)
         cur = lag.fit_drift(ll)
         if cur.n_inliers == 0:
@@ -204,10 +239,11 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     if n1 - n0 < params.n_fft:
         raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}: too little to subtract")
     if kind != "acapella":
-        n0, n1 = edges.present(mix, ver, k, n0, n1, sr, params.min_presence_db)
+        n0, n1 = edges.present(mono_m, mono_ver, k, n0, n1, sr, params.min_presence_db)
     mix_c = np.ascontiguousarray(mix[n0:n1])
     ver_c = _slice(ver, n0 + k, n1 + k)
-    curve = edges.fade_curve(mix_c, ver_c, sr, params.fade_tol_db) if kind != "acapella" else None
+    curve = (edges.fade_curve(mono_m[n0:n1], _slice(mono_ver[:, None], n0 + k, n1 + k)[:, 0], sr, params.fade_tol_db)
+             if kind != "acapella" else None)
     if curve is not None:
         ver_c *= curve[:, None]
     stft = mf.Stft(n1 - n0, params.n_fft, params.hop)
@@ -219,7 +255,15 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     ver_int = _slice(version, n0 + k0, n1 + k0)
     if curve is not None:
         ver_int *= curve[:, None]
-    st, st_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames)
+    if ver is version and k0 == k:
+        ver_int = ver_c  # no drift correction and the same lag: one signal, transformed once
+    # Every pass below reads the three signals' STFTs from one cache (computed once while it fits the
+    # budget, chunk by chunk otherwise); the first pass also samples the magnitudes for the gains.
+    spectra = mf.Spectra(stft, [mix_c, ver_c, ver_int], params.cache_mb * 1e6)
+    (st, st_int), mags = mf.accumulate(spectra, 0, [1, 2], seg_frames, fold_frames, mag_every=4)
+    mag_gains = {1: grade.magnitude_gains(mags[0], mags[1])}
+    mag_gains[2] = mag_gains[1] if spectra.base(2) == 1 else grade.magnitude_gains(mags[0], mags[2])
+    del mags
 
     # Fractional lag from the song-wide cross-spectrum, coherence-weighted (Hannan-Thomson / Carter).
     smm, sii, smi = st.total((0, 1, 2))
@@ -237,20 +281,20 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     track = mf.Model("track", prior=max(params.priors))
     g0 = mf.fit_all(track, st)[:, :, :1]
     g0_int = mf.fit_all(track, st_int)[:, :, :1]
-    stw, stw_int = mf.accumulate(mix_c, [ver_c, ver_int], stft, seg_frames, fold_frames,
-                                 prior=[(g0, ramp), (g0_int, np.ones_like(ramp))], power=params.weight_power)
+    (stw, stw_int), _ = mf.accumulate(spectra, 0, [1, 2], seg_frames, fold_frames,
+                                      prior=[(g0, ramp), (g0_int, None)], power=params.weight_power)
     stw = stw.rotate(ramp)
     # One gain per channel by the magnitude mode (voice-free bins pile up at |M|/|I| = g), signed by the
     # least-squares sign: sharper than least squares, whose voice cross-term does not vanish on a song.
-    for s_, v_ in ((stw, ver_c), (stw_int, ver_int)):
+    for s_, v_ in ((stw, 1), (stw_int, 2)):
         sign = np.sign(mf.fit_all(gain, s_)[0, :, 0].real)
-        mag = grade.magnitude_gains(mix_c, v_, stft)
+        mag = mag_gains[v_]
         if np.all(np.isfinite(mag)):
             s_.robust_gain = np.where(sign == 0, 1.0, sign) * mag
 
     # Candidates from the simplest to the most complex, scored on held-out frames.
-    cands: dict[str, tuple[mf.Model, mf.Stats, np.ndarray | None, np.ndarray]] = {
-        "integer lag, gain": (gain, stw_int, None, ver_int)}
+    cands: dict[str, tuple[mf.Model, mf.Stats, np.ndarray | None, int]] = {
+        "integer lag, gain": (gain, stw_int, None, 2)}
     models = [gain]
     if kind != "acapella":
         # Over an acapella's span the accompaniment (same key, same beat) is not uncorrelated enough
@@ -261,14 +305,16 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         models += [mf.Model("track", prior=p) for p in sorted(params.priors, reverse=True)]
         models += [mf.Model("segment", o, p) for o in sorted(params.octaves, reverse=True) for p in sorted(params.priors, reverse=True)]
     for m in models:
-        cands[m.label] = (m, stw, ramp, ver_c)
+        cands[m.label] = (m, stw, ramp, 1)
     scores = {name: mf.cv_residual(m, s, params.ridge) for name, (m, s, _, _) in cands.items()}
     best = mf.select(scores, list(cands), params.select_z, params.select_min_gain_db)
     ref = float(scores[best].sum())
     model_scores = {n: float(10 * np.log10(max(float(v.sum()), 1e-30) / max(ref, 1e-30))) for n, v in scores.items()}
     model, s_best, ramp_best, ver_best = cands[best]
     h = mf.fit_all(model, s_best, params.ridge)
-    matched, samples = mf.apply(ver_best, stft, h, seg_frames, ramp_best, mix=mix_c)
+    keep = params.keep_alternative
+    matched, samples, spectral = mf.apply(spectra, ver_best, h, seg_frames, ramp_best, mix=0,
+                                          spectral_gains=mag_gains[ver_best] if keep else None)
     canc = grade.cancellation_db(*samples, quantile=params.cancel_quantile) if samples else float("nan")
 
     g_fit = mf.fit_all(mf.Model("gain"), s_best)[0, :, 0].real
@@ -285,13 +331,15 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
     waveform = bool(np.isfinite(canc) and canc >= params.min_cancellation_db)
     alt = None
     if not waveform or params.keep_alternative:
-        gains = grade.magnitude_gains(mix_c, ver_best, stft)
-        spectral = grade.spectral_part(mix_c, ver_best, stft, gains)
+        if spectral is None:
+            spectral = grade.spectral_part(spectra, 0, ver_best, mag_gains[ver_best])
         if waveform:
             alt = _stems(mix_c, spectral, kind)[1]
         else:
             alt = _stems(mix_c, matched, kind)[1] if params.keep_alternative else None
             matched = spectral
+    spectra.close()  # the cache and the aligned versions are not needed for the stems: free them first
+    del ver, ver_c, ver_int
     mixture, vocals, inst = _stems(mix_c, matched, kind)
     reason = "" if waveform else (
         f"cancellation {canc:.1f} dB < {params.min_cancellation_db:g} dB: the pair does not cancel "

@@ -19,15 +19,28 @@ def _blocks(m: np.ndarray, v: np.ndarray, sr: int) -> tuple[int, np.ndarray, np.
     nb = len(m) // b
     mm = m[: nb * b].reshape(nb, b)
     vv = v[: nb * b].reshape(nb, b)
-    return b, (mm * mm).sum(1), (vv * vv).sum(1), (mm * vv).sum(1)
+    return b, np.einsum("ij,ij->i", mm, mm), np.einsum("ij,ij->i", vv, vv), np.einsum("ij,ij->i", mm, vv)
+
+
+def _mono64(x: np.ndarray) -> np.ndarray:
+    """``x.mean(axis=1)`` of (samples, channels) float32 (summed in channel order), as float64; a 1-D x
+    is taken as that mono mix already."""
+    if x.ndim == 1:
+        return x.astype(np.float64)
+    out = x[:, 0].copy()
+    for c in range(1, x.shape[1]):
+        out += x[:, c]
+    if x.shape[1] > 1:
+        out /= np.float32(x.shape[1])
+    return out.astype(np.float64)
 
 
 def present(mix: np.ndarray, ver: np.ndarray, k: int, n0: int, n1: int, sr: int, floor_db: float) -> tuple[int, int]:
     """Shrink the covered range [n0, n1) to where the gain-matched version is within `floor_db` of the mix.
 
     Args:
-        mix: (samples, channels).
-        ver: version (samples, channels); ``ver[n + k]`` sounds with ``mix[n]``.
+        mix: (samples, channels), or its mono mix (samples,).
+        ver: version (samples, channels) or mono; ``ver[n + k]`` sounds with ``mix[n]``.
         k: integer lag.
         n0: first covered mix sample.
         n1: one past the last.
@@ -37,11 +50,11 @@ def present(mix: np.ndarray, ver: np.ndarray, k: int, n0: int, n1: int, sr: int,
     Returns:
         (n0, n1), narrowed at the head and tail only (energies in 50 ms blocks, smoothed over 0.5 s).
     """
-    m = mix[n0:n1].mean(axis=1).astype(np.float64)
+    m = _mono64(mix[n0:n1])
     lo, hi = n0 + k, n1 + k
     v = np.zeros(n1 - n0)
     a, e = max(lo, 0), min(hi, len(ver))
-    v[a - lo:e - lo] = ver[a:e].mean(axis=1)
+    v[a - lo:e - lo] = _mono64(ver[a:e])
     b, em, ev, cross = _blocks(m, v, sr)
     if len(em) < 4:
         return n0, n1
@@ -66,7 +79,7 @@ def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, w
     the local gain over the song's, and 1 elsewhere.
 
     Args:
-        mix: (samples, channels) covered mix.
+        mix: (samples, channels) covered mix, or its mono mix (samples,).
         ver: aligned version, same shape.
         sr: rate.
         tol_db: departure that counts as a fade (dB).
@@ -78,8 +91,8 @@ def fade_curve(mix: np.ndarray, ver: np.ndarray, sr: int, tol_db: float = 1.0, w
     Returns:
         float32 (samples,) curve, or None when neither end departs.
     """
-    m = mix.mean(axis=1).astype(np.float64)
-    v = ver.mean(axis=1).astype(np.float64)
+    m = _mono64(mix)
+    v = _mono64(ver)
     b, em, ev, cross = _blocks(m, v, sr)
     nb = len(ev)
     if nb < 60:

@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from pairminer.stems.matchfilter import Stft
+from pairminer.stems.matchfilter import Spectra
 
 
 def weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
-    """The q-quantile (0..1) of values v under weights w >= 0 (NaN when all weights are 0)."""
-    v = np.asarray(v, np.float64).ravel()
+    """The q-quantile (0..1) of values v under weights w >= 0 (NaN when all weights are 0).
+
+    float32 values are sorted as float32 (twice as fast as float64); the weights are summed in float64.
+    """
+    v = np.asarray(v).ravel()
+    if v.dtype != np.float32:
+        v = v.astype(np.float64)
     w = np.asarray(w, np.float64).ravel()
     if v.size == 0 or not np.any(w > 0):
         return float("nan")
@@ -48,67 +53,65 @@ def cancellation_db(res_e: np.ndarray, mix_e: np.ndarray, ver_e: np.ndarray, *, 
     Returns:
         -10 log10 of the energy-weighted `quantile` of |M - H I|^2 / |M|^2; NaN without audible bins.
     """
-    ver_e = np.asarray(ver_e, np.float64).ravel()
+    ver_e = np.asarray(ver_e).ravel()
     if ver_e.size == 0:
         return float("nan")
-    ref = float(np.percentile(ver_e, 99.9))
+    ref = float(np.percentile(ver_e.astype(np.float64, copy=False), 99.9))
     if ref <= 0:
         return float("nan")
-    keep = (ver_e > ref * 10 ** (floor_db / 10)) & (np.asarray(mix_e).ravel() > 0)
+    mix_e = np.asarray(mix_e).ravel()
+    keep = (ver_e > ref * 10 ** (floor_db / 10)) & (mix_e > 0)
     if not keep.any():
         return float("nan")
-    ratio = np.asarray(res_e, np.float64).ravel()[keep] / np.asarray(mix_e, np.float64).ravel()[keep]
+    # The ratio in float32 (the energies are float32 already): one rounding, far below the grade's resolution.
+    ratio = np.divide(np.asarray(res_e).ravel()[keep], mix_e[keep], dtype=np.float32)
     q = weighted_quantile(ratio, ver_e[keep], quantile)
     return float(-10 * np.log10(max(q, 1e-30)))
 
 
-def magnitude_gains(mix: np.ndarray, ver: np.ndarray, stft: Stft, every: int = 4) -> np.ndarray:
+def magnitude_gains(mix_mag: np.ndarray, ver_mag: np.ndarray) -> np.ndarray:
     """One magnitude gain per channel, ``|M| ~ g |I|`` where the other source is silent.
 
     Args:
-        mix: (samples, channels) float32.
-        ver: aligned version, same shape.
-        stft: geometry.
-        every: frame stride of the sample the gain is estimated on.
+        mix_mag: |STFT| of the mix on a sample of frames (every 4th, collected by
+            `pairminer.stems.matchfilter.accumulate`), (frames, channels, bins).
+        ver_mag: the aligned version's, same shape.
 
     Returns:
         float64 (channels,), NaN where a channel gives no estimate.
     """
     from pairminer.targets.align import estimate_gain
 
-    mm, vv = [], []
-    for j0, j1 in stft.chunks():
-        first = (-j0) % every
-        if first >= j1 - j0:
-            continue
-        mm.append(np.abs(stft.frames(mix, j0 + first, j1)[::every]))
-        vv.append(np.abs(stft.frames(ver, j0 + first, j1)[::every]))
-    if not mm:
-        return np.full(mix.shape[1], np.nan)
-    m = np.concatenate(mm)
-    v = np.concatenate(vv)
-    return np.array([estimate_gain(m[:, c], v[:, c]) for c in range(mix.shape[1])])
+    if mix_mag is None or len(mix_mag) == 0:
+        return np.full(1 if mix_mag is None else mix_mag.shape[1], np.nan)
+    return np.array([estimate_gain(mix_mag[:, c], ver_mag[:, c]) for c in range(mix_mag.shape[1])])
 
 
-def spectral_part(mix: np.ndarray, ver: np.ndarray, stft: Stft, gains: np.ndarray) -> np.ndarray:
+def spectral_mask(m: np.ndarray, v: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """The magnitude mask ``min(g |I| / |M|, 1)`` of spectra m, v (frames, channels, bins), float32."""
+    g = np.where(np.isfinite(gains), gains, 1.0).astype(np.float32)[None, :, None]
+    vm = np.abs(v)
+    vm *= g
+    return np.minimum(vm / np.maximum(np.abs(m), np.float32(1e-12)), np.float32(1.0))
+
+
+def spectral_part(spectra: Spectra, mix: int, ver: int, gains: np.ndarray) -> np.ndarray:
     """The version's part of the mix by a magnitude mask with the mix's phase.
 
     Args:
-        mix: (samples, channels) float32.
-        ver: aligned version, same shape.
-        stft: geometry.
+        spectra: the signals' STFTs.
+        mix: index of the mix in `spectra`.
+        ver: index of the aligned version.
         gains: magnitude gain per channel.
 
     Returns:
         float32 (samples, channels): ISTFT of ``min(g |I| / |M|, 1) M``.
     """
-    g = np.where(np.isfinite(gains), gains, 1.0).astype(np.float32)[None, :, None]
-    out = np.zeros(mix.shape, np.float32)
+    stft = spectra.stft
+    out = np.zeros(spectra.signals[mix].shape, np.float32)
     for j0, j1 in stft.chunks():
-        m = stft.frames(mix, j0, j1)
-        v = np.abs(stft.frames(ver, j0, j1)) * g
-        mask = np.minimum(v / np.maximum(np.abs(m), 1e-12), 1.0)
-        stft.overlap_add(out, m * mask, j0)
+        m = spectra.chunk(mix, j0, j1)
+        stft.overlap_add(out, m * spectral_mask(m, spectra.chunk(ver, j0, j1), gains), j0)
     return out
 
 

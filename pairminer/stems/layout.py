@@ -67,10 +67,10 @@ def _stems(mix_c: np.ndarray, part: np.ndarray, kind: str) -> tuple[np.ndarray, 
     stems, so ``vocals + instrumental == mixture`` holds exactly (float32 subtraction is not exactly
     invertible; the sum differs from the input mix by at most one float32 rounding, ~-150 dBFS).
     """
-    part = part.astype(np.float32)
-    other = (mix_c - part).astype(np.float32)
+    part = part.astype(np.float32, copy=False)
+    other = np.subtract(mix_c, part, dtype=np.float32)
     vocals, inst = (part, other) if kind == "acapella" else (other, part)
-    return (vocals + inst).astype(np.float32), vocals, inst
+    return np.add(vocals, inst, dtype=np.float32), vocals, inst
 
 
 def _covered(n_mix: int, n_ver: int, d: int) -> tuple[int, int]:

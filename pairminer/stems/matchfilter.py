@@ -22,11 +22,15 @@ to 2), computed chunk by chunk so a long song never holds its whole spectrogram.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 _CHUNK_FRAMES = 192
+# Threads of each FFT call (scipy.fft ``workers``): 1 keeps a worker process to its own core.
+_WORKERS = 1
 # Ridge on a filter's departure from the broadband gain, relative to the mix's energy (see `fit`).
 NOISE_RIDGE = 0.01
 
@@ -36,7 +40,8 @@ class Stft:
     """STFT geometry over a signal of ``n`` samples.
 
     Frame ``j`` covers samples ``[j * hop - (n_fft - hop), j * hop + hop)``; samples outside the
-    signal are zeros, so every sample is covered by n_fft/hop frames.
+    signal are zeros, so every sample is covered by n_fft/hop frames. Transforms are single precision
+    (scipy.fft on float32 / complex64).
     """
 
     n: int
@@ -53,32 +58,106 @@ class Stft:
 
     @property
     def window(self) -> np.ndarray:
-        return np.sqrt(np.hanning(self.n_fft + 1)[:-1]).astype(np.float32)
+        return _window(self.n_fft)
 
-    def frames(self, x: np.ndarray, j0: int, j1: int) -> np.ndarray:
-        """Spectra of frames ``j0..j1-1`` of x (samples, channels): complex64 (frames, channels, bins)."""
+    def frames(self, x: np.ndarray, j0: int, j1: int, step: int = 1) -> np.ndarray:
+        """Spectra of frames ``j0, j0 + step, ..`` below j1 of x (samples, channels): complex64 (frames, channels, bins)."""
+        count = len(range(j0, j1, step))
         a = j0 * self.hop - (self.n_fft - self.hop)
-        b = (j1 - 1) * self.hop + self.hop
+        b = (j0 + (count - 1) * step) * self.hop + self.hop
         buf = np.zeros((b - a, x.shape[1]), np.float32)
         lo, hi = max(a, 0), min(b, self.n)
         if hi > lo:
             buf[lo - a:hi - a] = x[lo:hi]
-        view = np.lib.stride_tricks.sliding_window_view(buf, self.n_fft, axis=0)[:: self.hop]
-        return np.fft.rfft(view * self.window, axis=-1).astype(np.complex64)
+        view = np.lib.stride_tricks.sliding_window_view(buf, self.n_fft, axis=0)[:: self.hop * step]
+        return scipy.fft.rfft(view * self.window, axis=-1, workers=_WORKERS)
 
     def overlap_add(self, out: np.ndarray, spec: np.ndarray, j0: int) -> None:
         """Add the synthesis of frames ``j0..`` (complex (frames, channels, bins)) into out (samples, channels)."""
-        y = np.fft.irfft(spec, n=self.n_fft, axis=-1).astype(np.float32) * (self.window / 2)
-        for k in range(y.shape[0]):
-            a = (j0 + k) * self.hop - (self.n_fft - self.hop)
-            lo, hi = max(a, 0), min(a + self.n_fft, self.n)
-            if hi > lo:
-                out[lo:hi] += y[k, :, lo - a:hi - a].T
+        y = scipy.fft.irfft(spec.astype(np.complex64, copy=False), n=self.n_fft, axis=-1, workers=_WORKERS)
+        y *= self.window / 2
+        nf, ch = y.shape[0], y.shape[1]
+        a = j0 * self.hop - (self.n_fft - self.hop)
+        r = self.n_fft // self.hop
+        if self.n_fft % self.hop:
+            for k in range(nf):
+                s = a + k * self.hop
+                lo, hi = max(s, 0), min(s + self.n_fft, self.n)
+                if hi > lo:
+                    out[lo:hi] += y[k, :, lo - s:hi - s].T
+            return
+        # Frames k, k + r, k + 2r, .. tile the time axis without overlapping: add each such set at once.
+        block = np.zeros(((nf - 1) * self.hop + self.n_fft, ch), np.float32)
+        yt = y.transpose(0, 2, 1)
+        for k in range(min(r, nf)):
+            part = yt[k::r]
+            block[k * self.hop:k * self.hop + len(part) * self.n_fft] += part.reshape(-1, ch)
+        lo, hi = max(a, 0), min(a + len(block), self.n)
+        if hi > lo:
+            out[lo:hi] += block[lo - a:hi - a]
 
     def chunks(self):
         """(j0, j1) ranges of frames, a few hundred at a time."""
         for j0 in range(0, self.n_frames, _CHUNK_FRAMES):
             yield j0, min(self.n_frames, j0 + _CHUNK_FRAMES)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(n_fft: int) -> np.ndarray:
+    w = np.sqrt(np.hanning(n_fft + 1)[:-1]).astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+class Spectra:
+    """STFT chunks (`Stft.chunks`) of a few signals of one geometry, computed once each and kept while the
+    cache stays within `budget` bytes; chunks beyond the budget are recomputed on every pass, so memory
+    stays bounded on a long song while a short one (or 8 kHz mono) is transformed once. Cached chunks
+    are read-only: callers never modify what `chunk` returns.
+    """
+
+    def __init__(self, stft: Stft, signals: list[np.ndarray], budget: float = 256e6):
+        self.stft = stft
+        self.signals = signals
+        self.budget = float(budget)
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._bytes = 0
+        # A signal passed twice (the same array) is transformed once.
+        self._base = [next(j for j in range(i + 1) if signals[j] is signals[i]) for i in range(len(signals))]
+
+    def base(self, i: int) -> int:
+        """The first index holding the same array as signal i."""
+        return self._base[i]
+
+    def close(self) -> None:
+        """Drop the cached chunks and the references to the signals (no use after)."""
+        self._cache.clear()
+        self._bytes = 0
+        self.signals = []
+
+    def chunk(self, i: int, j0: int, j1: int) -> np.ndarray:
+        """Frames j0..j1-1 (one of `stft.chunks()`) of signal i, complex64 (frames, channels, bins)."""
+        i = self._base[i]
+        got = self._cache.get((i, j0))
+        if got is not None:
+            return got
+        s = self.stft.frames(self.signals[i], j0, j1)
+        if self._bytes + s.nbytes <= self.budget:
+            s.flags.writeable = False
+            self._cache[(i, j0)] = s
+            self._bytes += s.nbytes
+        return s
+
+    def sampled(self, i: int, j0: int, j1: int, every: int) -> np.ndarray | None:
+        """The frames of chunk (j0, j1) of signal i whose index is a multiple of `every` (None if none)."""
+        first = (-j0) % every
+        if first >= j1 - j0:
+            return None
+        i = self._base[i]
+        got = self._cache.get((i, j0))
+        if got is not None:
+            return got[first::every]
+        return self.stft.frames(self.signals[i], j0 + first, j1, step=every)
 
 
 @dataclass
@@ -100,60 +179,119 @@ class Stats:
         return Stats(self.smm, self.sii, self.smi * np.conj(ramp), self.frames, self.seg_frames, self.robust_gain)
 
 
-def accumulate(mix: np.ndarray, vers: list[np.ndarray], stft: Stft, seg_frames: int, fold_frames: int,
-               prior: list[tuple[np.ndarray, np.ndarray]] | None = None, power: float = 2.0) -> list[Stats]:
+def _runs(j0: int, j1: int, seg_frames: int, fold_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of consecutive frames j0..j1-1 in one (segment, fold) cell: (starts, segments, folds)."""
+    j = np.arange(j0, j1)
+    key = (j // seg_frames) * 2 + (j // fold_frames) % 2
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    seg, fold = np.divmod(key[starts], 2)
+    return starts, seg, fold
+
+
+def _add_runs(dst: np.ndarray, x: np.ndarray, starts: np.ndarray, seg: np.ndarray, fold: np.ndarray) -> None:
+    """dst[seg, fold] += the sum of x (frames, ...) over each run."""
+    sums = np.add.reduceat(x, starts, axis=0)
+    for r in range(len(starts)):
+        dst[seg[r], fold[r]] += sums[r]
+
+
+def _abs2(z: np.ndarray) -> np.ndarray:
+    """|z|^2 of a complex64 array, float32."""
+    return np.square(z.real) + np.square(z.imag)
+
+
+def accumulate(spectra: Spectra, mix: int, vers: list[int], seg_frames: int, fold_frames: int,
+               prior: list[tuple[np.ndarray, np.ndarray | None]] | None = None, power: float = 2.0,
+               mag_every: int = 0) -> tuple[list[Stats], list[np.ndarray] | None]:
     """One pass over the mix and one or more aligned versions: the per-segment, per-fold sums.
 
-    With `prior` (one (filters (segments, channels, 1 or bins), phase ramp) per version), every bin is
-    weighted by how much the version dominates it, ``w = (P / (P + R))^power`` with ``P = |H I|^2`` and
-    ``R`` the smallest residual ``|M - H I|^2`` over the versions: bins where the other source (the voice, for an
-    instrumental) dominates hardly count, so it cannot bias the filters (a robust, IRLS-style
-    regression with the other source as the outlier; Egbert & Booker 1986 do the same for
+    With `prior` (one (filters (segments, channels, 1 or bins), phase ramp or None) per version), every
+    bin is weighted by how much the version dominates it, ``w = (P / (P + R))^power`` with ``P = |H I|^2``
+    and ``R`` the smallest residual ``|M - H I|^2`` over the versions: bins where the other source (the
+    voice, for an instrumental) dominates hardly count, so it cannot bias the filters (a robust,
+    IRLS-style regression with the other source as the outlier; Egbert & Booker 1986 do the same for
     magnetotelluric transfer functions). All versions share the weights, so their sums compare.
 
     Args:
-        mix: (samples, channels) float32.
-        vers: aligned versions, same shape each.
-        stft: geometry for that length.
+        spectra: the signals' STFTs.
+        mix: index of the mix in `spectra`.
+        vers: indices of the aligned versions.
         seg_frames: frames per segment of the time-varying filter.
         fold_frames: frames per cross-validation block (blocks alternate between folds 0 and 1).
-        prior: None (unweighted sums), or per version (filters (segments, channels, 1 or bins), ramp (bins,)).
+        prior: None (unweighted sums), or per version (filters (segments, channels, 1 or bins), ramp (bins,) or None).
         power: sharpness of the weights.
+        mag_every: when > 0, also collect the magnitudes of every `mag_every`-th frame of the mix and of
+            each version (for `pairminer.stems.grade.magnitude_gains`).
 
     Returns:
-        One Stats per version.
+        (one Stats per version, [mix magnitudes, version magnitudes...] float32 (frames, channels, bins) or None).
     """
+    stft = spectra.stft
     n_seg = max(1, -(-stft.n_frames // seg_frames))
-    ch = mix.shape[1]
+    ch = spectra.signals[mix].shape[1]
     shape = (n_seg, 2, ch, stft.n_bins)
     out = [Stats(np.zeros(shape), np.zeros(shape), np.zeros(shape, np.complex128), np.zeros((n_seg, 2)), seg_frames)
            for _ in vers]
+    mags: list[list[np.ndarray]] = [[] for _ in range(len(vers) + 1)]
+    # Versions that are the same signal share their sums (their weights are shared too).
+    bases = [spectra.base(v) for v in vers]
+    own = [bases.index(b) == i for i, b in enumerate(bases)]
     for j0, j1 in stft.chunks():
-        m = stft.frames(mix, j0, j1)
-        specs = [stft.frames(v, j0, j1) for v in vers]
+        m = spectra.chunk(mix, j0, j1)
+        specs = [spectra.chunk(v, j0, j1) for v in vers]
+        if mag_every:
+            first = (-j0) % mag_every
+            if first < j1 - j0:
+                for k, (acc, sp) in enumerate(zip(mags, [m] + specs)):
+                    if k == 0 or own[k - 1]:
+                        acc.append(np.abs(sp[first::mag_every]))
         w = None
         if prior is not None:
-            pred = [s * frame_filters(h, seg_frames, j0, j1) * r.astype(np.complex64)[None, None, :]
-                    for s, (h, r) in zip(specs, prior)]
-            res = np.min([np.abs(m - p) ** 2 for p in pred], axis=0)
-            pw = np.abs(pred[0]) ** 2
-            w = (pw / (pw + res + 1e-20)) ** power
-            del pred, res, pw
-        j = np.arange(j0, j1)
-        key = (j // seg_frames) * 2 + (j // fold_frames) % 2
-        for u in np.unique(key):
-            sel = key == u
-            s, f = divmod(int(u), 2)
-            mm = m[sel]
-            wm = np.ones(mm.shape, np.float32) if w is None else w[sel]
-            smm = np.sum(wm * (mm.real ** 2 + mm.imag ** 2), axis=0)
-            for st, spec in zip(out, specs):
-                vv = spec[sel]
-                st.smm[s, f] += smm
-                st.sii[s, f] += np.sum(wm * (vv.real ** 2 + vv.imag ** 2), axis=0)
-                st.smi[s, f] += np.sum(wm * mm * np.conj(vv), axis=0)
-                st.frames[s, f] += int(sel.sum())
-    return out
+            res = pw = None
+            for s, (h, r) in zip(specs, prior):
+                f = frame_filters(h, seg_frames, j0, j1)
+                if r is not None:
+                    f = f * r.astype(np.complex64)[None, None, :]
+                pred = s * f
+                e = _abs2(m - pred)
+                if pw is None:
+                    pw, res = _abs2(pred), e
+                else:
+                    np.minimum(res, e, out=res)
+            res += pw
+            res += np.float32(1e-20)
+            w = np.divide(pw, res, out=pw)
+            if power == 2.0:
+                np.square(w, out=w)
+            else:
+                np.power(w, np.float32(power), out=w)
+            del res
+        starts, seg, fold = _runs(j0, j1, seg_frames, fold_frames)
+        pm = _abs2(m)
+        if w is not None:
+            pm *= w
+        counts = np.diff(np.r_[starts, j1 - j0])
+        for st, spec, mine in zip(out, specs, own):
+            if not mine:
+                continue
+            _add_runs(st.smm, pm, starts, seg, fold)
+            pv = _abs2(spec)
+            cross = m * np.conj(spec)
+            if w is not None:
+                pv *= w
+                cross *= w
+            _add_runs(st.sii, pv, starts, seg, fold)
+            _add_runs(st.smi, cross, starts, seg, fold)
+            for r in range(len(starts)):
+                st.frames[seg[r], fold[r]] += counts[r]
+    for i, b in enumerate(bases):
+        first = bases.index(b)
+        if first != i:
+            src = out[first]
+            out[i] = Stats(src.smm.copy(), src.sii.copy(), src.smi.copy(), src.frames.copy(), seg_frames)
+            mags[i + 1] = mags[first + 1]
+    got = [np.concatenate(a) for a in mags] if mag_every and mags[0] else None
+    return out, got
 
 
 def smooth_bins(x: np.ndarray, octave: float, min_half: int = 1) -> np.ndarray:
@@ -316,54 +454,76 @@ def frame_filters(h: np.ndarray, seg_frames: int, j0: int, j1: int) -> np.ndarra
         j1: one past the last frame.
 
     Returns:
-        complex64 (frames, channels, bins).
+        complex64 (frames, channels, bins) (a broadcast view when h has one segment).
     """
     n_seg = h.shape[0]
+    h = h.astype(np.complex64, copy=False)
     if n_seg == 1:
-        return np.broadcast_to(h[0].astype(np.complex64), (j1 - j0,) + h.shape[1:])
+        return np.broadcast_to(h[0], (j1 - j0,) + h.shape[1:])
     pos = (np.arange(j0, j1) + 0.5) / seg_frames - 0.5
     pos = np.clip(pos, 0, n_seg - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n_seg - 1)
-    t = (pos - lo)[:, None, None]
-    return ((1 - t) * h[lo] + t * h[hi]).astype(np.complex64)
+    t = (pos - lo).astype(np.float32)[:, None, None]
+    out = h[hi] - h[lo]
+    out *= t
+    out += h[lo]
+    return out
 
 
-def apply(ver: np.ndarray, stft: Stft, h: np.ndarray, seg_frames: int, ramp: np.ndarray | None = None,
-          mix: np.ndarray | None = None, grade_every: int = 4):
+def _constant_over_segments(h: np.ndarray) -> np.ndarray:
+    """h (segments, channels, bins), reduced to one segment when every segment holds the same filter."""
+    return h[:1] if h.shape[0] > 1 and np.array_equal(h, np.broadcast_to(h[:1], h.shape)) else h
+
+
+def apply(spectra: Spectra, ver: int, h: np.ndarray, seg_frames: int, ramp: np.ndarray | None = None,
+          mix: int | None = None, grade_every: int = 4, spectral_gains: np.ndarray | None = None):
     """Filter the version through H (cross-faded per frame) and resynthesise it.
 
     Args:
-        ver: aligned version (samples, channels) float32.
-        stft: geometry.
+        spectra: the signals' STFTs.
+        ver: index of the aligned version in `spectra`.
         h: filters (segments, channels, bins).
         seg_frames: frames per segment.
         ramp: optional phase ramp (bins,) applied to the version first (a fractional delay).
-        mix: when given, also collect, on every `grade_every`-th frame, per-bin
+        mix: index of the mix: when given, also collect, on every `grade_every`-th frame, per-bin
             (|M - H I|^2, |M|^2, |H I|^2) for grading.
         grade_every: frame stride of the grading sample.
+        spectral_gains: with `mix`, also synthesise the spectral fallback (`pairminer.stems.grade.spectral_part`)
+            with these magnitude gains in the same pass.
 
     Returns:
-        (matched, samples): matched version (samples, channels) float32, and a tuple of three float32
-        arrays (or None without `mix`).
+        (matched, samples, spectral): matched version (samples, channels) float32, a tuple of three
+        float32 arrays (or None without `mix`), and the spectral part (or None).
     """
-    out = np.zeros(ver.shape, np.float32)
+    stft = spectra.stft
+    shape = spectra.signals[ver].shape
+    out = np.zeros(shape, np.float32)
+    spec_out = np.zeros(shape, np.float32) if spectral_gains is not None and mix is not None else None
+    hr = h if ramp is None else h * ramp[None, None, :]
+    hr = _constant_over_segments(hr.astype(np.complex64))
     res, mixe, vere = [], [], []
     for j0, j1 in stft.chunks():
-        spec = stft.frames(ver, j0, j1)
-        if ramp is not None:
-            spec *= ramp.astype(np.complex64)
-        spec *= frame_filters(h, seg_frames, j0, j1)
+        raw = spectra.chunk(ver, j0, j1)
+        spec = raw * frame_filters(hr, seg_frames, j0, j1)
         stft.overlap_add(out, spec, j0)
-        if mix is not None:
-            first = (-j0) % grade_every
-            m = stft.frames(mix, j0 + first, j1)[::grade_every] if first < j1 - j0 else None
-            if m is not None and len(m):
-                s = spec[first::grade_every][: len(m)]
-                res.append(np.abs(m - s).astype(np.float32) ** 2)
-                mixe.append(np.abs(m).astype(np.float32) ** 2)
-                vere.append(np.abs(s).astype(np.float32) ** 2)
+        if mix is None:
+            continue
+        first = (-j0) % grade_every
+        if spec_out is not None:
+            mfull = spectra.chunk(mix, j0, j1)
+            from pairminer.stems.grade import spectral_mask
+
+            stft.overlap_add(spec_out, mfull * spectral_mask(mfull, raw, spectral_gains), j0)
+            m = mfull[first::grade_every] if first < j1 - j0 else None
+        else:
+            m = spectra.sampled(mix, j0, j1, grade_every)
+        if m is not None and len(m):
+            s = spec[first::grade_every][: len(m)]
+            res.append(_abs2(m - s))
+            mixe.append(_abs2(m))
+            vere.append(_abs2(s))
     samples = None
     if mix is not None and res:
         samples = (np.concatenate(res), np.concatenate(mixe), np.concatenate(vere))
-    return out, samples
+    return out, samples, spec_out

@@ -147,13 +147,20 @@ def estimate_gain(mix_mag: np.ndarray, version_mag: np.ndarray, *, floor_db: flo
     smooth = np.convolve(hist, kern / kern.sum(), mode="same")
     j = int(np.argmax(smooth))
     mu = 0.5 * (edges[j] + edges[j + 1])
+    # The biweight is zero beyond c of mu: iterate on the points within 2c of a centre, re-selected
+    # whenever mu moves more than c from it (the same sums, without the points that add zeros).
+    centre, rs, ws = None, r, wgt
     for _ in range(n_iter):
-        u = (r - mu) / c
-        bw = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0) * wgt
+        if centre is None or abs(mu - centre) > c:
+            centre = mu
+            sel = np.abs(r - centre) < 2 * c
+            rs, ws = r[sel], wgt[sel]
+        u = (rs - mu) / c
+        bw = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0) * ws
         s = float(bw.sum())
         if s <= 0:
             break
-        new = float((bw * r).sum() / s)
+        new = float((bw * rs).sum() / s)
         if abs(new - mu) < 1e-7:
             mu = new
             break

@@ -172,8 +172,8 @@ def _waveform_split(mix: np.ndarray, ver: np.ndarray, sr: int, acapella: bool, c
     try:
         st = subtract_pair(mix[:, None], ver[:, None], sr, "acapella" if acapella else "instrumental",
                            coarse_offset_s=coarse_s,
-                           params=AlignParams(search_window_s=config.search_window_s,
-                                              min_cancellation_db=config.min_cancellation_db))
+                           params=AlignParams.fast(search_window_s=config.search_window_s,
+                                                   min_cancellation_db=config.min_cancellation_db))
     except AudioError as exc:
         log.debug("waveform split failed (%s); the magnitude rule is used", exc)
         return None
