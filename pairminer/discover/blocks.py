@@ -73,7 +73,7 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
              "originals": n_orig, "blocked": 0, "within": 0, "above": 0, "capped_versions": np.zeros(0, np.int64)}
     if len(vs["block"]) == 0 or n_orig == 0:
         return empty
-    o_codes = _artist_codes(part, vs["vkeys"])
+    o_codes = _artist_codes(part, vs["vkeys"], detected.get("artist_keys"))
     o_codes[~is_orig] = -1
     in_block = o_codes >= 0
     if not in_block.any():
@@ -91,9 +91,9 @@ def block_window_score(part: pa.Table, detected: dict[str, Any], vs: dict[str, A
     parts = _PartsCache(part, sel)
     cols = ["track_id", "artist", "title", "duration_s", "row_number"] + [c for c in OPTIONAL if c in part.column_names]
     frames, blocked, within, above = [], 0, 0, 0
-    n = np.where(capped, 0, np.maximum(hi - lo, 0))
-    for a, b in _chunks(n, _CHUNK_PAIRS):
-        vi, opos = _range_pairs(lo[a:b], hi[a:b])
+    u_lo, u_hi = np.where(capped, 0, lo), np.where(capped, 0, hi)  # the capped versions are paired below
+    for a, b in _chunks(np.maximum(u_hi - u_lo, 0), _CHUNK_PAIRS):
+        vi, opos = _range_pairs(u_lo[a:b], u_hi[a:b])
         vi = vi + a
         oi = order[opos]  # index into sel
         blocked += len(vi)
@@ -238,12 +238,12 @@ def _capped_pairs(part: pa.Table, sel: np.ndarray, order: np.ndarray, o_dur: np.
         return none
     oi = order[spos]
     parts.ensure(oi)
-    titles, tid = np.unique(parts.base[oi].astype(str), return_inverse=True)
+    tid, titles = pd.factorize(parts.base[oi])
     n_t = np.int64(len(titles))
     gkey = o_codes[sel[oi]].astype(np.int64) * n_t + tid.astype(np.int64)
     srt = np.lexsort((spos, o_dur[oi], gkey))
     g_sorted, d_sorted, oi_sorted = gkey[srt], o_dur[oi][srt], oi[srt]
-    v_tid = pd.Index(titles).get_indexer(vs["match"][ci].astype(str))
+    v_tid = pd.Index(titles).get_indexer(vs["match"][ci])
     widths = vs["window"]
     vis, ois, deltas, blocked = [], [], [], 0
     for i, t in zip(ci.tolist(), v_tid.tolist()):
