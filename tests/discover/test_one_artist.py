@@ -81,7 +81,7 @@ def test_capped_versions_memory_is_linear(tmp_path):
     assert peak < 40, f"peak {peak:.1f} MiB"
 
 
-def test_blocked_pairs_cap_stops_before_any_pair_with_the_artist_to_blame(tmp_path):
+def test_blocked_pairs_cap_stops_before_any_pair_with_the_artist_to_blame(tmp_path, monkeypatch):
     path = _one_artist_csv(tmp_path / "one.csv", 40_000)
     res = run_discover(path, tmp_path / "ok", DiscoverConfig(), progress=False)
     blocked = res.counts["blocked_pairs"]
@@ -97,13 +97,10 @@ def test_blocked_pairs_cap_stops_before_any_pair_with_the_artist_to_blame(tmp_pa
         called.append(1)
         return orig(*a, **k)
 
-    import pairminer.discover.blocks as b
-    b._score_chunk = spy
-    try:
-        with pytest.raises(CatalogError) as e:
-            run_discover(path, tmp_path / "capped", DiscoverConfig(max_blocked_pairs=blocked - 1), progress=False)
-    finally:
-        b._score_chunk = orig
+    monkeypatch.setattr(blocks, "_score_chunk", spy)
+    with pytest.raises(CatalogError) as e:
+        run_discover(path, tmp_path / "capped", DiscoverConfig(max_blocked_pairs=blocked - 1), progress=False)
+    monkeypatch.setattr(blocks, "_score_chunk", orig)
     msg = str(e.value)
     assert "'unknown artist'" in msg and f"{blocked:,} pairs" in msg and "max_blocked_pairs" in msg
     assert "--max-blocked-pairs" in msg and "\n" not in msg
