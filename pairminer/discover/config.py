@@ -37,6 +37,9 @@ class DiscoverConfig(StageConfig):
         max_block_comparisons: a version with more originals than this in its artist x duration block
             is compared only with originals of exactly its base title (the 64 nearest in duration);
             such capped versions are counted in the report.
+        max_blocked_pairs: the most (version, original) pairs the block step may build in one run,
+            counted before it starts from the durations of the large artists (a catalog of one artist
+            grows these with its size squared); over it, discover stops with the artist to blame.
         near_miss_range_s: how far past the window a version's best same-artist original is looked
             for, in seconds, for near_misses.parquet.
     """
@@ -57,6 +60,7 @@ class DiscoverConfig(StageConfig):
     partition_rows: int = 500_000
     duration_resolution: str = "auto"
     max_block_comparisons: int = 20_000
+    max_blocked_pairs: int = 500_000_000
     near_miss_range_s: float = 10.0
 
     def check(self) -> None:
@@ -91,6 +95,8 @@ class DiscoverConfig(StageConfig):
         self.resolution_override()
         if not 1 <= self.max_block_comparisons <= 10_000_000:
             raise ConfigError("discover.max_block_comparisons must be between 1 and 10000000")
+        if not 1 <= self.max_blocked_pairs <= 10**13:
+            raise ConfigError("discover.max_blocked_pairs must be between 1 and 10000000000000")
         if not 0 <= self.near_miss_range_s <= 600:
             raise ConfigError("discover.near_miss_range_s must be between 0 and 600 seconds")
         if self.partition_rows < 1000:

@@ -147,18 +147,27 @@ def _artist_key_values(col: pa.Array) -> pa.Array:
     return keys
 
 
-def _artist_codes(part: pa.Table, vkeys: np.ndarray) -> np.ndarray:
-    """Per row, the index of its artist key in `vkeys`, or -1. Each distinct credit is keyed once."""
+def artist_row_keys(part: pa.Table) -> tuple[pa.Array, np.ndarray]:
+    """The artist key of every row as (keys, index per row into keys). Each distinct credit is keyed once;
+    a row with an `artist_id` keys as `id:<artist_id>`. The same key may appear more than once in `keys`."""
     enc = pc.dictionary_encode(part.column("artist").combine_chunks())
-    dict_codes = pc.index_in(_artist_key_values(enc.dictionary), value_set=pa.array(vkeys, pa.string()))
-    dict_codes = dict_codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    codes = dict_codes[enc.indices.to_numpy(zero_copy_only=False)]
+    keys = _artist_key_values(enc.dictionary)
+    idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
     if "artist_id" in part.column_names:
         ids = pc.utf8_trim_whitespace(part.column("artist_id").combine_chunks())
         has_id = pc.and_(pc.is_valid(ids), pc.greater(pc.utf8_length(ids), 0)).fill_null(False)
         if pc.any(has_id).as_py():
-            id_keys = pc.binary_join_element_wise("id:", ids, "")
-            id_codes = pc.index_in(id_keys, value_set=pa.array(vkeys, pa.string())).fill_null(-1)
-            codes = np.where(has_id.to_numpy(zero_copy_only=False),
-                             id_codes.to_numpy(zero_copy_only=False).astype(np.int64), codes)
-    return codes
+            id_keys = pc.binary_join_element_wise("id:", ids.filter(has_id), "")
+            at = np.flatnonzero(has_id.to_numpy(zero_copy_only=False))
+            idx[at] = len(keys) + np.arange(len(at), dtype=np.int32)
+            keys = pa.concat_arrays([keys.cast(pa.string()), id_keys.cast(pa.string())])
+    return keys, idx
+
+
+def _artist_codes(part: pa.Table, vkeys: np.ndarray, row_keys: tuple[pa.Array, np.ndarray] | None = None
+                  ) -> np.ndarray:
+    """Per row, the index of its artist key in `vkeys`, or -1 (`row_keys`: artist_row_keys(part), if known)."""
+    keys, idx = row_keys if row_keys is not None else artist_row_keys(part)
+    dict_codes = pc.index_in(keys, value_set=pa.array(vkeys, pa.string()))
+    dict_codes = dict_codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return dict_codes[idx]

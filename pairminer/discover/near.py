@@ -108,12 +108,17 @@ def _parts_reusing(part: pa.Table, uniq_pos: np.ndarray, idx: dict[str, Any]
     return base, rec, length, edit
 
 
-NEAR_MISS_REASONS = ("delta_over_window", "score_below_min", "recording_qualifier_mismatch")
+NEAR_MISS_REASONS = ("delta_over_window", "score_below_min", "recording_qualifier_mismatch", "block_capped")
 
 
 def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.DataFrame], resolution_s: float,
-                      cfg: DiscoverConfig) -> pd.DataFrame:
-    """One row per version that found no pair: its best same-artist original and why it missed."""
+                      cfg: DiscoverConfig, capped_rows: Any = ()) -> pd.DataFrame:
+    """One row per version that found no pair: its best same-artist original and why it missed.
+
+    A capped version (its window held more than `max_block_comparisons` originals, `capped_rows`) was
+    compared only with the originals of exactly its base title, so the originals it was not compared
+    with say nothing about its durations: its reason is `block_capped`, unless an original of its title
+    inside the window names another recording (`recording_qualifier_mismatch`)."""
     v = versions[~versions["row_number"].isin(matched_rows)] if len(versions) else versions
     cols = ["version_track_id", "version_title", "version_kind", "artist", "version_duration_s", "mix_track_id",
             "mix_title", "delta_s", "over_window_s", "score", "reason", "version_row"]
@@ -137,6 +142,10 @@ def near_misses_frame(versions: pd.DataFrame, matched_rows: set, found: list[pd.
                       np.where(good | ~has, "delta_over_window", "score_below_min"))
     delta = m["delta_s"].astype(float)
     window_s = np.array([cfg.delta_for(k) for k in m["kind"].tolist()], dtype=np.float64) + float(resolution_s)
+    capped = m["row_number"].isin(np.asarray(capped_rows)).to_numpy()
+    if capped.any():
+        inside = (delta.abs().to_numpy() < window_s)
+        reason = np.where(capped & ~((reason == "recording_qualifier_mismatch") & inside), "block_capped", reason)
     over = np.where(has, np.maximum(delta.abs().to_numpy() - window_s, 0.0), np.nan)
     out = pd.DataFrame({
         "version_track_id": m["track_id"].astype(str), "version_title": m["title"], "version_kind": m["kind"],

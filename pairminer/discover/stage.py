@@ -37,13 +37,14 @@ import pyarrow.compute as pc
 from .. import storage as pio
 from .catalog import Catalog, read_partitions
 from ..config import StageConfig
-from ..errors import AudioError, ConfigError
+from ..errors import AudioError, CatalogError, ConfigError
 from ..runinfo import Timings, versions
 from .text import (ARTIST_ASCII_SYMBOLS, DEFAULT_KEYWORDS, MAX_TITLE_CHARS, VersionDetector,  # noqa: F401
                    artist_key, match_key, original_parts)
 from .config import DiscoverConfig, SCORERS, OPTIONAL
 from .scoring import RapidfuzzScorer, TitleScorer, ratio_can_reach  # noqa: F401  (ratio_can_reach: public)
 # The per-partition tasks live beside this driver; their names stay importable from here (tests, callers).
+from .keys import artist_row_keys
 from .keys import (_ARTIST_NEEDS_PY, _ARTIST_SPLIT_TAIL, _FEAT_WORD, _ONE_DECORATION, _PLAIN,  # noqa: F401
                    _TITLE_NEEDS_PY, _artist_codes, _artist_key_arrow, _artist_key_values, _fold_ascii,
                    _keys_hybrid, _one_decoration_parts, _or_raw, _raw_ascii, _title_parts_hybrid)
@@ -138,7 +139,84 @@ def split_partition(part: pa.Table, detector: VersionDetector) -> dict[str, Any]
         sub[name] = [r[j] for r in rows]
     ids = sub["artist_id"] if "artist_id" in sub else pd.Series([None] * len(sub))
     sub["artist_key"] = [artist_key(a, i or None) for a, i in zip(sub["artist"], ids)]
-    return {"versions": sub, "is_version": is_version, "duration_counts": duration_counts(part)}
+    row_keys = artist_row_keys(part)
+    return {"versions": sub, "is_version": is_version, "duration_counts": duration_counts(part),
+            "artist_keys": row_keys, "artist_hist": big_artist_durations(part, row_keys, ~is_version)}
+
+
+_HIST_MIN_ROWS = 1000  # artists with fewer originals in a partition are left out of the pre-count
+
+
+def big_artist_durations(part: pa.Table, row_keys: tuple[pa.Array, np.ndarray], is_orig: np.ndarray
+                         ) -> dict[str, Any]:
+    """For the artists with at least `_HIST_MIN_ROWS` originals in this partition: how many originals
+    have each duration (in ms). Small: at most one entry per distinct duration of a large artist. It lets
+    `check_blocked_pairs` count the pairs the block step will build before it starts."""
+    keys, idx = row_keys
+    kenc = pc.dictionary_encode(keys)
+    group = kenc.indices.to_numpy(zero_copy_only=False).astype(np.int64)[idx]
+    n_groups = len(kenc.dictionary)
+    counts = np.bincount(group[is_orig], minlength=n_groups)
+    big = np.flatnonzero(counts >= _HIST_MIN_ROWS)
+    if len(big) == 0:
+        return {"keys": [], "packed": np.zeros(0, np.int64), "counts": np.zeros(0, np.int64), "rows": []}
+    rank = np.full(n_groups, -1, dtype=np.int64)
+    rank[big] = np.arange(len(big))
+    r = rank[group]
+    rows = np.flatnonzero(is_orig & (r >= 0))
+    dur = part.column("duration_s").take(pa.array(rows, pa.int64())).to_numpy(zero_copy_only=False)
+    packed, n = np.unique((r[rows] << 28) | _ms(dur), return_counts=True)
+    return {"keys": kenc.dictionary.take(pa.array(big, pa.int64())).to_pylist(), "packed": packed,
+            "counts": n.astype(np.int64), "rows": counts[big].tolist()}
+
+
+def _artist_hist(detected: dict[str, Any]) -> dict[str, Any]:
+    return detected["artist_hist"]
+
+
+def blocked_pairs_estimate(side: dict[str, Any], hists: list[dict[str, Any]], cfg: DiscoverConfig
+                           ) -> tuple[int, list[tuple[str, int, int, int]]]:
+    """The pairs the block step will build for the versions of the large artists (those with
+    `_HIST_MIN_ROWS`+ originals in a partition), partition by partition as `block_window_score` builds
+    them: a version's originals within its window, or at most `_CAPPED_KEEP` when that is over
+    `max_block_comparisons`. Returns (pairs, [(artist key, originals, versions, pairs)], largest first)."""
+    per_key: dict[str, list[int]] = {}
+    vkey_at = {k: j for j, k in enumerate(side["vkeys"].tolist())}
+    r = np.ceil(side["window"] * 1000).astype(np.int64) + 1
+    v_ms = _ms(side["dur"])
+    for h in hists:
+        for rank, key in enumerate(h["keys"]):
+            code = vkey_at.get(key)
+            if code is None:
+                continue
+            at = np.flatnonzero(side["code"] == code)
+            got = per_key.setdefault(key, [0, len(at), 0])
+            got[0] += h["rows"][rank]
+            a, b = np.searchsorted(h["packed"], [rank << 28, (rank + 1) << 28])
+            ms, cum = h["packed"][a:b] & (2**28 - 1), np.r_[0, np.cumsum(h["counts"][a:b])]
+            lo = np.searchsorted(ms, np.maximum(v_ms[at] - r[at], 0), side="left")
+            hi = np.searchsorted(ms, np.minimum(v_ms[at] + r[at], 2**28 - 1), side="right")
+            n = cum[hi] - cum[lo]
+            got[2] += int(np.where(n > cfg.max_block_comparisons, np.minimum(n, _CAPPED_KEEP), n).sum())
+    rows = sorted(((k, o, v, p) for k, (o, v, p) in per_key.items()), key=lambda t: (-t[3], t[0]))
+    return sum(t[3] for t in rows), rows
+
+
+def check_blocked_pairs(side: dict[str, Any], hists: list[dict[str, Any]], cfg: DiscoverConfig) -> dict[str, Any]:
+    """Refuse, before any pair is built, a catalog whose large artists would block more than
+    `max_blocked_pairs` pairs (one artist's million tracks: the pairs grow with its size squared).
+    Returns `side` unchanged (the block tasks wait on it)."""
+    total, rows = blocked_pairs_estimate(side, hists, cfg)
+    if total > cfg.max_blocked_pairs:
+        key, n_orig, n_ver, pairs = rows[0]
+        others = f" ({total:,} over all large artists)" if len(rows) > 1 else ""
+        raise CatalogError(
+            f"the artist {key!r} holds {n_orig:,} originals: comparing its {n_ver:,} versions with the originals "
+            f"within their duration windows is {pairs:,} pairs{others}, over discover.max_blocked_pairs = "
+            f"{cfg.max_blocked_pairs:,}; raise it (e.g. --max-blocked-pairs {10 ** math.ceil(math.log10(total))}; "
+            "time grows with the pairs, memory does not), lower --max-block-comparisons (versions in larger "
+            "windows are then compared by exact title only), or give the artists ids (artist_id column)")
+    return side
 
 
 def resolve_resolution(detected: list[dict[str, Any]], cfg: DiscoverConfig) -> float:
@@ -342,6 +420,9 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
             versions_d = delayed(concat_versions, pure=True)(det, dask_key_name="versions")
             res_d = delayed(resolve_resolution, pure=True)(det, cfg, dask_key_name="duration-resolution")
             side_d = delayed(version_side, pure=True)(versions_d, cfg, res_d, dask_key_name="version-side")
+            # the total cap on blocked pairs, counted from the large artists' durations before any pair is built
+            hists = [delayed(_artist_hist, pure=True)(d, dask_key_name=f"artist-hist-{i}") for i, d in enumerate(det)]
+            side_d = delayed(check_blocked_pairs, pure=True)(side_d, hists, cfg, dask_key_name="blocked-pairs-cap")
             # read again on the workers once the side is known (never held across the barrier)
             parts_again = reading.after(side_d)
             scored = [delayed(block_window_score, pure=True)(p, d, side_d, cfg, dask_key_name=f"score-{i}")
@@ -365,8 +446,8 @@ def run_discover(catalog: str | Path, out_dir: str | Path, config: DiscoverConfi
 
             cands = table_schema("candidates").arrow_schema().empty_table().to_pandas()
         matched = set(best["version_row"].tolist()) if len(best) else set()
-        misses = near_misses_frame(versions_df, matched, list(found), float(resolution_s), cfg)
-    capped_rows = np.unique(np.concatenate([r["capped_versions"] for r in results])) if results else np.zeros(0)
+        capped_rows = np.unique(np.concatenate([r["capped_versions"] for r in results])) if results else np.zeros(0)
+        misses = near_misses_frame(versions_df, matched, list(found), float(resolution_s), cfg, capped_rows=capped_rows)
     by_kind = versions_df["kind"].value_counts().sort_index().to_dict() if len(versions_df) else {}
     counts = {
         "rows_read": cat.rows_read,

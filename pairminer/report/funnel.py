@@ -193,6 +193,7 @@ NEAR_MISS_REASONS = {
     "delta_over_window": "duration delta at or over the window (--max-delta)",
     "score_below_min": "title score under --min-score",
     "recording_qualifier_mismatch": "titles name different recordings (live, remix, demo ...)",
+    "block_capped": "not compared with every original: its window held more than --max-block-comparisons",
 }
 _WINDOW_FACTORS = (1.5, 2.0, 3.0, 5.0)
 _SCORE_STEPS = (2.0, 5.0, 10.0, 20.0)
@@ -221,7 +222,12 @@ def near_miss_summary(stages: dict[str, StageOutputs], rows_per_reason: int = 20
     delta = pd.to_numeric(nm.get("delta_s"), errors="coerce").abs() if "delta_s" in nm else pd.Series(dtype=float)
     max_delta = _num(conf.get("max_delta", conf.get("max_delta_s")))
     if max_delta is not None and len(delta):
-        over = delta[reason == "delta_over_window"]
+        # only misses that are over the window: a wider window adds nothing for the others
+        counts = d.report.get("counts") if isinstance(d.report.get("counts"), dict) else {}
+        window = _num(counts.get("window_s")) or max_delta
+        ow = pd.to_numeric(nm["over_window_s"], errors="coerce") if "over_window_s" in nm else delta * 0
+        real = (reason == "delta_over_window") & ((delta >= window) | (ow > 0))
+        over = delta[real]
         out["window"] = {"max_delta_s": max_delta, "wider": [
             {"max_delta_s": max_delta * f, "pairs_added": int((over < max_delta * f).sum())} for f in _WINDOW_FACTORS]}
     else:

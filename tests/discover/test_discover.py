@@ -291,7 +291,7 @@ def test_near_misses_say_why(write_csv, tmp_path):
     k = res.counts
     assert k["versions"] == k["kept"] + k["near_misses"] == 5
     assert k["near_misses_by_reason"] == {"delta_over_window": 2, "score_below_min": 1,
-                                          "recording_qualifier_mismatch": 1}
+                                          "recording_qualifier_mismatch": 1, "block_capped": 0}
     assert "near_misses.parquet" in res.summary()
 
 
