@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture()
 def demo_out(tmp_path):
-    from test_train_loop import TINY, make_targets
+    from pairminer.testing.train import TINY, make_targets
 
     from pairminer.train import TrainConfig, run_train
 
