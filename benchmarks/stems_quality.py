@@ -40,7 +40,7 @@ def sdr(ref: np.ndarray, est: np.ndarray) -> float:
 
 def irm_vocals(mix: np.ndarray, voc: np.ndarray, acc: np.ndarray) -> np.ndarray:
     """Magnitude-ratio oracle: |V| / (|V| + |A|) of the true stems applied to the mix STFT (4096/1024)."""
-    from pairminer.stems.matchfilter import Stft
+    from pairminer.stems.spectra import Stft
 
     stft = Stft(len(mix), 4096, 1024)
     out = np.zeros(mix.shape, np.float32)

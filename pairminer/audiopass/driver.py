@@ -29,7 +29,6 @@ import os
 import time
 from typing import Any, Sequence
 
-import numpy as np
 
 from ..audio import load_audio_rates, resolve_audio_path
 from ..errors import AudioError
@@ -296,14 +295,4 @@ class AudioPass:
                 self.bars[k].update(1)
                 client.deliver(job, res.outcomes.get(client.step.name) if res is not None else None)
 
-def cores(scheduler: str) -> int:
-    """Cores a local scheduler uses (1 for synchronous)."""
-    if scheduler == "synchronous":
-        return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
-__all__ = ["AudioPass", "pair_task", "file_chunk_task", "task_chunk_size", "resolve", "cores", "np"]
+__all__ = ["AudioPass", "pair_task", "file_chunk_task", "task_chunk_size", "resolve", "single_threaded_blas"]

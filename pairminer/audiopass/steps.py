@@ -119,3 +119,84 @@ class StepClient(Protocol):
         """Take one pair's outcome (in row order); `outcome` is None when the pair reached this step
         but its task made nothing for it (the step did not want it)."""
 
+
+class PairLedger:
+    """What a later step's session knows of pair_ids: done in an earlier run, seen in this one.
+
+    The session sets `done_ids` (pairs in its outputs already) and starts `skipped`, `failures` and
+    `_seen` empty; `wanted` counts each delivered pair once as made, skipped or a duplicate.
+    """
+
+    done_ids: set[str]
+    skipped: int
+    failures: list[dict[str, str]]
+    _seen: set[str]
+
+    def might_want(self, pair_id: str) -> bool:
+        """Whether the pair is still to make (not in the outputs); counts nothing."""
+        return str(pair_id) not in self.done_ids
+
+    def wanted(self, pair_id: str) -> bool | None:
+        """True: make this pair; False: already made (counted as skipped); None: a duplicate (a failure)."""
+        pid = str(pair_id)
+        if pid in self.done_ids:
+            self.skipped += 1
+            return False
+        if pid in self._seen:
+            self.failures.append({"pair_id": pid, "reason": "duplicate pair_id in the input; only its first row is used"})
+            return None
+        self._seen.add(pid)
+        return True
+
+
+class LaterStepClient:
+    """The client of a step that follows the first one (targets, stems): counts what it is given, hands
+    each wanted pair's outcome to its session (`add`), and finishes the session with the pairs seen."""
+
+    label = ""
+    pairs_per_task = 1
+    file_step_name = "decode"
+
+    def __init__(self, session: Any, step: Any, capacity: int):
+        self.session = session
+        self.config = session.config
+        self.step = step
+        self.audio_root = session.config.audio_root
+        self.timings = session.timings
+        self.capacity = capacity
+        self.seen_ids: set[str] = set()  # pairs delivered to this step (verified in this pass)
+        self.n_seen = 0
+
+    def task_step_name(self, decoding: bool) -> str:
+        return "tasks"
+
+    def wants(self, job: PairJob) -> bool:
+        return self.session.might_want(job.pair_id)
+
+    def cost(self, job: PairJob) -> int:
+        return 0
+
+    def add(self, job: PairJob, outcome: Any) -> None:
+        """Hand a wanted pair's outcome (None: not computed) to the session."""
+        raise NotImplementedError
+
+    def deliver(self, job: PairJob, outcome: Any) -> None:
+        self.n_seen += 1
+        self.seen_ids.add(job.pair_id)
+        if self.session.wanted(job.pair_id):
+            self.add(job, outcome)
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def cleanup(self) -> None:
+        pass
+
+    def finish(self, scheduler: str, first: Any, results: dict) -> Any:
+        verified_path, rows_in = first.input_summary(results)
+        self.session.drop_stale(self.seen_ids)  # the pairs verified now are known only now
+        return self.session.finish(verified_path, self.n_seen, rows_in, scheduler)
+

@@ -27,6 +27,7 @@ import numpy as np
 
 from pairminer.errors import AudioError
 from pairminer.stems import edges, grade, lag, matchfilter as mf
+from pairminer.stems import spectra as spectra_mod
 from pairminer.stems.layout import KINDS, _check, _covered, _slice, _stems, conform
 
 __all__ = ["KINDS", "AlignParams", "PairStems", "conform", "measure_lag", "naive_subtract", "subtract_pair"]
@@ -246,7 +247,7 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
              if kind != "acapella" else None)
     if curve is not None:
         ver_c *= curve[:, None]
-    stft = mf.Stft(n1 - n0, params.n_fft, params.hop)
+    stft = spectra_mod.Stft(n1 - n0, params.n_fft, params.hop)
     seg_frames = max(1, int(round(params.segment_s * sr / params.hop)))
     fold_frames = max(1, int(round(params.fold_s * sr / params.hop)))
     from pairminer.targets.align import refine_offset
@@ -259,7 +260,7 @@ def subtract_pair(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, *, c
         ver_int = ver_c  # no drift correction and the same lag: one signal, transformed once
     # Every pass below reads the three signals' STFTs from one cache (computed once while it fits the
     # budget, chunk by chunk otherwise); the first pass also samples the magnitudes for the gains.
-    spectra = mf.Spectra(stft, [mix_c, ver_c, ver_int], params.cache_mb * 1e6)
+    spectra = spectra_mod.Spectra(stft, [mix_c, ver_c, ver_int], params.cache_mb * 1e6)
     (st, st_int), mags = mf.accumulate(spectra, 0, [1, 2], seg_frames, fold_frames, mag_every=4)
     mag_gains = {1: grade.magnitude_gains(mags[0], mags[1])}
     mag_gains[2] = mag_gains[1] if spectra.base(2) == 1 else grade.magnitude_gains(mags[0], mags[2])
@@ -374,7 +375,7 @@ def naive_subtract(mix: np.ndarray, version: np.ndarray, sr: int, kind: str, coa
         raise AudioError(f"the version covers {max(0, n1 - n0)} samples of the mix at lag {k}")
     mix_c = np.ascontiguousarray(mix[n0:n1])
     ver_c = _slice(version, n0 + k, n1 + k)
-    stft = mf.Stft(n1 - n0, 2048, 512)
+    stft = spectra_mod.Stft(n1 - n0, 2048, 512)
     mm, vv = [], []
     for j0, j1 in stft.chunks():
         mm.append(np.abs(stft.frames(mix_c.mean(axis=1, keepdims=True), j0, j1)[::2]))

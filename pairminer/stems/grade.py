@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pairminer.stems.matchfilter import Spectra
+from pairminer.stems.spectra import Spectra
 
 
 def weighted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:

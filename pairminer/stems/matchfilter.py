@@ -25,10 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 
-from .spectra import (  # noqa: F401 - re-exported: they were defined here
-    _CHUNK_FRAMES, _WORKERS, NOISE_RIDGE, Stft, _window, Spectra)
+from .spectra import NOISE_RIDGE, Spectra
 
 @dataclass
 class Stats:

@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import OutputError
 from ..runinfo import Timings, versions
 from ..storage import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
+from ..audiopass.steps import PairLedger
 from .config import FORMAT_VERSION, StemsConfig
 from .write import is_pair_folder, remove_temps
 
@@ -68,7 +69,7 @@ class StemsResult:
                 f"(of {c['verified_in']} verified); {self.hours:.2f} h ({how}) -> {self.out_dir}")
 
 
-class StemsSession:
+class StemsSession(PairLedger):
     """The stems root of one run. Order: `load_existing`, `drop_stale`, per pair `wanted` + `add`, `finish`."""
 
     def __init__(self, out_dir: str | os.PathLike, config: StemsConfig):
@@ -123,20 +124,6 @@ class StemsSession:
             if is_pair_folder(p):  # only folders as this stage writes them
                 shutil.rmtree(p)
 
-    def might_want(self, pair_id: str) -> bool:
-        return str(pair_id) not in self.done_ids
-
-    def wanted(self, pair_id: str) -> bool | None:
-        """True: make this pair; False: already in the metadata (skipped); None: a duplicate (a failure)."""
-        pid = str(pair_id)
-        if pid in self.done_ids:
-            self.skipped += 1
-            return False
-        if pid in self._seen:
-            self.failures.append({"pair_id": pid, "reason": "duplicate pair_id in the input; only its first row is used"})
-            return None
-        self._seen.add(pid)
-        return True
 
     def add(self, pair_id: str, outcome: StemsOutcome) -> None:
         if outcome.error is not None or outcome.meta is None:

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from ..audio import DecodeRequest
-from ..audiopass.steps import PairJob, PairResult
+from ..audiopass.steps import LaterStepClient, PairJob, PairResult
 from ..errors import AudioError, PairminerError
 from .config import FORMAT_VERSION, StemsConfig
 from .session import StemsOutcome, StemsSession
@@ -127,50 +127,15 @@ def _f(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-class StemsClient:
-    """stems' session in the audio pass."""
+class StemsClient(LaterStepClient):
+    """stems' session in the audio pass (outcomes are metadata rows: no memory grouping)."""
 
     label = "stems"
 
     def __init__(self, session: StemsSession):
-        self.session = session
-        self.config = session.config
-        self.step = StemsStep(session.config, str(session.out))
-        self.audio_root = session.config.audio_root
-        self.timings = session.timings
-        self.capacity = 1 << 30  # outcomes are metadata rows: no memory grouping
-        self.pairs_per_task = 1
-        self.file_step_name = "decode"
-        self.seen_ids: set[str] = set()
-        self.n_seen = 0
+        super().__init__(session, StemsStep(session.config, str(session.out)), 1 << 30)
         with self.timings.step("read_input"):
             session.load_existing()
 
-    def task_step_name(self, decoding: bool) -> str:
-        return "tasks"
-
-    def wants(self, job: PairJob) -> bool:
-        return self.session.might_want(job.pair_id)
-
-    def cost(self, job: PairJob) -> int:
-        return 0
-
-    def deliver(self, job: PairJob, outcome: StemsOutcome | None) -> None:
-        self.n_seen += 1
-        self.seen_ids.add(job.pair_id)
-        if self.session.wanted(job.pair_id):
-            self.session.add(job.pair_id, outcome if outcome is not None else StemsOutcome(error="not computed"))
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def cleanup(self) -> None:
-        pass
-
-    def finish(self, scheduler: str, first: Any, results: dict) -> Any:
-        verified_path, rows_in = first.input_summary(results)
-        self.session.drop_stale(self.seen_ids)  # the pairs verified now are known only now
-        return self.session.finish(verified_path, self.n_seen, rows_in, scheduler)
+    def add(self, job: PairJob, outcome: StemsOutcome | None) -> None:
+        self.session.add(job.pair_id, outcome if outcome is not None else StemsOutcome(error="not computed"))

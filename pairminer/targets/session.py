@@ -25,6 +25,7 @@ from ..errors import ConfigError, OutputError
 from ..runinfo import Timings, versions
 from ..storage import ensure_dir, is_url, read_table, remove_file, remove_stale_temps, write_json, write_table
 from .compute import TargetsOutcome
+from ..audiopass.steps import PairLedger
 from .config import TargetsConfig
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def _manifest_row(row: dict, stats: dict, shard: str, start: int, config: Target
     }
 
 
-class TargetsSession:
+class TargetsSession(PairLedger):
     """The targets folder of one run: its manifest, shard writer, commit protocol and report.
 
     The audio pass drives it (`pairminer.targets.step.TargetsClient`), from verified.parquet when
@@ -230,21 +231,6 @@ class TargetsSession:
         self.manifest_parts.append(pd.DataFrame(rows))
         write_table(self.out / shardlib.MANIFEST_NAME, pd.concat(self.manifest_parts, ignore_index=True), "manifest")
 
-    def might_want(self, pair_id: str) -> bool:
-        """Whether the pair is still to make (not in the manifest); counts nothing."""
-        return str(pair_id) not in self.done_ids
-
-    def wanted(self, pair_id: str) -> bool | None:
-        """True: make this pair; False: already in the manifest (counted as skipped); None: a duplicate (a failure)."""
-        pid = str(pair_id)
-        if pid in self.done_ids:
-            self.skipped += 1
-            return False
-        if pid in self._seen:
-            self.failures.append({"pair_id": pid, "reason": "duplicate pair_id in the input; only its first row is used"})
-            return None
-        self._seen.add(pid)
-        return True
 
     def add(self, row: dict, res: TargetsOutcome) -> None:
         if res.error is not None:

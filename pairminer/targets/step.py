@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from ..audio import DecodeRequest
-from ..audiopass.steps import PairJob, PairResult
+from ..audiopass.steps import LaterStepClient, PairJob, PairResult
 from ..errors import AudioError, PairminerError
 from .compute import TargetsOutcome, check_mix_duration, compute_pair_audio, estimate_frames
 from .config import TargetsConfig
@@ -63,53 +63,20 @@ class TargetsStep:
         return outcome is not None and outcome.error is None
 
 
-class TargetsClient:
+class TargetsClient(LaterStepClient):
     """targets' session in the audio pass."""
 
     label = "targets"
 
     def __init__(self, session: TargetsSession):
-        self.session = session
-        self.config = session.config
-        self.step = TargetsStep(session.config)
-        self.audio_root = session.config.audio_root
-        self.timings = session.timings
-        self.capacity = session.capacity
-        self.pairs_per_task = 1
-        self.file_step_name = "decode"
-        self.seen_ids: set[str] = set()  # pairs delivered to this step (verified in this pass)
-        self.n_seen = 0
-
-    def task_step_name(self, decoding: bool) -> str:
-        return "tasks"
-
-    def wants(self, job: PairJob) -> bool:
-        return self.session.might_want(job.pair_id)
+        super().__init__(session, TargetsStep(session.config), session.capacity)
 
     def cost(self, job: PairJob) -> int:
         return estimate_frames(job.data, self.config)
 
-    def deliver(self, job: PairJob, outcome: TargetsOutcome | None) -> None:
-        """Count the pair (made, in the manifest already, a duplicate) and hand its frames to the writer.
+    def add(self, job: PairJob, outcome: TargetsOutcome | None) -> None:
+        """The manifest takes the offsets from the outcome's stats, so the row is the input row as it is."""
+        self.session.add(job.data, outcome if outcome is not None else TargetsOutcome(error="not computed"))
 
-        The manifest takes the offsets from the outcome's stats, so the row is the input row as it is.
-        """
-        self.n_seen += 1
-        self.seen_ids.add(job.pair_id)
-        if self.session.wanted(job.pair_id):
-            self.session.add(job.data, outcome if outcome is not None else TargetsOutcome(error="not computed"))
-
-    # -- the end of the pass
     def close(self) -> None:
         self.session.close_writer()
-
-    def abort(self) -> None:
-        pass
-
-    def cleanup(self) -> None:
-        pass
-
-    def finish(self, scheduler: str, first: Any, results: dict) -> Any:
-        verified_path, rows_in = first.input_summary(results)
-        self.session.drop_stale(self.seen_ids)  # the pairs verified now are known only now
-        return self.session.finish(verified_path, self.n_seen, rows_in, scheduler)

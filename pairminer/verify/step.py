@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import numpy as np
-import pandas as pd
 
 from ..audio import DecodeRequest
+from ..audiopass.source import row_dict
 from ..audiopass.steps import SIDES, Batch, PairJob, PairResult
 from ..errors import AudioError
 from .config import VerifyConfig
@@ -80,19 +79,8 @@ class _Candidates:
 
     def batches(self) -> Iterator[Batch]:
         for start, frame in self.session.batches():
-            yield Batch(start, [_plain(r) for r in frame.to_dict("records")], frame)
+            yield Batch(start, [row_dict(r) for r in frame.to_dict("records")], frame)
 
-
-def _plain(rec: dict) -> dict:
-    """A record with NaN/NA -> None and numpy scalars -> Python (as rows read back from Parquet)."""
-    out = {}
-    for k, v in rec.items():
-        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
-            v = None
-        elif hasattr(v, "item"):
-            v = v.item()
-        out[k] = v
-    return out
 
 
 class VerifyClient:
